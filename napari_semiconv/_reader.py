@@ -1,0 +1,62 @@
+"""napari reader: TIFF/PNG images and stacks, BBBC010-layout folders, `_instances.tif` outputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from semiconv.data.bbbc010 import Bbbc010Folder, is_bbbc010_folder
+from semiconv.errors import InputError
+from semiconv.io import IMAGE_SUFFIXES, read_array
+
+from ._layers import image_layer, instance_layers
+
+
+def get_reader(path):
+    """Return a reader function for `path`, or None if this plugin cannot read it."""
+    if isinstance(path, list):
+        if not path:
+            return None
+        readers = [get_reader(p) for p in path]
+        if any(r is None for r in readers):
+            return None
+        return lambda paths: [layer for p in paths for layer in get_reader(p)(p)]
+    p = Path(path)
+    if p.is_dir():
+        return read_bbbc010_folder if is_bbbc010_folder(p) else None
+    if p.suffix.lower() in IMAGE_SUFFIXES:
+        return read_file
+    return None
+
+
+def read_file(path) -> list[tuple]:
+    """Read one image; a `*_instances.tif` (N x H x W) becomes labels layers."""
+    p = Path(path)
+    array = read_array(p)
+    stem = p.stem
+    if stem.endswith("_instances") and array.ndim == 3:
+        return instance_layers(array > 0, stem[: -len("_instances")], visible_stack=True)
+    if stem.endswith("_labels") and np.issubdtype(array.dtype, np.integer):
+        return [(array, {"name": stem}, "labels")]
+    rgb = array.ndim == 3 and array.shape[-1] in (3, 4)
+    return [image_layer(array, stem, rgb=rgb)]
+
+
+def read_bbbc010_folder(path, wells=None) -> list[tuple]:
+    """Bright-field, fluorescence and per-worm masks of the wells of a BBBC010 folder (stacked over wells)."""
+    folder = Bbbc010Folder(path)
+    wells = list(wells or folder.wells)
+    if not wells:
+        raise InputError(f"{path}: no usable wells")
+    layers = []
+    for name in wells:
+        well = folder.load(name)
+        layers.append(image_layer(well.brightfield, f"{name} bright-field", colormap="gray"))
+        if well.fluorescence is not None:
+            layers.append(image_layer(well.fluorescence, f"{name} fluorescence", colormap="magma", blending="additive", visible=False))
+        for data, kwargs, kind in instance_layers(well.masks, f"{name} ground truth"):
+            kwargs["visible"] = False
+            kwargs["metadata"] = {"well": name, "source": str(path)}
+            layers.append((data, kwargs, kind))
+    return layers

@@ -1,0 +1,74 @@
+import numpy as np
+import pytest
+import tifffile
+
+from semiconv.data.generic import list_annotated_folder, load_pair, read_annotations, save_annotated
+from semiconv.errors import InputError
+from semiconv.io import as_grayscale_plane, read_array, read_mask, write_tiff
+
+
+def test_missing_and_empty_and_corrupt(tmp_path):
+    with pytest.raises(InputError, match="not found"):
+        read_array(tmp_path / "nope.tif")
+    (tmp_path / "empty.tif").write_bytes(b"")
+    with pytest.raises(InputError, match="empty"):
+        read_array(tmp_path / "empty.tif")
+    (tmp_path / "bad.tif").write_bytes(b"II*\x00garbage" * 10)
+    with pytest.raises(InputError, match="bad.tif"):
+        read_array(tmp_path / "bad.tif")
+    (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\nnope")
+    with pytest.raises(InputError, match="bad.png"):
+        read_mask(tmp_path / "bad.png")
+    (tmp_path / "x.txt").write_text("hello")
+    with pytest.raises(InputError, match="unsupported"):
+        read_array(tmp_path / "x.txt")
+
+
+def test_wrong_shapes_and_values():
+    with pytest.raises(InputError, match="2-D"):
+        as_grayscale_plane(np.zeros((2, 3, 4, 5)))
+    with pytest.raises(InputError, match="NaN"):
+        as_grayscale_plane(np.array([[0, np.nan]], dtype=np.float32))
+    with pytest.raises(InputError, match="empty"):
+        as_grayscale_plane(np.zeros((0, 5)))
+    plane, converted = as_grayscale_plane(np.ones((4, 5, 3), np.uint8))
+    assert converted and plane.shape == (4, 5)
+
+
+def test_annotations_three_ways(tmp_path):
+    masks = np.zeros((3, 20, 30), bool)
+    masks[0, 2:8, 2:20] = True
+    masks[1, 5:15, 10:12] = True  # overlaps worm 0
+    masks[2, 16:19, 1:29] = True
+    write_tiff(tmp_path / "stack.tif", masks.astype(np.uint8))
+    assert np.array_equal(read_annotations(tmp_path / "stack.tif", (20, 30)), masks)
+    labels = np.zeros((20, 30), np.uint16)
+    labels[masks[2]] = 7
+    labels[masks[0]] = 3
+    got = read_annotations(tmp_path / "stack.tif", (20, 30))
+    write_tiff(tmp_path / "labels.tif", labels)
+    got = read_annotations(tmp_path / "labels.tif", (20, 30))
+    assert got.shape == (2, 20, 30) and np.array_equal(got[0], masks[0]) and np.array_equal(got[1], masks[2])
+    import imageio.v3 as iio
+
+    (tmp_path / "worms").mkdir()
+    for i, m in enumerate(masks):
+        iio.imwrite(tmp_path / "worms" / f"w{i}.png", m.astype(np.uint8) * 255)
+    assert np.array_equal(read_annotations(tmp_path / "worms", (20, 30)), masks)
+    with pytest.raises(InputError, match="does not match"):
+        read_annotations(tmp_path / "stack.tif", (21, 30))
+
+
+def test_annotated_folder_roundtrip(tmp_path):
+    image = np.arange(600, dtype=np.uint16).reshape(20, 30)
+    masks = np.zeros((2, 20, 30), bool)
+    masks[0, :5] = masks[1, 3:9] = True
+    save_annotated(tmp_path, "img0", image, masks)
+    with pytest.raises(FileExistsError):
+        save_annotated(tmp_path, "img0", image, masks)
+    tifffile.imwrite(tmp_path / "images" / "orphan.tif", image)
+    pairs, problems = list_annotated_folder(tmp_path)
+    assert len(pairs) == 1 and "orphan" in problems[0]
+    item = load_pair(*pairs[0])
+    assert np.array_equal(item.image, image) and np.array_equal(item.masks, masks)
+    assert not list(tmp_path.rglob("*.part*"))
