@@ -68,6 +68,144 @@ def data_check(
         write_text(json_out, json.dumps(payload, indent=2), overwrite=True)
 
 
+def _set_threads(threads: int) -> None:
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+@app.command()
+def train(
+    data: Path = typer.Option(..., "--data", help="BBBC010-layout folder or annotated folder (images/, annotations/)."),
+    out: Path = typer.Option(..., "--out", help="Model folder to write (config.json, weights.pt, checkpoints/, log.jsonl)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="JSON with 'model' and/or 'train' sections overriding defaults."),
+    head: Optional[str] = typer.Option(None, "--head", help="semiconv or plain."),
+    input_mode: Optional[str] = typer.Option(None, "--input", help="brightfield, binary or brightfield+fluorescence."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoints/last.pt."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Training steps (overrides the config)."),
+    all_wells: bool = typer.Option(False, "--all-wells", help="Train on all wells, validation wells included (final model)."),
+    threads: int = typer.Option(0, "--threads", help="CPU threads (0: torch default)."),
+):
+    """Train a model from scratch on a dataset; keeps the best model by validation avAP."""
+    import json
+
+    from tqdm import tqdm
+
+    from .config import ModelConfig, TrainConfig
+    from .training.runner import prepare_training
+
+    try:
+        _set_threads(threads)
+        overrides = json.loads(config.read_text()) if config else {}
+        model_cfg = ModelConfig.from_dict(overrides.get("model", {})) if overrides.get("model") else ModelConfig()
+        train_cfg = TrainConfig.from_dict(overrides.get("train", {}))
+        if head:
+            model_cfg.head = head
+        if input_mode:
+            model_cfg.input_mode = input_mode
+        if steps:
+            train_cfg.steps = steps
+        if resume and (out / "checkpoints" / "last.pt").exists():
+            import torch
+
+            saved = torch.load(out / "checkpoints" / "last.pt", map_location="cpu", weights_only=False)
+            model_cfg = ModelConfig.from_dict(saved["model_config"])
+            steps_wanted = train_cfg.steps
+            train_cfg = TrainConfig.from_dict(saved["train_config"])
+            train_cfg.steps = max(steps_wanted if steps else train_cfg.steps, train_cfg.steps)
+        model_cfg.validate()
+        job = prepare_training(data, model_cfg, all_wells=all_wells)
+        for line in job.problems:
+            typer.secho(f"warning: {line}", fg=typer.colors.YELLOW, err=True)
+        typer.echo(f"training on {len(job.train)} images, validating on {len(job.val)}; device {job.device_for(device)}", err=True)
+        bar = tqdm(total=train_cfg.steps, desc="training", unit="step", file=sys.stderr, mininterval=2 if sys.stderr.isatty() else 60)
+
+        def progress(step, total, losses, val):
+            bar.set_postfix(loss=f"{losses['loss']:.3f}", mask=f"{losses['loss_mask']:.3f}", refresh=False)
+            bar.update(step - bar.n)
+            if val:
+                tqdm.write(f"step {step}: validation avAP {val['avAP']:.3f} AP {val['AP']:.3f} AP50 {val['AP50']:.3f} "
+                           f"(score >= {val['chosen_score_threshold']})", file=sys.stderr)
+
+        result = job.run(train_cfg, out, device, resume=resume, progress=progress)
+        bar.close()
+    except (SemiconvError, ValueError) as exc:
+        _fail(str(exc))
+    typer.echo(json.dumps({"steps": result.steps, "seconds": round(result.seconds, 1), "best": result.best_metrics}, indent=2))
+
+
+@app.command()
+def segment(
+    images: list[Path] = typer.Argument(..., help="Images: 2-D or stacks (T x H x W), uint8/uint16/float TIFF or PNG."),
+    out: Path = typer.Option(..., "--out", help="Output folder."),
+    model: str = typer.Option("bbbc010-brightfield", "--model", help="Bundled or user model name, or a model folder."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    score_threshold: Optional[float] = typer.Option(None, "--score-threshold", help="Default: the model's (chosen on validation)."),
+    mask_threshold: Optional[float] = typer.Option(None, "--mask-threshold", help="Default: the model's."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
+    threads: int = typer.Option(0, "--threads", help="CPU threads (0: torch default)."),
+):
+    """Segment worms; per input writes <stem>_instances.tif, <stem>_labels.tif and <stem>_worms.csv."""
+    from tqdm import tqdm
+
+    from .inference import load_model
+    from .segment import segment_file
+
+    try:
+        _set_threads(threads)
+        net = load_model(model, device=device)
+    except SemiconvError as exc:
+        _fail(str(exc))
+    typer.echo(f"model {net.name} on {net.device}", err=True)
+    failed, worms = [], 0
+    for path in tqdm(images, desc="segmenting", unit="image", file=sys.stderr, disable=len(images) < 2):
+        try:
+            files, n, seconds = segment_file(net, path, out, overwrite, score_threshold=score_threshold, mask_threshold=mask_threshold)
+        except (SemiconvError, OSError) as exc:
+            failed.append(str(exc))
+            continue
+        worms += n
+        typer.echo(f"{path}: {n} worms in {seconds:.2f} s -> {files[-1].parent}")
+    typer.echo(f"{len(images) - len(failed)} of {len(images)} images segmented, {worms} worms")
+    if failed:
+        for line in failed:
+            typer.secho(f"error: {line}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2)
+
+
+@app.command()
+def evaluate(
+    data: Path = typer.Option(..., "--data", help="BBBC010-layout folder."),
+    model: str = typer.Option("bbbc010-brightfield", "--model", help="Model name or folder."),
+    wells: Optional[str] = typer.Option(None, "--wells", help="Comma-separated wells, 'validation' (default) or 'all'."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the metrics here."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    score_threshold: Optional[float] = typer.Option(None, "--score-threshold", help="Default: the model's."),
+    threads: int = typer.Option(0, "--threads", help="CPU threads (0: torch default)."),
+):
+    """COCO mask AP/AP50/AP75, per-image TP/(TP+FP+FN) at IoU 0.5..0.9 and avAP, overlap recall, s/image."""
+    import json
+
+    from .evaluate import evaluate_model
+    from .inference import load_model
+
+    try:
+        _set_threads(threads)
+        net = load_model(model, device=device)
+        metrics = evaluate_model(net, data, wells, score_threshold=score_threshold,
+                                 warn=lambda m: typer.secho(f"warning: {m}", fg=typer.colors.YELLOW, err=True))
+    except SemiconvError as exc:
+        _fail(str(exc))
+    text = json.dumps(metrics, indent=2)
+    typer.echo(text)
+    if json_out:
+        from .io import write_text
+
+        write_text(json_out, text, overwrite=True)
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

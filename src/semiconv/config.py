@@ -1,0 +1,140 @@
+"""Model and training configuration: one dataclass, saved as JSON next to the weights."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from .errors import CheckpointError
+
+INPUT_CHANNELS = {
+    "brightfield": ("brightfield",),
+    "binary": ("binary",),
+    "brightfield+fluorescence": ("brightfield", "fluorescence"),
+}
+
+
+@dataclass
+class ModelConfig:
+    """Everything needed to rebuild a model and use it as it was trained.
+
+    Lengths are in pixels of the input image. `coord_scale` is the unit of the
+    embedding's coordinate part: u_hat = (x, y) / coord_scale, so one unit of
+    Psi is `coord_scale` pixels.
+    """
+
+    # architecture
+    head: str = "semiconv"  # "semiconv" or "plain"
+    backbone_depth: int = 18  # ResNet 18/34/50
+    returned_layers: tuple = (1, 2, 3)  # ResNet stages feeding the FPN (strides 4, 8, 16)
+    fpn_channels: int = 128
+    norm: str = "group"  # "group" or "batch" (trainable either way)
+    box_head_width: int = 256
+    mask_head_layers: tuple = (128, 128, 128, 128)
+    mask_resolution: int = 28
+    anchor_sizes: tuple = (16, 32, 64, 128)
+    anchor_ratios: tuple = (0.25, 0.5, 1.0, 2.0, 4.0)
+    # semi-convolutional embedding
+    embedding_dim: int = 8
+    embedding_hidden: int = 256
+    embedding_grad_scale: float = 0.1
+    coord_scale: float = 32.0
+    init_sigma: float = 1.0
+    embedding_loss_weight: float = 1.0
+    kernel_loss_weight: float = 1.0
+    # input
+    input_mode: str = "brightfield"
+    normalization: str = "percentile"  # per image: (x - p_low) / (p_high - p_low)
+    norm_percentiles: tuple = (1.0, 99.5)
+    image_scale: float = 1.0  # resize factor applied before the network (1 = native)
+    max_image_side: int = 2048  # larger images are tiled
+    tile_overlap: int = 128
+    # sampling
+    rpn_pre_nms_train: int = 1000
+    rpn_post_nms_train: int = 500
+    rpn_pre_nms_test: int = 500
+    rpn_post_nms_test: int = 200
+    rpn_batch_per_image: int = 128
+    box_batch_per_image: int = 64
+    # thresholds (chosen on validation after training)
+    score_threshold: float = 0.5
+    mask_threshold: float = 0.5
+    box_nms_threshold: float = 0.7
+    mask_nms_threshold: float = 0.5
+    max_detections: int = 100
+
+    @property
+    def in_channels(self) -> int:
+        return len(INPUT_CHANNELS[self.input_mode])
+
+    def validate(self) -> None:
+        if self.head not in ("semiconv", "plain"):
+            raise ValueError(f"head must be 'semiconv' or 'plain', not {self.head!r}")
+        if self.input_mode not in INPUT_CHANNELS:
+            raise ValueError(f"input_mode must be one of {sorted(INPUT_CHANNELS)}, not {self.input_mode!r}")
+        if self.backbone_depth not in (18, 34, 50):
+            raise ValueError("backbone_depth must be 18, 34 or 50")
+        if len(self.anchor_sizes) != len(self.returned_layers) + 1:
+            raise ValueError("anchor_sizes needs one size per FPN level (returned layers + pool)")
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ModelConfig:
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise CheckpointError(f"config has unknown keys {unknown} (written by another version?)")
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        config = cls(**values)
+        config.validate()
+        return config
+
+
+@dataclass
+class TrainConfig:
+    """Training hyperparameters (one loop serves `train` and `finetune`)."""
+
+    steps: int = 3000
+    batch_size: int = 4
+    crop_size: int = 320
+    lr: float = 3e-4
+    weight_decay: float = 1e-4
+    warmup_steps: int = 100
+    grad_clip: float = 10.0
+    val_every: int = 250
+    checkpoint_every: int = 50
+    seed: int = 0
+    num_threads: int = 0  # 0 = torch default
+    autocast_bf16: bool = False
+    augment: dict = field(default_factory=lambda: {
+        "flip": True, "rot90": True, "gamma": (0.7, 1.4), "gain": (0.8, 1.25),
+        "offset": (-0.05, 0.05), "blur": (0.0, 1.2), "noise": (0.0, 0.03),
+    })
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def save_json(path: str | Path, payload: dict) -> None:
+    from .io import write_text
+
+    write_text(path, json.dumps(payload, indent=2, sort_keys=True), overwrite=True)
+
+
+def load_model_config(path: str | Path) -> ModelConfig:
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise CheckpointError(f"{path}: model config not found") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{path}: not valid JSON ({exc})") from exc
+    return ModelConfig.from_dict(data.get("model", data))

@@ -1,0 +1,57 @@
+"""Evaluate a model on BBBC010-layout wells (the `semiconv evaluate` command's core)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from .data.bbbc010 import VALIDATION_WELLS, Bbbc010Folder
+from .errors import InputError
+from .evaluation import coco_metrics, matching_summary
+from .inference import SemiConvModel
+
+
+def select_wells(folder: Bbbc010Folder, wells: str | None) -> list[str]:
+    if wells in (None, "", "validation"):
+        return list(VALIDATION_WELLS)
+    if wells == "all":
+        return list(folder.all_wells)
+    return [w.strip().upper() for w in wells.split(",") if w.strip()]
+
+
+def evaluate_model(model: SemiConvModel, data: str | Path, wells: str | None = None, score_threshold: float | None = None, warn=print) -> dict:
+    """Metrics on the chosen wells; wells with missing files are skipped, counted and named."""
+    folder = Bbbc010Folder(data)
+    chosen = select_wells(folder, wells)
+    threshold = model.config.score_threshold if score_threshold is None else score_threshold
+    preds, truths, skipped, seconds = [], [], [], 0.0
+    for name in tqdm(chosen, desc="evaluating", unit="well"):
+        if name not in folder.wells:
+            skipped.append(name)
+            continue
+        try:
+            well = folder.load(name)
+        except InputError as exc:
+            warn(str(exc))
+            skipped.append(name)
+            continue
+        channels = {"fluorescence": well.fluorescence} if model.config.input_mode == "brightfield+fluorescence" else {}
+        image = well.channel("binary") if model.config.input_mode == "binary" else well.brightfield
+        start = time.perf_counter()
+        pred = model.predict(image, score_threshold=0.05, dense=False, **channels)
+        seconds += time.perf_counter() - start
+        preds.append((pred.masks, pred.scores))
+        truths.append(well.masks)
+    if skipped:
+        warn(f"{len(skipped)} well(s) skipped (missing or unreadable files): {', '.join(skipped)}")
+        for p in folder.problems:
+            if any(s in p for s in skipped):
+                warn(p)
+    if not truths:
+        raise InputError(f"{data}: none of the wells {', '.join(chosen)} could be evaluated")
+    metrics = {**coco_metrics(preds, truths), **matching_summary(preds, truths, threshold)}
+    metrics.update({"model": model.name, "wells": [w for w in chosen if w not in skipped], "skipped_wells": skipped,
+                    "seconds_per_image": seconds / len(truths), "device": str(model.device)})
+    return metrics

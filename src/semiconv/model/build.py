@@ -1,0 +1,99 @@
+"""Build the semi-convolutional (or plain) Mask R-CNN from a ModelConfig; no weights downloaded."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import torch
+from torch import nn
+from torchvision.models import resnet
+from torchvision.models.detection import MaskRCNN
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.backbone_utils import BackboneWithFPN
+from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
+from torchvision.models.detection.rpn import RPNHead
+from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
+
+from ..config import ModelConfig
+from .pooling import AlignedMultiScaleRoIAlign
+from .roi_heads import SemiConvRoIHeads
+from .transform import NativeResolutionTransform
+
+
+def _norm_layer(kind: str):
+    if kind == "group":
+        return lambda channels: nn.GroupNorm(32 if channels % 32 == 0 else 8, channels)
+    if kind == "batch":
+        return nn.BatchNorm2d
+    raise ValueError(f"norm must be 'group' or 'batch', not {kind!r}")
+
+
+def build_backbone(config: ModelConfig) -> BackboneWithFPN:
+    """ResNet (trainable norm, `in_channels` input) + FPN over the returned stages."""
+    body = getattr(resnet, f"resnet{config.backbone_depth}")(weights=None, norm_layer=_norm_layer(config.norm))
+    body.conv1 = nn.Conv2d(config.in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
+    stage_channels = [64, 128, 256, 512] if config.backbone_depth < 50 else [256, 512, 1024, 2048]
+    return_layers = {f"layer{k}": str(i) for i, k in enumerate(config.returned_layers)}
+    in_channels = [stage_channels[k - 1] for k in config.returned_layers]
+    if max(config.returned_layers) < 4:
+        body.layer4 = nn.Identity()  # unused: saves 8M parameters
+    body.fc = nn.Identity()
+    return BackboneWithFPN(body, return_layers, in_channels, config.fpn_channels, extra_blocks=LastLevelMaxPool())
+
+
+class SemiConvMaskRCNN(MaskRCNN):
+    """torchvision MaskRCNN whose forward also passes the padded batch size to the ROI heads."""
+
+    def forward(self, images, targets=None):
+        original_sizes = [tuple(img.shape[-2:]) for img in images]
+        images, targets = self.transform(images, targets)
+        features = self.backbone(images.tensors)
+        proposals, proposal_losses = self.rpn(images, features, targets)
+        padded = tuple(images.tensors.shape[-2:])
+        detections, detector_losses = self.roi_heads(features, proposals, images.image_sizes, targets, padded_size=padded)
+        if self.training:
+            return {**detector_losses, **proposal_losses}
+        return self.transform.postprocess(detections, images.image_sizes, original_sizes)
+
+
+def build_model(config: ModelConfig) -> SemiConvMaskRCNN:
+    """The full detector. Parameters are randomly initialised (trained by this project)."""
+    config.validate()
+    backbone = build_backbone(config)
+    names = [str(i) for i in range(len(config.returned_layers))]
+    levels = len(names) + 1
+    anchors = AnchorGenerator(tuple((s,) for s in config.anchor_sizes), (tuple(config.anchor_ratios),) * levels)
+    C = config.fpn_channels
+    norm = partial(nn.GroupNorm, 8) if config.norm == "group" else nn.BatchNorm2d
+    model = SemiConvMaskRCNN(
+        backbone,
+        num_classes=None,
+        rpn_anchor_generator=anchors,
+        rpn_head=RPNHead(C, anchors.num_anchors_per_location()[0]),
+        rpn_pre_nms_top_n_train=config.rpn_pre_nms_train,
+        rpn_post_nms_top_n_train=config.rpn_post_nms_train,
+        rpn_pre_nms_top_n_test=config.rpn_pre_nms_test,
+        rpn_post_nms_top_n_test=config.rpn_post_nms_test,
+        rpn_batch_size_per_image=config.rpn_batch_per_image,
+        box_roi_pool=AlignedMultiScaleRoIAlign(names, 7, 2),
+        box_head=TwoMLPHead(C * 49, config.box_head_width),
+        box_predictor=FastRCNNPredictor(config.box_head_width, 2),
+        mask_roi_pool=AlignedMultiScaleRoIAlign(names, config.mask_resolution // 2, 2),
+        mask_head=MaskRCNNHeads(C, list(config.mask_head_layers), 1, norm_layer=norm),
+        mask_predictor=MaskRCNNPredictor(config.mask_head_layers[-1], config.mask_head_layers[-1], 2),
+    )
+    old = model.roi_heads
+    model.roi_heads = SemiConvRoIHeads(
+        old.box_roi_pool, old.box_head, old.box_predictor,
+        0.5, 0.5, config.box_batch_per_image, 0.25, None,
+        0.05, config.box_nms_threshold, config.max_detections,
+        mask_roi_pool=old.mask_roi_pool, mask_head=old.mask_head, mask_predictor=old.mask_predictor,
+        config=config, fpn_channels=C, featmap_names=names,
+    )
+    model.transform = NativeResolutionTransform(config.in_channels, config.image_scale)
+    return model
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

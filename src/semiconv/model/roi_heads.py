@@ -1,0 +1,146 @@
+"""Semi-convolutional ROI heads: torchvision's RoIHeads, extended (not forked).
+
+The box branch, proposal sampling and losses are the parent's. The mask
+branch is replaced: mask logits s over each region are refined by the steered
+bilateral kernel, s_hat = s + log K(Psi_seed, Psi_u), where the seed is the
+softmax(s)-weighted mean of the region's embeddings Psi = u_hat + Phi.
+With head="plain" the same class runs plain Mask R-CNN (s_hat = s), with the
+same aligned targets and pasting, for a fair ablation.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torchvision.models.detection.roi_heads import RoIHeads, fastrcnn_loss
+
+from ..config import ModelConfig
+from .embedding import (
+    EmbeddingHead,
+    SteeredKernel,
+    add_coordinates,
+    attraction_loss,
+    dense_coordinates,
+    seed_from_logits,
+)
+from .masks import project_masks_aligned, roi_sample_coordinates
+from .pooling import AlignedMultiScaleRoIAlign
+
+EMBEDDING_LEVEL = "0"  # the finest FPN level (stride 4) carries the dense embedding output
+
+
+class SemiConvRoIHeads(RoIHeads):
+    """RoIHeads with a semi-convolutional (or plain) mask branch and pixel-aligned targets."""
+
+    def __init__(self, *args, config: ModelConfig, fpn_channels: int, featmap_names: list[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.config = config
+        self.semiconv = config.head == "semiconv"
+        if self.semiconv:
+            self.embedding_head = EmbeddingHead(fpn_channels, config.embedding_dim, config.embedding_hidden, config.embedding_grad_scale)
+            self.embedding_pool = AlignedMultiScaleRoIAlign(featmap_names, config.mask_resolution, 2)
+            self.kernel = SteeredKernel(config.init_sigma)
+        self.featmap_names = list(featmap_names)
+
+    # -- embedding ---------------------------------------------------------------------------
+    def _embeddings(self, features):
+        return self.embedding_head({k: features[k] for k in self.featmap_names})
+
+    def dense_psi(self, phi: torch.Tensor, image_size: tuple[int, int], padded_size: tuple[int, int]) -> torch.Tensor:
+        """Psi on the stride-4 grid of one image: D x h x w (cells covering the padded image)."""
+        h, w = phi.shape[-2:]
+        stride = padded_size[0] / h
+        xs, ys = dense_coordinates(h, w, stride, phi.device, phi.dtype)
+        return add_coordinates(phi, xs, ys, self.config.coord_scale)
+
+    def _refine(self, phi_levels, s, boxes, image_shapes):
+        """s (R x M x M) -> refined s_hat, log K, seed embeddings (R x D), seed positions (R x 2)."""
+        M = s.shape[-1]
+        box_cat = torch.cat(boxes)
+        xs, ys = roi_sample_coordinates(box_cat, M)
+        phi = self.embedding_pool(phi_levels, boxes, image_shapes)
+        psi = add_coordinates(phi, xs, ys, self.config.coord_scale)
+        seed, position = seed_from_logits(s, psi, xs, ys)
+        log_k = self.kernel.log_affinity(seed, psi)
+        return s + log_k, log_k, seed, position
+
+    # -- forward -----------------------------------------------------------------------------
+    def forward(self, features, proposals, image_shapes, targets=None, padded_size=None):
+        if self.training:
+            if targets is None:
+                raise ValueError("targets are required in training mode")
+            proposals, matched_idxs, labels, regression_targets = self.select_training_samples(proposals, targets)
+        box_features = self.box_head(self.box_roi_pool(features, proposals, image_shapes))
+        class_logits, box_regression = self.box_predictor(box_features)
+
+        losses, result = {}, []
+        if self.training:
+            loss_classifier, loss_box_reg = fastrcnn_loss(class_logits, box_regression, labels, regression_targets)
+            losses = {"loss_classifier": loss_classifier, "loss_box_reg": loss_box_reg}
+            mask_boxes, pos_matched = [], []
+            for img, (props, lab, idx) in enumerate(zip(proposals, labels, matched_idxs, strict=True)):
+                pos = torch.where(lab > 0)[0]
+                mask_boxes.append(props[pos])
+                pos_matched.append(idx[pos])
+        else:
+            boxes, scores, det_labels = self.postprocess_detections(class_logits, box_regression, proposals, image_shapes)
+            result = [{"boxes": b, "labels": lab, "scores": sc} for b, sc, lab in zip(boxes, scores, det_labels, strict=True)]
+            mask_boxes = boxes
+
+        mask_logits = self.mask_predictor(self.mask_head(self.mask_roi_pool(features, mask_boxes, image_shapes)))
+        s = mask_logits[:, 1] if mask_logits.shape[1] > 1 else mask_logits[:, 0]
+        phi_levels = self._embeddings(features) if self.semiconv else None
+        if self.semiconv and s.shape[0] > 0:
+            s_hat, log_k, seed, position = self._refine(phi_levels, s, mask_boxes, image_shapes)
+        else:
+            s_hat, log_k = s, None
+            seed = s.new_zeros((s.shape[0], self.config.embedding_dim))
+            position = s.new_zeros((s.shape[0], 2))
+
+        if self.training:
+            losses.update(self._mask_losses(s_hat, log_k, mask_boxes, pos_matched, targets, phi_levels, padded_size))
+            return result, losses
+
+        counts = [len(b) for b in mask_boxes]
+        for r, sh, sd, pos in zip(result, s_hat.split(counts), seed.split(counts), position.split(counts), strict=True):
+            r["mask_logits"] = sh
+            r["masks"] = torch.sigmoid(sh)[:, None]
+            r["seed_embeddings"] = sd
+            r["seed_positions"] = pos
+        if self.semiconv:
+            for i, r in enumerate(result):
+                r["embedding_stride4"] = self.dense_psi(phi_levels[EMBEDDING_LEVEL][i], image_shapes[i], padded_size)
+                r["sigma"] = self.kernel.sigma.detach().reshape(1)
+        return result, losses
+
+    def _mask_losses(self, s_hat, log_k, boxes, matched, targets, phi_levels, padded_size):
+        M = s_hat.shape[-1]
+        mask_targets = [
+            project_masks_aligned(t["masks"], b, i, M) for t, b, i in zip(targets, boxes, matched, strict=True)
+        ]
+        mask_targets = torch.cat(mask_targets) if mask_targets else s_hat.new_zeros((0, M, M))
+        losses = {}
+        if mask_targets.numel() == 0:
+            zero = s_hat.sum() * 0
+            losses["loss_mask"] = zero
+            if self.semiconv:
+                losses["loss_kernel"] = zero + self.kernel.log_sigma * 0
+        else:
+            losses["loss_mask"] = F.binary_cross_entropy_with_logits(s_hat, mask_targets)
+            if self.semiconv:
+                log_k = log_k.clamp(max=-1e-4)
+                k_logit = log_k - torch.log(-torch.expm1(log_k))
+                losses["loss_kernel"] = self.config.kernel_loss_weight * F.binary_cross_entropy_with_logits(k_logit, mask_targets)
+        if self.semiconv:
+            phi = phi_levels[EMBEDDING_LEVEL]
+            per_image = []
+            for i, t in enumerate(targets):
+                psi = self.dense_psi(phi[i], None, padded_size)
+                gt = t["masks"].to(psi.dtype)
+                h, w = psi.shape[-2:]
+                stride = padded_size[0] // h
+                gt = F.pad(gt, (0, w * stride - gt.shape[-1], 0, h * stride - gt.shape[-2]))
+                gt_small = F.avg_pool2d(gt[:, None], stride)[:, 0] >= 0.5 if len(gt) else gt.new_zeros((0, h, w)).bool()
+                per_image.append(attraction_loss(psi, gt_small))
+            losses["loss_embedding"] = self.config.embedding_loss_weight * torch.stack(per_image).mean()
+        return losses

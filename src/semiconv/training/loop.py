@@ -1,0 +1,195 @@
+"""The one training loop, shared by `semiconv train` and `semiconv finetune`.
+
+Writes into a model folder:
+    config.json, weights.pt      the best model so far (by validation avAP) - loadable at any time
+    checkpoints/last.pt          model + optimiser + scheduler + RNG state, for --resume
+    log.jsonl                    one JSON line per logged step / validation
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..config import ModelConfig, TrainConfig
+from ..errors import CheckpointError
+from ..evaluation import best_score_threshold
+from ..inference import SemiConvModel
+from ..io import atomic_path
+from ..model import build_model
+from ..models_store import load_state_checked, save_model_folder
+from .samples import Sample, make_batch
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    best_metrics: dict | None
+    seconds: float
+    stopped: bool
+
+
+def _lr_lambda(cfg: TrainConfig):
+    def f(step):
+        if step < cfg.warmup_steps:
+            return (step + 1) / cfg.warmup_steps
+        progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+        return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return f
+
+
+def validate(network, config: ModelConfig, samples: list[Sample], device) -> tuple[float, dict]:
+    """Predict every validation sample (full image) and pick the score threshold with the best avAP."""
+    model = SemiConvModel(network, config, device)
+    preds, truths = [], []
+    was_training = network.training
+    network.eval()
+    start = time.perf_counter()
+    try:
+        for s in samples:
+            x = torch.from_numpy(s.image).to(device)
+            p = _predict_normalised(model, x)
+            preds.append(p)
+            truths.append(s.masks)
+    finally:
+        network.train(was_training)
+    threshold, metrics = best_score_threshold(preds, truths)
+    metrics["seconds_per_image"] = (time.perf_counter() - start) / max(1, len(samples))
+    return threshold, metrics
+
+
+@torch.no_grad()
+def _predict_normalised(model: SemiConvModel, x: torch.Tensor):
+    """Masks and scores of an already normalised C x H x W tensor (score >= 0.05, mask NMS)."""
+    from ..inference import mask_nms
+
+    H, W = x.shape[1:]
+    out = model.network([x])[0]
+    scores = out["scores"].float().cpu().numpy()
+    masks = (out["masks"][:, 0, :H, :W] >= model.config.mask_threshold).cpu().numpy()
+    kept = mask_nms(masks, scores, model.config.mask_nms_threshold) if len(masks) else np.zeros(0, np.int64)
+    return masks[kept], scores[kept]
+
+
+def train(
+    train_samples: list[Sample],
+    val_samples: list[Sample],
+    model_config: ModelConfig,
+    train_config: TrainConfig,
+    out_dir: str | Path,
+    device: torch.device,
+    resume: bool = False,
+    init_state: dict | None = None,
+    extra_meta: dict | None = None,
+    progress: Callable | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> TrainResult:
+    """Train (or fine-tune from `init_state`) and keep the best model in `out_dir`.
+
+    progress(step, total, losses: dict, val_metrics: dict | None) is called after each step;
+    should_stop() is polled each step (a stop keeps the last good checkpoint).
+    """
+    if not train_samples:
+        raise ValueError("no training images")
+    out = Path(out_dir)
+    (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+    cfg = train_config
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+
+    network = build_model(model_config).to(device)
+    if init_state is not None:
+        load_state_checked(network, init_state, "base model")
+    params = [p for p in network.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg))
+    step, best, history_best = 0, -1.0, None
+    last = out / "checkpoints" / "last.pt"
+    if resume and last.exists():
+        try:
+            ckpt = torch.load(last, map_location="cpu", weights_only=False)
+            load_state_checked(network, ckpt["model"], str(last))
+            optimizer.load_state_dict(ckpt["optimizer"])
+            scheduler.load_state_dict(ckpt["scheduler"])
+            step, best, history_best = ckpt["step"], ckpt["best"], ckpt.get("best_metrics")
+            rng.bit_generator.state = ckpt["rng"]
+            torch.set_rng_state(ckpt["torch_rng"])
+        except (KeyError, RuntimeError, ValueError) as exc:
+            raise CheckpointError(f"{last}: cannot resume ({exc})") from exc
+
+    meta = {"train": cfg.to_dict(), **(extra_meta or {})}
+    log_path = out / "log.jsonl"
+    binary = model_config.input_mode == "binary"
+    start = time.perf_counter()
+    network.train()
+    stopped = False
+
+    def save_checkpoint():
+        with atomic_path(last, overwrite=True) as tmp:
+            torch.save({
+                "model": network.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "step": step, "best": best, "best_metrics": history_best, "rng": rng.bit_generator.state,
+                "torch_rng": torch.get_rng_state(), "model_config": model_config.to_dict(), "train_config": cfg.to_dict(),
+            }, tmp)
+
+    def run_validation():
+        nonlocal best, history_best
+        if not val_samples:
+            model_config.score_threshold = model_config.score_threshold
+            save_model_folder(out, network, model_config, {**meta, "step": step})
+            return None
+        threshold, metrics = validate(network, model_config, val_samples, device)
+        metrics["step"] = step
+        metrics["chosen_score_threshold"] = threshold
+        with open(log_path, "a") as fh:
+            fh.write(json.dumps({"validation": metrics}) + "\n")
+        if metrics["avAP"] > best:
+            best, history_best = metrics["avAP"], metrics
+            model_config.score_threshold = threshold
+            save_model_folder(out, network, model_config, {**meta, "step": step, "validation": metrics})
+        return metrics
+
+    while step < cfg.steps:
+        if should_stop and should_stop():
+            stopped = True
+            break
+        images, targets = make_batch(train_samples, cfg.batch_size, cfg.crop_size, rng, cfg.augment, binary)
+        images = [i.to(device) for i in images]
+        targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.autocast_bf16):
+            losses = network(images, targets)
+        total = sum(losses.values())
+        if not torch.isfinite(total):
+            raise FloatingPointError(f"loss became {total.item()} at step {step}; lower the learning rate")
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        step += 1
+        values = {k: float(v.detach()) for k, v in losses.items()}
+        values["loss"] = float(total.detach())
+        val_metrics = None
+        if step % 10 == 0 or step == 1 or step == cfg.steps:
+            with open(log_path, "a") as fh:
+                fh.write(json.dumps({"step": step, "lr": scheduler.get_last_lr()[0], "time": time.perf_counter() - start, **values}) + "\n")
+        if step % cfg.val_every == 0 or step == cfg.steps:
+            val_metrics = run_validation()
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+            save_checkpoint()
+        if progress:
+            progress(step, cfg.steps, values, val_metrics)
+    if stopped:
+        save_checkpoint()
+        if not (out / "weights.pt").exists():
+            run_validation()
+    return TrainResult(step, history_best, time.perf_counter() - start, stopped)

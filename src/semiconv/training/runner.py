@@ -1,0 +1,60 @@
+"""Turn a data folder into training/validation samples and run the shared loop."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..config import ModelConfig, TrainConfig
+from ..data.bbbc010 import Bbbc010Folder, is_bbbc010_folder
+from ..data.generic import is_annotated_folder, list_annotated_folder, load_pair
+from ..errors import InputError
+from ..inference import resolve_device
+from .loop import train
+from .samples import Sample, samples_from_annotated, samples_from_bbbc010
+
+
+@dataclass
+class TrainingJob:
+    model_config: ModelConfig
+    train: list[Sample]
+    val: list[Sample]
+    problems: list[str] = field(default_factory=list)
+    sources: dict = field(default_factory=dict)
+
+    def device_for(self, device: str):
+        return resolve_device(device)
+
+    def run(self, train_config: TrainConfig, out: Path, device: str = "auto", resume: bool = False, init_state=None, progress=None, should_stop=None):
+        return train(self.train, self.val, self.model_config, train_config, out, resolve_device(device), resume=resume,
+                     init_state=init_state, extra_meta={"data": self.sources}, progress=progress, should_stop=should_stop)
+
+
+def prepare_training(data: str | Path, model_config: ModelConfig, all_wells: bool = False, val_fraction: float = 0.2, seed: int = 0) -> TrainingJob:
+    """Load a BBBC010-layout folder (fixed validation wells) or an annotated folder (random held-out fraction)."""
+    data = Path(data)
+    if is_bbbc010_folder(data):
+        folder = Bbbc010Folder(data)
+        train_wells, val_wells = folder.split()
+        if all_wells:
+            train_wells = train_wells + val_wells
+        if not train_wells:
+            raise InputError(f"{data}: no usable wells with masks")
+        return TrainingJob(model_config, samples_from_bbbc010(folder, train_wells, model_config),
+                           samples_from_bbbc010(folder, val_wells, model_config), folder.problems,
+                           {"folder": str(data), "train": train_wells, "validation": val_wells})
+    if is_annotated_folder(data):
+        import numpy as np
+
+        pairs, problems = list_annotated_folder(data)
+        if not pairs:
+            raise InputError(f"{data}: no annotated images")
+        items = [load_pair(i, a) for i, a in pairs]
+        order = np.random.default_rng(seed).permutation(len(items))
+        n_val = int(round(val_fraction * len(items))) if len(items) > 1 else 0
+        val_idx, train_idx = set(order[:n_val].tolist()), order[n_val:]
+        tr = [items[i] for i in train_idx]
+        va = [items[i] for i in sorted(val_idx)]
+        return TrainingJob(model_config, samples_from_annotated(tr, model_config), samples_from_annotated(va, model_config), problems,
+                           {"folder": str(data), "train": [i.name for i in tr], "validation": [i.name for i in va]})
+    raise InputError(f"{data}: neither a BBBC010-layout folder nor an annotated folder (images/, annotations/)")

@@ -1,0 +1,158 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from helpers import synthetic_samples, tiny_config, tiny_train_config, toy_masks
+
+from semiconv.errors import CheckpointError, InputError
+from semiconv.inference import load_model
+from semiconv.model import build_model
+from semiconv.model.embedding import attraction_loss, scale_gradient
+from semiconv.model.masks import paste_masks_aligned, project_masks_aligned
+from semiconv.models_store import save_model_folder
+from semiconv.training import train
+from semiconv.training.samples import to_target
+
+
+def test_gradient_scaling():
+    x = torch.ones(3, requires_grad=True)
+    scale_gradient(x, 0.1).sum().backward()
+    assert torch.allclose(x.grad, torch.full((3,), 0.1))
+
+
+def test_attraction_loss_zero_when_collapsed_positive_otherwise():
+    psi = torch.zeros(8, 10, 10)
+    masks = torch.zeros(2, 10, 10, dtype=torch.bool)
+    masks[0, :5] = masks[1, 5:] = True
+    assert attraction_loss(psi, masks).item() < 1e-3
+    psi[0, :5] = torch.arange(10.0)[None].expand(5, -1)
+    assert attraction_loss(psi, masks).item() > 1.0
+    assert attraction_loss(psi, masks[:0]).item() == 0.0
+
+
+def test_aligned_round_trip_is_exact_for_boxes_of_masks():
+    masks = torch.from_numpy(toy_masks()).float()
+    from semiconv.data import boxes_from_masks
+
+    boxes = torch.from_numpy(boxes_from_masks(masks.numpy().astype(bool)))
+    small = project_masks_aligned(masks, boxes, torch.arange(3), 28)
+    back = paste_masks_aligned(small, boxes, (128, 128)) >= 0.5
+    assert torch.equal(back, masks.bool())
+
+
+@pytest.mark.parametrize("head", ["semiconv", "plain"])
+def test_training_losses_and_empty_images(head):
+    torch.manual_seed(0)
+    model = build_model(tiny_config(head=head)).train()
+    masks = toy_masks()
+    images = [torch.rand(1, 128, 128), torch.rand(1, 128, 128)]
+    targets = [to_target(masks), to_target(masks[:0])]  # second image has no worm
+    losses = model(images, targets)
+    expected = {"loss_classifier", "loss_box_reg", "loss_mask", "loss_objectness", "loss_rpn_box_reg"}
+    if head == "semiconv":
+        expected |= {"loss_kernel", "loss_embedding"}
+    assert set(losses) == expected
+    total = sum(losses.values())
+    assert torch.isfinite(total)
+    total.backward()
+    if head == "semiconv":
+        assert model.roi_heads.kernel.log_sigma.grad is not None
+        assert model.roi_heads.embedding_head.net[2].weight.grad.abs().sum() > 0
+
+
+def test_native_resolution_no_upscaling():
+    model = build_model(tiny_config()).eval()
+    with torch.no_grad():
+        out = model([torch.rand(1, 100, 140)])[0]
+    assert out["masks"].shape[-2:] == (100, 140)
+    assert out["embedding_stride4"].shape[0] == 8
+
+
+def _tiny_model_folder(tmp_path, head="semiconv"):
+    cfg = tiny_config(head=head, score_threshold=0.0)
+    folder = tmp_path / f"tiny-{head}"
+    save_model_folder(folder, build_model(cfg), cfg)
+    return folder
+
+
+def test_predict_api_shapes_and_awkward_inputs(tmp_path):
+    model = load_model(_tiny_model_folder(tmp_path), device="cpu")
+    image = synthetic_samples(1, (120, 150))[0].image[0]
+    pred = model.predict(image * 1000)
+    n = len(pred)
+    assert pred.masks.shape == (n, 120, 150) and pred.masks.dtype == bool
+    assert pred.labels.shape == (120, 150) and pred.labels.dtype == np.uint16
+    assert pred.embedding.shape == (8, 120, 150) and pred.displacement.shape == (2, 120, 150)
+    assert pred.seeds.shape == (n, 2) and pred.scores.shape == (n,)
+    if n:
+        k = pred.affinity(0)
+        assert k.shape == (120, 150) and 0 < k.max() <= 1.0
+    # the coordinate part of Psi is the pixel position plus displacement
+    row, col = 50, 70
+    cs = model.config.coord_scale
+    assert np.isclose(pred.embedding[0, row, col] * cs, col + 0.5 + pred.displacement[1, row, col], atol=1e-3)
+    # awkward but valid
+    for awkward in (np.zeros((100, 100), np.uint16), np.full((100, 100), 7.5, np.float32), np.ones((20, 30), np.uint8)):
+        p = model.predict(awkward)
+        assert p.labels.shape == awkward.shape
+    with pytest.warns(UserWarning, match="RGB"):
+        model.predict(np.zeros((64, 64, 3), np.uint8))
+    with pytest.raises(InputError, match="NaN"):
+        model.predict(np.full((64, 64), np.nan, np.float32))
+    with pytest.raises(InputError, match="2-D"):
+        model.predict(np.zeros(10))
+    assert len(model.predict_stack(np.zeros((3, 64, 64), np.uint16))) == 3
+
+
+def test_plain_head_has_no_embedding(tmp_path):
+    model = load_model(_tiny_model_folder(tmp_path, "plain"), device="cpu")
+    pred = model.predict(np.random.default_rng(0).random((96, 96)).astype(np.float32))
+    assert pred.embedding is None and pred.displacement is None
+
+
+def test_bad_checkpoints(tmp_path):
+    folder = _tiny_model_folder(tmp_path)
+    with pytest.raises(CheckpointError, match="not found"):
+        load_model(tmp_path / "missing-model")
+    (folder / "weights.pt").write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="corrupt"):
+        load_model(folder)
+    other = _tiny_model_folder(tmp_path, "plain")
+    meta = json.loads((other / "config.json").read_text())
+    meta["model"]["fpn_channels"] = 64  # config no longer matches the weights
+    (other / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="do not match"):
+        load_model(other)
+
+
+def test_train_loop_saves_resumes_and_loads(tmp_path):
+    cfg = tiny_config()
+    samples = synthetic_samples(3)
+    out = tmp_path / "model"
+    result = train(samples[:2], samples[2:], cfg, tiny_train_config(steps=2, val_every=2), out, torch.device("cpu"))
+    assert result.steps == 2 and (out / "weights.pt").exists() and (out / "checkpoints" / "last.pt").exists()
+    meta = json.loads((out / "config.json").read_text())
+    assert "validation" in meta and "avAP" in meta["validation"]
+    lines = (out / "log.jsonl").read_text().splitlines()
+    assert any("validation" in line for line in lines)
+    resumed = train(samples[:2], samples[2:], cfg, tiny_train_config(steps=3, val_every=3), out, torch.device("cpu"), resume=True)
+    assert resumed.steps == 3
+    steps_logged = [json.loads(line).get("step") for line in (out / "log.jsonl").read_text().splitlines()]
+    assert 3 in steps_logged
+    model = load_model(out, device="cpu")
+    assert model.predict(samples[2].image[0]).labels.shape == samples[2].image.shape[1:]
+
+
+def test_stop_keeps_a_loadable_model(tmp_path):
+    samples = synthetic_samples(2)
+    calls = {"n": 0}
+
+    def stop():
+        calls["n"] += 1
+        return calls["n"] > 1
+
+    out = tmp_path / "stopped"
+    result = train(samples, [], tiny_config(), tiny_train_config(steps=50), out, torch.device("cpu"), should_stop=stop)
+    assert result.stopped and result.steps == 1
+    load_model(out, device="cpu")
