@@ -78,7 +78,7 @@ class SemiConvRoIHeads(RoIHeads):
             loss_classifier, loss_box_reg = fastrcnn_loss(class_logits, box_regression, labels, regression_targets)
             losses = {"loss_classifier": loss_classifier, "loss_box_reg": loss_box_reg}
             mask_boxes, pos_matched = [], []
-            for img, (props, lab, idx) in enumerate(zip(proposals, labels, matched_idxs, strict=True)):
+            for props, lab, idx in zip(proposals, labels, matched_idxs, strict=True):
                 pos = torch.where(lab > 0)[0]
                 mask_boxes.append(props[pos])
                 pos_matched.append(idx[pos])

@@ -1,0 +1,95 @@
+"""segment / evaluate / train from the command line, with a tiny model (fast) and bad inputs."""
+
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tifffile
+from helpers import tiny_config
+
+from semiconv.model import build_model
+from semiconv.models_store import save_model_folder
+
+
+def run(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "semiconv", *args], capture_output=True, text=True, cwd=cwd)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    import torch
+
+    torch.manual_seed(0)
+    cfg = tiny_config(score_threshold=0.0)
+    folder = tmp_path_factory.mktemp("models") / "tiny"
+    save_model_folder(folder, build_model(cfg), cfg)
+    return folder
+
+
+def test_segment_outputs_and_bad_inputs(tiny_model, tmp_path):
+    from semiconv.data.synthetic import generate
+
+    good = tmp_path / "good.tif"
+    tifffile.imwrite(good, generate((128, 160), 1).image)
+    stack = tmp_path / "stack.tif"
+    tifffile.imwrite(stack, np.stack([generate((96, 96), s).image for s in (2, 3)]))
+    png = tmp_path / "eight.png"
+    import imageio.v3 as iio
+
+    iio.imwrite(png, (generate((96, 96), 4).image // 256).astype(np.uint8))
+    nan = tmp_path / "nan.tif"
+    tifffile.imwrite(nan, np.full((64, 64), np.nan, np.float32))
+    corrupt = tmp_path / "corrupt.tif"
+    corrupt.write_bytes(b"not a tiff at all")
+    fourd = tmp_path / "fourd.tif"
+    tifffile.imwrite(fourd, np.zeros((2, 2, 32, 32), np.uint16))
+    out = tmp_path / "out"
+    r = run("segment", str(good), str(nan), str(corrupt), str(fourd), str(stack), str(png), "--out", str(out), "--model", str(tiny_model))
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+    assert "nan.tif" in r.stderr and "NaN" in r.stderr
+    assert "corrupt.tif" in r.stderr and "fourd.tif" in r.stderr
+    assert "3 of 6 images segmented" in r.stdout
+    # good 2-D image: the three outputs, consistent with each other
+    inst = tifffile.imread(out / "good_instances.tif")
+    labels = tifffile.imread(out / "good_labels.tif")
+    rows = list(csv.DictReader(open(out / "good_worms.csv")))
+    assert labels.shape == (128, 160) and labels.dtype == np.uint16
+    assert inst.dtype == np.uint8 and (inst.ndim == 3 or inst.size == 0)
+    assert len(rows) == (len(inst) if inst.ndim == 3 else 0)
+    for row, plane in zip(rows, inst if inst.ndim == 3 else [], strict=False):
+        assert int(row["area"]) == int((plane > 0).sum())
+    # stacks keep their leading axis
+    assert tifffile.imread(out / "stack_labels.tif").shape == (2, 96, 96)
+    assert (out / "stack_t001_instances.tif").exists()
+    # nothing written for the bad inputs, and no temporary files left
+    assert not list(out.glob("nan*")) and not list(out.glob("corrupt*")) and not list(out.glob(".*"))
+    # existing outputs are not overwritten silently
+    r = run("segment", str(good), "--out", str(out), "--model", str(tiny_model))
+    assert r.returncode == 2 and "exists already" in r.stderr
+    r = run("segment", str(good), "--out", str(out), "--model", str(tiny_model), "--overwrite")
+    assert r.returncode == 0
+
+
+def test_segment_missing_model_is_one_line(tmp_path):
+    r = run("segment", str(tmp_path / "x.tif"), "--out", str(tmp_path), "--model", str(tmp_path / "nomodel"))
+    assert r.returncode == 2 and "not found" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_evaluate_on_sample_wells(tiny_model, sample_root, tmp_path):
+    r = run("evaluate", "--data", str(sample_root / "bbbc010"), "--model", str(tiny_model), "--wells", "C01,B20,Z99", "--json", str(tmp_path / "m.json"))
+    assert r.returncode == 0, r.stderr
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    for key in ("AP", "AP50", "AP75", "avAP", "score@0.5", "score@0.9", "seconds_per_image", "overlap_recall@0.5"):
+        assert key in metrics
+    assert metrics["skipped_wells"] == ["Z99"] and "Z99" in r.stderr
+    assert 0.0 <= metrics["avAP"] <= 1.0
+
+
+def test_train_on_folder_without_masks_fails_cleanly(tmp_path):
+    (tmp_path / "BBBC010_v1_images").mkdir()
+    r = run("train", "--data", str(tmp_path), "--out", str(tmp_path / "m"))
+    assert r.returncode == 2 and "no usable wells" in r.stderr and "Traceback" not in r.stderr
