@@ -156,3 +156,55 @@ def test_stop_keeps_a_loadable_model(tmp_path):
     result = train(samples, [], tiny_config(), tiny_train_config(steps=50), out, torch.device("cpu"), should_stop=stop)
     assert result.stopped and result.steps == 1
     load_model(out, device="cpu")
+
+
+def test_large_images_are_tiled_and_merged(tmp_path, monkeypatch):
+    """Tiling with an oracle per tile (the true worms fully inside the tile): every worm comes back once,
+    at its place, and Psi's coordinate channels stay absolute across tiles."""
+    from semiconv.data.synthetic import generate
+
+    model = load_model(_tiny_model_folder(tmp_path), device="cpu")
+    truth = generate((300, 420), 7)
+    image, gt = truth.image, truth.masks
+    real = model._predict_array
+    full = model._prepare(image)[0][0]
+
+    def oracle(x, score_threshold, mask_threshold, dense):
+        raw = real(x, score_threshold, mask_threshold, dense)
+        h, w = x.shape[1:]
+        # find this tile's offset by matching its pixels in the full normalised image
+        hits = [(r, c) for r in range(0, 300 - h + 1) for c in range(0, 420 - w + 1)
+                if full[r, c] == x[0, 0, 0] and np.array_equal(full[r:r + h, c:c + w], x[0])]
+        r0, c0 = hits[0]
+        inside = [m[r0:r0 + h, c0:c0 + w] for m in gt if m[r0:r0 + h, c0:c0 + w].sum() == m.sum()]
+        from semiconv.data import boxes_from_masks
+
+        masks = np.array(inside, bool).reshape(-1, h, w)
+        raw.update(masks=masks, scores=np.linspace(0.9, 0.8, len(masks)).astype(np.float32), boxes=boxes_from_masks(masks),
+                   seeds_xy=np.zeros((len(masks), 2), np.float32), seed_emb=np.zeros((len(masks), 8), np.float32))
+        return raw
+
+    monkeypatch.setattr(model, "_predict_array", oracle)
+    model.config.max_image_side = 256  # tiles of 256 with 128 overlap
+    tiled = model.predict(image)
+    assert tiled.labels.shape == image.shape and tiled.embedding.shape == (8, 300, 420)
+    assert np.allclose(tiled.embedding[0] - tiled.displacement[1] / model.config.coord_scale,
+                       (np.arange(420) + 0.5)[None] / model.config.coord_scale, atol=1e-4)
+    found = {tuple(np.flatnonzero(m.ravel())[:5]) for m in tiled.masks}
+    expected = {tuple(np.flatnonzero(m.ravel())[:5]) for m in gt if m.sum()}
+    fits = [m for m in gt if (np.ptp(np.nonzero(m)[0]) < 128 and np.ptp(np.nonzero(m)[1]) < 128)]
+    assert len(tiled) == len(found)  # no duplicates
+    assert found <= expected and len(found) >= len(fits)
+
+
+def test_refuses_gigantic_images(tmp_path):
+    from semiconv import inference
+
+    model = load_model(_tiny_model_folder(tmp_path), device="cpu")
+    old = inference.MAX_PIXELS
+    inference.MAX_PIXELS = 1000
+    try:
+        with pytest.raises(InputError, match="larger than"):
+            model.predict(np.zeros((50, 50), np.uint8))
+    finally:
+        inference.MAX_PIXELS = old

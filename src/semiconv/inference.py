@@ -113,7 +113,11 @@ class SemiConvModel:
     @torch.no_grad()
     def predict(self, image: np.ndarray, fluorescence: np.ndarray | None = None, score_threshold: float | None = None,
                 mask_threshold: float | None = None, dense: bool = True) -> Prediction:
-        """Segment one 2-D image (H x W; RGB is converted to grey with a warning)."""
+        """Segment one 2-D image (H x W; RGB is converted to grey with a warning).
+
+        Images with a side longer than config.max_image_side are segmented in
+        overlapping tiles and merged (detections owned by the tile holding their centre).
+        """
         start = time.perf_counter()
         x, notes = self._prepare(image, fluorescence)
         for n in notes:
@@ -122,32 +126,100 @@ class SemiConvModel:
         score_threshold = cfg.score_threshold if score_threshold is None else score_threshold
         mask_threshold = cfg.mask_threshold if mask_threshold is None else mask_threshold
         H, W = x.shape[1:]
+        if max(H, W) > cfg.max_image_side:
+            raw = self._predict_tiled(x, score_threshold, mask_threshold, dense)
+        else:
+            raw = self._predict_array(x, score_threshold, mask_threshold, dense)
+        masks, scores = raw["masks"], raw["scores"]
+        kept = mask_nms(masks, scores, cfg.mask_nms_threshold) if len(masks) else np.zeros(0, np.int64)
+        kept = kept[np.argsort(-scores[kept], kind="stable")]
+        masks, scores, boxes = masks[kept], scores[kept], raw["boxes"][kept]
+        seeds_xy, seed_emb = raw["seeds_xy"][kept], raw["seed_emb"][kept]
+        seeds = np.stack([seeds_xy[:, 1] - 0.5, seeds_xy[:, 0] - 0.5], 1) if len(seeds_xy) else np.zeros((0, 2))
+        pred = Prediction(masks.reshape(-1, H, W), scores, boxes.reshape(-1, 4), stack_to_labels(masks.reshape(-1, H, W), scores),
+                          seeds.astype(np.float32), warnings=notes)
+        if raw.get("psi") is not None:
+            pred.embedding = raw["psi"]
+            coords = _pixel_coordinates(H, W) / cfg.coord_scale
+            pred.displacement = ((pred.embedding[1::-1] - coords[1::-1]) * cfg.coord_scale).astype(np.float32)
+            pred.seed_embeddings = seed_emb
+            pred.sigma = raw["sigma"]
+        pred.seconds = time.perf_counter() - start
+        return pred
+
+    def _predict_array(self, x: np.ndarray, score_threshold: float, mask_threshold: float, dense: bool) -> dict:
+        """Raw detections of one normalised C x H x W array (before mask NMS)."""
+        H, W = x.shape[1:]
         pad_h, pad_w = max(0, 64 - H), max(0, 64 - W)  # tiny images: pad so every FPN level exists
         tensor = torch.from_numpy(np.pad(x, ((0, 0), (0, pad_h), (0, pad_w)))).to(self.device)
         out = self.network([tensor])[0]
         scores = out["scores"].float().cpu().numpy()
         keep = scores >= score_threshold
-        probs = out["masks"][keep, 0, :H, :W].float()
-        masks = (probs >= mask_threshold).cpu().numpy()
-        scores = scores[keep]
-        boxes = out["boxes"][keep].float().cpu().numpy()
-        seeds_xy = out["seed_positions"][keep].float().cpu().numpy()
-        seed_emb = out["seed_embeddings"][keep].float().cpu().numpy()
-        kept = mask_nms(masks, scores, cfg.mask_nms_threshold) if len(masks) else np.zeros(0, np.int64)
-        masks, scores, boxes, seeds_xy, seed_emb = masks[kept], scores[kept], boxes[kept], seeds_xy[kept], seed_emb[kept]
-        order = np.argsort(-scores, kind="stable")
-        masks, scores, boxes, seeds_xy, seed_emb = masks[order], scores[order], boxes[order], seeds_xy[order], seed_emb[order]
-        seeds = np.stack([seeds_xy[:, 1] - 0.5, seeds_xy[:, 0] - 0.5], 1) if len(seeds_xy) else np.zeros((0, 2), np.float32)
-        pred = Prediction(masks.reshape(-1, H, W), scores, boxes.reshape(-1, 4), stack_to_labels(masks.reshape(-1, H, W), scores),
-                          seeds.astype(np.float32), warnings=notes)
+        keep_t = torch.from_numpy(keep).to(out["scores"].device)
+        raw = {
+            "masks": (out["masks"][keep_t, 0, :H, :W].float() >= mask_threshold).cpu().numpy(),
+            "scores": scores[keep],
+            "boxes": out["boxes"][keep_t].float().cpu().numpy().reshape(-1, 4),
+            "seeds_xy": out["seed_positions"][keep_t].float().cpu().numpy().reshape(-1, 2),
+            "seed_emb": out["seed_embeddings"][keep_t].float().cpu().numpy(),
+            "psi": None,
+        }
         if dense and "embedding_stride4" in out:
-            pred.embedding = self._dense_embedding(out["embedding_stride4"], H, W, tensor.shape[-2:])
-            coords = _pixel_coordinates(H, W) / cfg.coord_scale
-            pred.displacement = ((pred.embedding[1::-1] - coords[1::-1]) * cfg.coord_scale).astype(np.float32)
-            pred.seed_embeddings = seed_emb
-            pred.sigma = float(out["sigma"][0])
-        pred.seconds = time.perf_counter() - start
-        return pred
+            raw["psi"] = self._dense_embedding(out["embedding_stride4"], H, W, tensor.shape[-2:])
+            raw["sigma"] = float(out["sigma"][0])
+        return raw
+
+    def _predict_tiled(self, x: np.ndarray, score_threshold: float, mask_threshold: float, dense: bool) -> dict:
+        """Overlapping tiles of config.max_image_side // 2 pixels; each detection kept by the tile
+        whose core (tile minus half the overlap on inner sides) holds its box centre."""
+        cfg = self.config
+        C, H, W = x.shape
+        size, overlap = max(256, cfg.max_image_side // 2), cfg.tile_overlap
+        step = size - overlap
+
+        def starts(n):
+            return sorted({min(s, max(n - size, 0)) for s in range(0, max(n - overlap, 1), step)})
+
+        parts = {k: [] for k in ("masks", "scores", "boxes", "seeds_xy", "seed_emb")}
+        psi = np.zeros((cfg.embedding_dim, H, W), np.float32) if dense and cfg.head == "semiconv" else None
+        sigma = None
+        for r0 in starts(H):
+            for c0 in starts(W):
+                r1, c1 = min(r0 + size, H), min(c0 + size, W)
+                raw = self._predict_array(x[:, r0:r1, c0:c1], score_threshold, mask_threshold, dense)
+                core_r0 = r0 + (overlap // 2 if r0 > 0 else 0)
+                core_c0 = c0 + (overlap // 2 if c0 > 0 else 0)
+                core_r1 = r1 - (overlap // 2 if r1 < H else 0)
+                core_c1 = c1 - (overlap // 2 if c1 < W else 0)
+                boxes = raw["boxes"] + np.array([c0, r0, c0, r0], np.float32)
+                cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
+                own = (cx >= core_c0) & (cx < core_c1) & (cy >= core_r0) & (cy < core_r1)
+                for i in np.flatnonzero(own):
+                    full = np.zeros((H, W), bool)
+                    full[r0:r1, c0:c1] = raw["masks"][i]
+                    parts["masks"].append(full)
+                    parts["scores"].append(raw["scores"][i])
+                    parts["boxes"].append(boxes[i])
+                    parts["seeds_xy"].append(raw["seeds_xy"][i] + np.array([c0, r0], np.float32))
+                    emb = raw["seed_emb"][i].copy()
+                    emb[:2] += np.array([c0, r0], np.float32) / cfg.coord_scale
+                    parts["seed_emb"].append(emb)
+                if psi is not None and raw["psi"] is not None:
+                    tile = raw["psi"]
+                    tile[0] += c0 / cfg.coord_scale
+                    tile[1] += r0 / cfg.coord_scale
+                    psi[:, core_r0:core_r1, core_c0:core_c1] = tile[:, core_r0 - r0: core_r1 - r0, core_c0 - c0: core_c1 - c0]
+                    sigma = raw["sigma"]
+        n = len(parts["scores"])
+        return {
+            "masks": np.stack(parts["masks"]) if n else np.zeros((0, H, W), bool),
+            "scores": np.asarray(parts["scores"], np.float32),
+            "boxes": np.asarray(parts["boxes"], np.float32).reshape(-1, 4),
+            "seeds_xy": np.asarray(parts["seeds_xy"], np.float32).reshape(-1, 2),
+            "seed_emb": np.asarray(parts["seed_emb"], np.float32).reshape(n, -1),
+            "psi": psi if sigma is not None else None,
+            "sigma": sigma,
+        }
 
     def _dense_embedding(self, psi4: torch.Tensor, H: int, W: int, padded) -> np.ndarray:
         """Psi at every pixel: Phi upsampled from stride 4 (pixel-centre aligned) plus exact u_hat."""
