@@ -1,4 +1,8 @@
-"""From core data to napari layer-data tuples ``(data, kwargs, layer_type)``; no viewer needed."""
+"""From core results to napari layer-data tuples ``(data, kwargs, layer_type)``; no viewer needed.
+
+Stacks: every function takes a list of per-plane Predictions; with more than one
+plane the layers get the stack's leading axis (T x H x W, points/vectors with a t column).
+"""
 
 from __future__ import annotations
 
@@ -6,21 +10,131 @@ import numpy as np
 
 from semiconv.data.instances import stack_to_labels
 
+WORM_COLORS = ["#e6194b", "#3cb44b", "#ffe119", "#4363d8", "#f58231", "#911eb4", "#46f0f0", "#f032e6",
+               "#bcf60c", "#fabebe", "#008080", "#e6beff", "#9a6324", "#fffac8", "#800000", "#aaffc3"]
+
 
 def image_layer(image: np.ndarray, name: str, **kwargs) -> tuple:
     return (image, {"name": name, **kwargs}, "image")
 
 
+def worm_features(preds, measurements=None) -> dict:
+    """One row per worm (per plane): plane, label, score, area, bbox, seed."""
+    cols = {k: [] for k in ("plane", "label", "score", "area", "bbox_x1", "bbox_y1", "bbox_x2", "bbox_y2", "seed_row", "seed_col")}
+    for t, p in enumerate(preds):
+        for i in range(len(p)):
+            cols["plane"].append(t)
+            cols["label"].append(i + 1)
+            cols["score"].append(float(p.scores[i]))
+            cols["area"].append(int(p.masks[i].sum()))
+            for j, k in enumerate(("bbox_x1", "bbox_y1", "bbox_x2", "bbox_y2")):
+                cols[k].append(float(p.boxes[i, j]))
+            cols["seed_row"].append(float(p.seeds[i, 0]))
+            cols["seed_col"].append(float(p.seeds[i, 1]))
+    return cols
+
+
+def _stackify(arrays):
+    return arrays[0] if len(arrays) == 1 else np.stack(arrays)
+
+
 def instance_layers(masks: np.ndarray, name: str, scores=None, visible_stack: bool = False) -> list[tuple]:
-    """A Labels layer (overlaps resolved by score) and the overlap-keeping stack (one plane per worm)."""
+    """Ground truth or loaded stacks: a Labels layer (overlaps resolved) and the per-worm stack."""
     masks = np.asarray(masks, dtype=bool)
     labels = stack_to_labels(masks, scores)
     ids = np.arange(1, len(masks) + 1)
     features = {"label": ids, "area": masks.reshape(len(masks), -1).sum(1)}
     if scores is not None:
         features["score"] = np.asarray(scores, dtype=float)
-    stack = masks.astype(np.uint8) * ids[:, None, None].astype(np.uint8) if len(masks) < 256 else masks.astype(np.uint16) * ids[:, None, None]
+    dtype = np.uint8 if len(masks) < 256 else np.uint16
+    stack = masks.astype(dtype) * ids[:, None, None].astype(dtype)
     return [
         (labels, {"name": f"{name} instances", "features": features}, "labels"),
         (stack, {"name": f"{name} instance stack", "visible": visible_stack, "features": features}, "labels"),
     ]
+
+
+def prediction_layers(preds: list, name: str, metadata: dict, vector_step: int = 6) -> list[tuple]:
+    """All result layers of a segmentation: instances, instance stack, displacement, embedding, seeds."""
+    multi = len(preds) > 1
+    features = worm_features(preds)
+    labels = _stackify([p.labels for p in preds])
+    layers = [(labels, {"name": f"{name} instances", "features": features, "metadata": dict(metadata), "opacity": 0.6}, "labels")]
+    n_max = max((len(p) for p in preds), default=0)
+    H, W = preds[0].labels.shape
+    planes = []
+    for p in preds:
+        ids = np.arange(1, len(p) + 1, dtype=np.uint16)
+        stack = np.zeros((max(n_max, 1), H, W), np.uint16)
+        stack[: len(p)] = p.masks * ids[:, None, None]
+        planes.append(stack)
+    layers.append((_stackify(planes), {"name": f"{name} instance stack (one plane per worm)", "visible": False,
+                                       "metadata": dict(metadata)}, "labels"))
+    if all(p.displacement is not None for p in preds):
+        layers.append(displacement_layer(preds, name, metadata, vector_step))
+        layers.append((_stackify([embedding_rgb(p) for p in preds]), {"name": f"{name} embedding", "rgb": True,
+                                                                        "visible": False, "metadata": dict(metadata)}, "image"))
+    points, scores, ids = [], [], []
+    for t, p in enumerate(preds):
+        for i in range(len(p)):
+            points.append(([t] if multi else []) + [float(p.seeds[i, 0]), float(p.seeds[i, 1])])
+            scores.append(float(p.scores[i]))
+            ids.append(i + 1)
+    points = np.asarray(points, dtype=float).reshape(-1, 3 if multi else 2)
+    layers.append((points, {"name": f"{name} seeds", "features": {"label": ids, "score": scores}, "size": 7,
+                            "face_color": "yellow", "border_color": "black",
+                            "text": {"string": "{label}: {score:.2f}", "size": 8, "color": "yellow", "anchor": "upper_left"},
+                            "metadata": dict(metadata)}, "points"))
+    return layers
+
+
+def displacement_layer(preds: list, name: str, metadata: dict, step: int = 6) -> tuple:
+    """Vectors (N x 2 x D): from worm pixels on a grid every `step` pixels towards the point they vote for."""
+    multi = len(preds) > 1
+    starts, vectors, worms = [], [], []
+    for t, p in enumerate(preds):
+        H, W = p.labels.shape
+        grid = np.zeros((H, W), bool)
+        grid[step // 2:: step, step // 2:: step] = True
+        rows, cols = np.nonzero(grid & (p.labels > 0))
+        d = p.displacement[:, rows, cols].T  # (dy, dx)
+        pos = np.stack([rows, cols], 1).astype(float)
+        if multi:
+            pos = np.concatenate([np.full((len(rows), 1), t), pos], 1)
+            d = np.concatenate([np.zeros((len(rows), 1)), d], 1)
+        starts.append(pos)
+        vectors.append(d)
+        worms.append(p.labels[rows, cols].astype(int))
+    D = 3 if multi else 2
+    data = np.stack([np.concatenate(starts).reshape(-1, D), np.concatenate(vectors).reshape(-1, D)], 1) if starts else np.zeros((0, 2, D))
+    worm = np.concatenate(worms) if worms else np.zeros(0, int)
+    colors = np.array([WORM_COLORS[(w - 1) % len(WORM_COLORS)] for w in worm]) if len(worm) else "white"
+    return (data, {"name": f"{name} displacement", "features": {"worm": worm}, "edge_color": colors,
+                   "edge_width": 1.0, "length": 1.0, "vector_style": "arrow", "metadata": dict(metadata)}, "vectors")
+
+
+def embedding_rgb(pred) -> np.ndarray:
+    """Psi (D x H x W) projected to RGB by PCA over the foreground; background black. H x W x 3 float in [0, 1]."""
+    emb = pred.embedding
+    H, W = emb.shape[1:]
+    fg = pred.labels > 0
+    rgb = np.zeros((H, W, 3), np.float32)
+    if fg.sum() < 3:
+        return rgb
+    x = emb[:, fg].T.astype(np.float64)
+    x -= x.mean(0)
+    _, _, vt = np.linalg.svd(x, full_matrices=False)
+    proj = x @ vt[:3].T
+    if proj.shape[1] < 3:
+        proj = np.pad(proj, ((0, 0), (0, 3 - proj.shape[1])))
+    lo, hi = np.percentile(proj, 1, axis=0), np.percentile(proj, 99, axis=0)
+    rgb[fg] = np.clip((proj - lo) / np.maximum(hi - lo, 1e-6), 0, 1)
+    return rgb
+
+
+def affinity_layer(pred, worm: int, name: str, plane: int | None = None) -> tuple:
+    """K(seed_worm, u) over the image as an Image layer (worm is the 1-based label)."""
+    data = pred.affinity(worm - 1)
+    where = f" t={plane}" if plane is not None else ""
+    return (data, {"name": f"{name} affinity", "colormap": "inferno", "contrast_limits": (0.0, 1.0), "blending": "additive",
+                   "metadata": {"worm": worm, "plane": plane, "description": f"K(seed of worm {worm}{where}, u)"}}, "image")

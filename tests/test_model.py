@@ -208,3 +208,15 @@ def test_refuses_gigantic_images(tmp_path):
             model.predict(np.zeros((50, 50), np.uint8))
     finally:
         inference.MAX_PIXELS = old
+
+
+def test_dense_embedding_matches_roi_level_psi(tmp_path):
+    """Psi at full resolution agrees with the stride-4 map it is upsampled from (odd sizes too)."""
+    model = load_model(_tiny_model_folder(tmp_path), device="cpu")
+    image = np.random.default_rng(3).random((101, 133)).astype(np.float32)
+    pred = model.predict(image)
+    with torch.no_grad():
+        out = model.network([torch.from_numpy(model._prepare(image)[0])])[0]
+    coarse = out["embedding_stride4"].numpy()  # D x h x w on the padded image, cell (i, j) centred at 4 * (i + 0.5)
+    for i, j in ((3, 4), (10, 20), (20, 30)):
+        assert np.allclose(pred.embedding[:, 4 * i + 2, 4 * j + 2], coarse[:, i, j], atol=0.05)

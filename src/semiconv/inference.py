@@ -165,7 +165,7 @@ class SemiConvModel:
             "psi": None,
         }
         if dense and "embedding_stride4" in out:
-            raw["psi"] = self._dense_embedding(out["embedding_stride4"], H, W, tensor.shape[-2:])
+            raw["psi"] = self._dense_embedding(out["embedding_stride4"], H, W)
             raw["sigma"] = float(out["sigma"][0])
         return raw
 
@@ -221,10 +221,10 @@ class SemiConvModel:
             "sigma": sigma,
         }
 
-    def _dense_embedding(self, psi4: torch.Tensor, H: int, W: int, padded) -> np.ndarray:
+    def _dense_embedding(self, psi4: torch.Tensor, H: int, W: int) -> np.ndarray:
         """Psi at every pixel: Phi upsampled from stride 4 (pixel-centre aligned) plus exact u_hat."""
         h, w = psi4.shape[-2:]
-        stride = padded[0] / h
+        stride = float(2 ** (1 + self.config.returned_layers[0]))  # finest FPN level (layer1: 4 px)
         coarse = _pixel_coordinates(h, w, stride, torch=True, device=psi4.device) / self.config.coord_scale
         phi = psi4.float().clone()
         phi[:2] -= coarse

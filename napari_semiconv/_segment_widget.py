@@ -1,0 +1,244 @@
+"""Segment widget: choose image, model, device and thresholds; run in a worker; add the result layers.
+
+Clicking a worm in the instances layer (or choosing its id) shows its steered-kernel affinity map.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, Label, PushButton, SpinBox
+from napari.layers import Image
+from napari.qt.threading import thread_worker
+from napari.utils import progress
+from napari.utils.notifications import show_error, show_info, show_warning
+from qtpy.QtWidgets import QVBoxLayout, QWidget
+
+from semiconv import __version__
+from semiconv.errors import SemiconvError
+from semiconv.models_store import list_models
+
+from ._layers import affinity_layer, prediction_layers
+
+BROWSE = "Model folder..."
+_MODEL_CACHE: dict = {}
+
+
+def get_model(name_or_path: str, device: str):
+    """Load (once per name and device) a model through the core API."""
+    from semiconv import load_model
+
+    key = (str(name_or_path), device)
+    if key not in _MODEL_CACHE:
+        _MODEL_CACHE[key] = load_model(name_or_path, device=device)
+    return _MODEL_CACHE[key]
+
+
+def image_planes(data: np.ndarray, rgb: bool) -> list[np.ndarray]:
+    """Planes to segment: 2-D (or RGB) -> [image]; T x H x W -> T planes. Raises SemiconvError otherwise."""
+    data = np.asarray(data)
+    if data.ndim == 2 or (rgb and data.ndim == 3):
+        return [data]
+    if data.ndim == 3:
+        return list(data)
+    raise SemiconvError(f"cannot segment a {data.ndim}-D layer of shape {data.shape}: use 2-D images or T x H x W stacks")
+
+
+@thread_worker
+def segment_worker(model_name: str, device: str, planes: list, score_threshold: float, mask_threshold: float):
+    """Generator run in a thread: yields ('model', model) then ('plane', k) after each plane; returns the
+    predictions. Problems with the input or model are yielded as ('error', message) (returns None), so
+    they reach the user as a notification, not a traceback."""
+    import warnings
+
+    try:
+        model = get_model(model_name, device)
+        yield ("model", model)
+        preds = []
+        for k, plane in enumerate(planes):
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                preds.append(model.predict(plane, score_threshold=score_threshold, mask_threshold=mask_threshold))
+            for w in caught:
+                yield ("warning", str(w.message))
+            yield ("plane", k + 1)
+    except (SemiconvError, MemoryError) as exc:
+        where = f" (plane {len(preds) + 1})" if len(planes) > 1 and "preds" in locals() else ""
+        yield ("error", f"{exc}{where}")
+        return None
+    return preds
+
+
+class SegmentWidget(QWidget):
+    """Dock widget: Segment (with inspection of what the model saw)."""
+
+    def __init__(self, napari_viewer):
+        super().__init__()
+        self.viewer = napari_viewer
+        self.worker = None
+        self._cancelled = False
+        self.results: dict[str, dict] = {}  # instances layer name -> {"preds", "name"}
+        self._progress = None
+        self.image = ComboBox(label="image", choices=self._image_layers)
+        self.model = ComboBox(label="model", choices=self._model_choices)
+        self.model_folder = FileEdit(label="model folder", mode="d", visible=False)
+        self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda"], value="auto")
+        self.score = FloatSpinBox(label="score threshold", min=0.0, max=1.0, step=0.05, value=0.0,
+                                  tooltip="0 = the model's own threshold (chosen on validation)")
+        self.mask = FloatSpinBox(label="mask threshold", min=0.05, max=0.95, step=0.05, value=0.5)
+        self.run_button = PushButton(text="Segment")
+        self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.status = Label(value="")
+        self.worm = SpinBox(label="show affinity of worm", min=0, max=10000, value=0, tooltip="or click a worm in the instances layer")
+        self.row = Label(value="")
+        self.container = Container(widgets=[self.image, self.model, self.model_folder, self.device, self.score, self.mask,
+                                            self.run_button, self.cancel_button, self.status, self.worm, self.row])
+        layout = QVBoxLayout()
+        layout.addWidget(self.container.native)
+        self.setLayout(layout)
+        self.model.changed.connect(lambda v: setattr(self.model_folder, "visible", v == BROWSE))
+        self.run_button.changed.connect(self.run)
+        self.cancel_button.changed.connect(self.cancel)
+        self.worm.changed.connect(lambda v: self.show_affinity(v) if v else None)
+        self.viewer.layers.events.inserted.connect(lambda e: self.image.reset_choices())
+        self.viewer.layers.events.removed.connect(lambda e: self.image.reset_choices())
+
+    # -- choices -----------------------------------------------------------------------------
+    def _image_layers(self, widget=None):
+        return [layer.name for layer in self.viewer.layers if isinstance(layer, Image)]
+
+    def _model_choices(self, widget=None):
+        return list(list_models()) + [BROWSE]
+
+    def refresh_models(self):
+        self.model.reset_choices()
+
+    def selected_model(self) -> str:
+        if self.model.value == BROWSE or self.model.value is None:
+            folder = self.model_folder.value
+            if not folder or str(folder) in (".", ""):
+                raise SemiconvError("choose a model folder")
+            return str(Path(folder))
+        return self.model.value
+
+    # -- running -----------------------------------------------------------------------------
+    def run(self, *_):
+        if self.worker is not None:
+            show_info("segmentation is already running")
+            return
+        try:
+            if not self.image.value:
+                raise SemiconvError("no image layer to segment")
+            layer = self.viewer.layers[self.image.value]
+            planes = image_planes(layer.data, layer.rgb)
+            model_name = self.selected_model()
+        except SemiconvError as exc:
+            show_error(str(exc))
+            return
+        score = self.score.value if self.score.value > 0 else None
+        self._job = {"layer": layer.name, "model": model_name, "planes": len(planes), "score": score, "mask": self.mask.value}
+        self._progress = progress(total=len(planes), desc=f"Segmenting {layer.name}")
+        self._cancelled = False
+        self.worker = segment_worker(model_name, self.device.value, planes, score, self.mask.value)
+        self.worker.yielded.connect(self._on_yield)
+        self.worker.returned.connect(self._on_done)
+        self.worker.errored.connect(self._on_error)
+        self.worker.finished.connect(self._on_finished)
+        self.run_button.enabled = False
+        self.cancel_button.enabled = True
+        self.status.value = "loading model..."
+        self.worker.start()
+
+    def cancel(self, *_):
+        if self.worker is not None:
+            self._cancelled = True
+            self.worker.quit()
+            self.status.value = "cancelling..."
+
+    def _on_yield(self, item):
+        kind, value = item
+        if kind == "model":
+            self._job["model_obj"] = value
+            self.status.value = f"running on {value.device} ({value.name})"
+        elif kind == "warning":
+            show_warning(value)
+        elif kind == "error":
+            self._on_error(value)
+        elif kind == "plane" and not self._cancelled:
+            self.status.value = f"plane {value} of {self._job['planes']}"
+            if self._progress is not None:
+                self._progress.update(1)
+
+    def _on_done(self, preds):
+        if preds is None:
+            return
+        job = self._job
+        model = job.get("model_obj")
+        name = f"{job['layer']} [{model.name if model else Path(job['model']).name}]"
+        metadata = {"model": model.name if model else job["model"], "score_threshold": job["score"] if job["score"] is not None else model.config.score_threshold,
+                    "mask_threshold": job["mask"], "semiconv_version": __version__, "device": str(model.device) if model else "",
+                    "source_layer": job["layer"]}
+        for old in [layer for layer in list(self.viewer.layers) if layer.name.startswith(name + " ")]:
+            self.viewer.layers.remove(old)
+        added = []
+        for data, kwargs, kind in prediction_layers(preds, name, metadata):
+            added.append(getattr(self.viewer, f"add_{kind}")(data, **kwargs))
+        instances = added[0]
+        self.results[instances.name] = {"preds": preds, "name": name}
+        instances.mouse_drag_callbacks.append(self._on_click)
+        n = sum(len(p) for p in preds)
+        seconds = sum(p.seconds for p in preds)
+        self.status.value = f"{n} worms in {seconds:.1f} s on {metadata['device']}"
+        self.last_instances = instances
+
+    def _on_error(self, exc):
+        show_error(f"Segmentation failed: {exc}")
+        self.status.value = f"failed: {exc}"
+
+    def _on_finished(self):
+        if self._progress is not None:
+            self._progress.close()
+            self._progress = None
+        if self._cancelled:
+            self.status.value = "cancelled"
+        self.worker = None
+        self.run_button.enabled = True
+        self.cancel_button.enabled = False
+
+    # -- inspection --------------------------------------------------------------------------
+    def _on_click(self, layer, event):
+        value = layer.get_value(event.position, world=True)
+        if value:
+            plane = int(round(event.position[0])) if layer.ndim == 3 else None
+            self.show_affinity(int(value), layer.name, plane)
+
+    def show_affinity(self, worm: int, layer_name: str | None = None, plane: int | None = None):
+        """Add or replace the affinity map K(seed_worm, u) of one worm."""
+        if not self.results:
+            return
+        layer_name = layer_name or next(reversed(self.results))
+        result = self.results[layer_name]
+        preds = result["preds"]
+        plane = plane if plane is not None else (int(self.viewer.dims.current_step[0]) if len(preds) > 1 else 0)
+        pred = preds[min(max(plane, 0), len(preds) - 1)]
+        if not 1 <= worm <= len(pred):
+            show_warning(f"no worm {worm} in plane {plane}")
+            return
+        if pred.embedding is None:
+            show_warning("this model has no embedding (plain head): no affinity map")
+            return
+        data, kwargs, _ = affinity_layer(pred, worm, result["name"], plane if len(preds) > 1 else None)
+        if kwargs["name"] in self.viewer.layers:
+            existing = self.viewer.layers[kwargs["name"]]
+            existing.data = data
+            existing.metadata = kwargs["metadata"]
+        else:
+            self.viewer.add_image(data, **kwargs)
+        layer = self.viewer.layers[layer_name]
+        features = layer.features
+        row = features[(features["plane"] == plane) & (features["label"] == worm)] if len(preds) > 1 else features[features["label"] == worm]
+        if len(row):
+            r = row.iloc[0]
+            self.row.value = f"worm {worm}: score {r['score']:.2f}, area {int(r['area'])} px"
+        layer.selected_label = worm

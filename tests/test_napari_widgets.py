@@ -1,0 +1,156 @@
+"""The Segment and Export widgets in a real napari viewer (run under Xvfb)."""
+
+import numpy as np
+import pytest
+
+pytest.importorskip("napari")
+
+from helpers import tiny_config  # noqa: E402
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture
+def tiny_models(tmp_path, monkeypatch):
+    import torch
+
+    from semiconv.model import build_model
+    from semiconv.models_store import save_model_folder
+
+    torch.manual_seed(0)
+    monkeypatch.setenv("SEMICONV_MODELS_DIR", str(tmp_path / "models"))
+    cfg = tiny_config(score_threshold=0.0, max_detections=15)
+    save_model_folder(tmp_path / "models" / "tiny-test", build_model(cfg), cfg)
+    return tmp_path / "models"
+
+
+@pytest.fixture
+def notes(monkeypatch):
+    import napari_semiconv._segment_widget as sw
+
+    seen = {"error": [], "warning": [], "info": []}
+    monkeypatch.setattr(sw, "show_error", lambda m: seen["error"].append(m))
+    monkeypatch.setattr(sw, "show_warning", lambda m: seen["warning"].append(m))
+    monkeypatch.setattr(sw, "show_info", lambda m: seen["info"].append(m))
+    return seen
+
+
+def _run(widget, qtbot, timeout=120_000):
+    widget.run()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=timeout)
+
+
+def test_segment_adds_inspection_layers(make_napari_viewer, qtbot, tiny_models, notes):
+    from napari.layers import Image, Labels, Points, Vectors
+
+    from napari_semiconv._segment_widget import SegmentWidget
+
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-semiconv", "bbbc010")
+    widget = SegmentWidget(viewer)
+    assert "tiny-test" in widget.model.choices  # user models appear by name
+    widget.image.value = "C01 bright-field"
+    widget.model.value = "tiny-test"
+    _run(widget, qtbot)
+    assert notes["error"] == []
+    name = "C01 bright-field [tiny-test]"
+    inst = viewer.layers[f"{name} instances"]
+    assert isinstance(inst, Labels) and inst.data.shape == (520, 696)
+    assert inst.metadata["model"] == "tiny-test" and "semiconv_version" in inst.metadata
+    assert {"score", "area", "bbox_x1"} <= set(inst.features.columns)
+    assert len(inst.features) == len(np.unique(inst.data[inst.data > 0])) or len(inst.features) >= len(np.unique(inst.data[inst.data > 0]))
+    stack = viewer.layers[f"{name} instance stack (one plane per worm)"]
+    assert isinstance(stack, Labels) and stack.data.shape[1:] == (520, 696) and not stack.visible
+    vec = viewer.layers[f"{name} displacement"]
+    assert isinstance(vec, Vectors) and vec.data.ndim == 3 and vec.data.shape[1:] == (2, 2)
+    starts = vec.data[:, 0].astype(int)
+    assert (inst.data[starts[:, 0], starts[:, 1]] > 0).all()  # arrows start on worm pixels
+    emb = viewer.layers[f"{name} embedding"]
+    assert isinstance(emb, Image) and emb.rgb and emb.data.shape == (520, 696, 3)
+    seeds = viewer.layers[f"{name} seeds"]
+    assert isinstance(seeds, Points) and len(seeds.data) == len(inst.features)
+    if len(inst.features):
+        widget.show_affinity(1)
+        aff = viewer.layers[f"{name} affinity"]
+        assert aff.data.shape == (520, 696) and 0 < aff.data.max() <= 1
+        assert "worm 1" in widget.row.value
+    assert "worms in" in widget.status.value and "cpu" in widget.status.value
+
+
+def test_stack_cancel_and_second_click(make_napari_viewer, qtbot, tiny_models, notes):
+    from napari_semiconv._segment_widget import SegmentWidget
+
+    viewer = make_napari_viewer()
+    rng = np.random.default_rng(0)
+    viewer.add_image(rng.random((12, 96, 96)).astype(np.float32), name="stack")
+    widget = SegmentWidget(viewer)
+    widget.image.value = "stack"
+    widget.model.value = "tiny-test"
+    before = len(viewer.layers)
+    widget.run()
+    widget.run()  # a second click while running starts nothing
+    assert notes["info"] and "already running" in notes["info"][0]
+    widget.cancel()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=120_000)
+    assert len(viewer.layers) == before  # no half layer
+    assert widget.status.value == "cancelled"
+    # the viewer is still usable and a full stack run keeps the leading axis
+    viewer.layers["stack"].data = viewer.layers["stack"].data[:2]
+    _run(widget, qtbot)
+    assert viewer.layers["stack [tiny-test] instances"].data.shape == (2, 96, 96)
+
+
+def test_bad_inputs_notify(make_napari_viewer, qtbot, tiny_models, notes, tmp_path):
+    from napari_semiconv._segment_widget import BROWSE, SegmentWidget
+
+    viewer = make_napari_viewer()
+    widget = SegmentWidget(viewer)
+    widget.model.value = "tiny-test"
+    viewer.add_image(np.zeros((2, 3, 40, 40), np.float32), name="fourd")
+    widget.image.value = "fourd"
+    _run(widget, qtbot)
+    assert any("cannot segment" in m for m in notes["error"])
+    nan = np.ones((80, 80), np.float32)
+    nan[3, 3] = np.nan
+    viewer.add_image(nan, name="nan")
+    widget.image.value = "nan"
+    _run(widget, qtbot)
+    assert any("NaN" in m for m in notes["error"])
+    viewer.add_image(np.zeros((80, 80), np.uint16), name="empty")
+    widget.image.value = "empty"
+    _run(widget, qtbot)
+    assert "0 worms" in widget.status.value
+    viewer.add_image(np.random.default_rng(1).integers(0, 255, (80, 80, 3), dtype=np.uint8), name="rgb", rgb=True)
+    widget.image.value = "rgb"
+    _run(widget, qtbot)
+    assert any("RGB" in m for m in notes["warning"])
+    widget.model.value = BROWSE
+    widget.model_folder.value = str(tmp_path / "no-such-model")
+    widget.image.value = "empty"
+    _run(widget, qtbot)
+    assert any("not found" in m for m in notes["error"])
+
+
+def test_export_writes_atomically_and_asks_before_overwrite(make_napari_viewer, tmp_path):
+    import tifffile
+
+    from napari_semiconv._export_widget import ExportWidget
+
+    viewer = make_napari_viewer()
+    labels = np.zeros((40, 50), np.uint16)
+    labels[5:10, 5:40] = 1
+    labels[20:30, 10:12] = 2
+    viewer.add_labels(labels, name="well instances")
+    answers = []
+    widget = ExportWidget(viewer, confirm=lambda text: answers.append(text) or False)
+    widget.layer.value = "well instances"
+    widget.folder.value = str(tmp_path)
+    widget.stem.value = "well"
+    widget.export()
+    assert tifffile.imread(tmp_path / "well_labels.tif").tolist() == labels.tolist()
+    assert tifffile.imread(tmp_path / "well_instances.tif").shape == (2, 40, 50)
+    assert (tmp_path / "well_worms.csv").read_text().count("\n") == 3
+    viewer.layers["well instances"].data[0, 0] = 3  # edit
+    widget.export()  # user says no: nothing changes
+    assert answers and tifffile.imread(tmp_path / "well_labels.tif")[0, 0] == 0
+    assert "not exported" in widget.status.value
