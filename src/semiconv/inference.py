@@ -122,6 +122,16 @@ class SemiConvModel:
         x, notes = self._prepare(image, fluorescence)
         for n in notes:
             warnings.warn(n, stacklevel=2)
+        pred = self.predict_input(x, score_threshold, mask_threshold, dense)
+        pred.warnings = notes
+        pred.seconds = time.perf_counter() - start
+        return pred
+
+    @torch.no_grad()
+    def predict_input(self, x: np.ndarray, score_threshold: float | None = None, mask_threshold: float | None = None,
+                      dense: bool = True) -> Prediction:
+        """Segment an already normalised network input (C x H x W float32, see semiconv.normalize)."""
+        start = time.perf_counter()
         cfg = self.config
         score_threshold = cfg.score_threshold if score_threshold is None else score_threshold
         mask_threshold = cfg.mask_threshold if mask_threshold is None else mask_threshold
@@ -137,7 +147,7 @@ class SemiConvModel:
         seeds_xy, seed_emb = raw["seeds_xy"][kept], raw["seed_emb"][kept]
         seeds = np.stack([seeds_xy[:, 1] - 0.5, seeds_xy[:, 0] - 0.5], 1) if len(seeds_xy) else np.zeros((0, 2))
         pred = Prediction(masks.reshape(-1, H, W), scores, boxes.reshape(-1, 4), stack_to_labels(masks.reshape(-1, H, W), scores),
-                          seeds.astype(np.float32), warnings=notes)
+                          seeds.astype(np.float32))
         if raw.get("psi") is not None:
             pred.embedding = raw["psi"]
             coords = _pixel_coordinates(H, W) / cfg.coord_scale
@@ -152,6 +162,8 @@ class SemiConvModel:
         H, W = x.shape[1:]
         pad_h, pad_w = max(0, 64 - H), max(0, 64 - W)  # tiny images: pad so every FPN level exists
         tensor = torch.from_numpy(np.pad(x, ((0, 0), (0, pad_h), (0, pad_w)))).to(self.device)
+        # drop low scores before the mask branch and pasting (the costly part per detection)
+        self.network.roi_heads.score_thresh = max(0.01, float(score_threshold))
         out = self.network([tensor])[0]
         scores = out["scores"].float().cpu().numpy()
         keep = scores >= score_threshold

@@ -54,28 +54,14 @@ def validate(network, config: ModelConfig, samples: list[Sample], device) -> tup
     start = time.perf_counter()
     try:
         for s in samples:
-            x = torch.from_numpy(s.image).to(device)
-            p = _predict_normalised(model, x)
-            preds.append(p)
+            p = model.predict_input(s.image, score_threshold=0.05, dense=False)
+            preds.append((p.masks, p.scores))
             truths.append(s.masks)
     finally:
         network.train(was_training)
     threshold, metrics = best_score_threshold(preds, truths)
     metrics["seconds_per_image"] = (time.perf_counter() - start) / max(1, len(samples))
     return threshold, metrics
-
-
-@torch.no_grad()
-def _predict_normalised(model: SemiConvModel, x: torch.Tensor):
-    """Masks and scores of an already normalised C x H x W tensor (score >= 0.05, mask NMS)."""
-    from ..inference import mask_nms
-
-    H, W = x.shape[1:]
-    out = model.network([x])[0]
-    scores = out["scores"].float().cpu().numpy()
-    masks = (out["masks"][:, 0, :H, :W] >= model.config.mask_threshold).cpu().numpy()
-    kept = mask_nms(masks, scores, model.config.mask_nms_threshold) if len(masks) else np.zeros(0, np.int64)
-    return masks[kept], scores[kept]
 
 
 def train(
@@ -144,7 +130,6 @@ def train(
     def run_validation():
         nonlocal best, history_best
         if not val_samples:
-            model_config.score_threshold = model_config.score_threshold
             save_model_folder(out, network, model_config, {**meta, "step": step})
             return None
         threshold, metrics = validate(network, model_config, val_samples, device)
