@@ -144,6 +144,15 @@ def test_train_loop_saves_resumes_and_loads(tmp_path):
     assert model.predict(samples[2].image[0]).labels.shape == samples[2].image.shape[1:]
 
 
+def test_training_continues_after_intermediate_validation(tmp_path):
+    samples = synthetic_samples(3)
+    out = tmp_path / "model"
+    result = train(samples[:2], samples[2:], tiny_config(), tiny_train_config(steps=3, val_every=1), out, torch.device("cpu"))
+    assert result.steps == 3
+    validations = [line for line in (out / "log.jsonl").read_text().splitlines() if "validation" in line]
+    assert len(validations) == 3
+
+
 def test_stop_keeps_a_loadable_model(tmp_path):
     samples = synthetic_samples(2)
     calls = {"n": 0}

@@ -47,10 +47,9 @@ def _lr_lambda(cfg: TrainConfig):
 
 def validate(network, config: ModelConfig, samples: list[Sample], device) -> tuple[float, dict]:
     """Predict every validation sample (full image) and pick the score threshold with the best avAP."""
-    model = SemiConvModel(network, config, device)
-    preds, truths = [], []
     was_training = network.training
-    network.eval()
+    model = SemiConvModel(network, config, device)  # puts the network in eval mode
+    preds, truths = [], []
     start = time.perf_counter()
     try:
         for s in samples:
