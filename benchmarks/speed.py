@@ -58,8 +58,9 @@ def main():
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    import semiconv
     from torchvision.models.detection import maskrcnn_resnet50_fpn
+
+    import semiconv
 
     image = sample_image()
     model = semiconv.load_model(args.model, device=args.device)

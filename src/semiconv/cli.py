@@ -206,6 +206,35 @@ def evaluate(
         write_text(json_out, text, overwrite=True)
 
 
+@app.command()
+def batch(
+    source: str = typer.Argument(..., help="Folder (or BBBC010-layout folder) of images, or a glob in quotes."),
+    out: Path = typer.Option(..., "--out", help="Output folder."),
+    model: str = typer.Option("bbbc010-brightfield", "--model", help="Model name or folder."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Address of a running dask scheduler."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="LocalCluster workers (default: one per core)."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto (per worker)."),
+    pixel_size: Optional[float] = typer.Option(None, "--pixel-size", help="Micrometres per pixel, for lengths in um."),
+):
+    """Segment and measure every image on dask.distributed; per-image outputs, worms.csv, wells.csv, plate.png."""
+    import json
+
+    from tqdm import tqdm
+
+    from .batch import run_batch
+
+    try:
+        result = run_batch(source, out, model, scheduler, workers, device, pixel_size,
+                           progress=lambda it, n: tqdm(it, total=n, desc="images", unit="image", file=sys.stderr))
+    except SemiconvError as exc:
+        _fail(str(exc))
+    for line in result["errors"]:
+        typer.secho(f"error: {line}", fg=typer.colors.RED, err=True)
+    typer.echo(json.dumps({k: v for k, v in result.items() if k != "errors"}, indent=2))
+    if result["failed"]:
+        raise typer.Exit(2)
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

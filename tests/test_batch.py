@@ -1,0 +1,90 @@
+import csv
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from helpers import tiny_config
+
+from semiconv.batch import find_inputs, run_batch
+from semiconv.model import build_model
+from semiconv.models_store import save_model_folder
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    torch.manual_seed(0)
+    cfg = tiny_config(score_threshold=0.0, max_detections=10)
+    folder = tmp_path_factory.mktemp("m") / "tiny"
+    save_model_folder(folder, build_model(cfg), cfg)
+    return folder
+
+
+@pytest.fixture
+def plate(tmp_path):
+    """Six small 'wells' (bright-field + fluorescence by BBBC010 naming) and one corrupt file."""
+    import tifffile
+
+    from semiconv.data.synthetic import generate
+
+    d = tmp_path / "plate"
+    d.mkdir()
+    for k, well in enumerate(["A01", "A02", "A13", "B01", "B14", "C24"]):
+        s = generate((96, 128), k)
+        tifffile.imwrite(d / f"plate_{well}_w2_X{k}.tif", s.image)
+        tifffile.imwrite(d / f"plate_{well}_w1_Y{k}.tif", (s.masks.any(0) * 500 + 100).astype(np.uint16))
+    (d / "plate_D01_w2_bad.tif").write_bytes(b"broken")
+    return d
+
+
+def test_find_inputs_pairs_channels(plate):
+    items = find_inputs(str(plate))
+    assert len(items) == 7 and all(i.fluorescence is not None for i in items if "bad" not in i.image.name)
+    assert {i.well for i in items} == {"A01", "A02", "A13", "B01", "B14", "C24", "D01"}
+
+
+def test_batch_outputs_errors_and_resume(plate, tiny_model, tmp_path):
+    out = tmp_path / "out"
+    result = run_batch(str(plate), out, str(tiny_model), workers=2)
+    assert result["processed"] == 6 and result["failed"] == 1 and result["skipped"] == 0
+    assert result["model_loads_per_worker"] == 1  # loaded once per worker, not per image
+    assert len(result["worker_pids"]) == 2
+    assert "bad" in (out / "errors.log").read_text()
+    wells = list(csv.DictReader(open(out / "wells.csv")))
+    assert {w["well"] for w in wells} >= {"A01", "C24"}
+    assert (out / "plate.png").read_bytes()[:4] == b"\x89PNG"
+    rows = list(csv.DictReader(open(out / "worms.csv")))
+    if rows:
+        assert {"length_px", "dead", "fluorescence_ratio", "well"} <= set(rows[0])
+    # resume: only missing outputs are redone
+    next(out.glob("plate_A02_*_labels.tif")).unlink()
+    again = run_batch(str(plate), out, str(tiny_model), workers=1)
+    assert again["processed"] == 1 and again["skipped"] == 5
+
+
+def test_batch_killed_then_resumed(plate, tiny_model, tmp_path):
+    out = tmp_path / "killed"
+    (plate / "plate_D01_w2_bad.tif").unlink()
+    for k in range(6, 14):  # more work so the kill lands mid-run
+        shutil.copy(next(plate.glob("plate_A01_w2_*")), plate / f"plate_E{k:02d}_w2_Z.tif")
+    cmd = [sys.executable, "-m", "semiconv", "batch", str(plate), "--out", str(out), "--model", str(tiny_model), "--workers", "1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(out.glob("*_worms.csv"))) < 2:
+        time.sleep(0.2)
+    proc.kill()
+    proc.wait()
+    subprocess.run(["pkill", "-f", "distributed.cli"], check=False)
+    done_before = len(list(out.glob("*_worms.csv")))
+    assert 0 < done_before < 14
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert len(list(out.glob("*_worms.csv"))) == 14
+    assert not list(out.glob(".*part*"))
+    import json
+
+    summary = json.loads(r.stdout[r.stdout.index("{"):])
+    assert summary["skipped"] >= done_before and summary["processed"] + summary["skipped"] == 14
