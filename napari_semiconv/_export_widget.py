@@ -19,7 +19,8 @@ def export_paths(folder: Path, stem: str) -> dict[str, Path]:
     return {"labels": folder / f"{stem}_labels.tif", "instances": folder / f"{stem}_instances.tif", "csv": folder / f"{stem}_worms.csv"}
 
 
-def export_layer(layer: Labels, folder: Path, stem: str, overwrite: bool = False, stack_layer: Labels | None = None) -> list[Path]:
+def export_layer(layer: Labels, folder: Path, stem: str, overwrite: bool = False, stack_layer: Labels | None = None,
+                 fluorescence: np.ndarray | None = None, pixel_size: float | None = None) -> list[Path]:
     """Write labels (uint16), the per-worm stack (uint8, overlaps kept where a stack layer is given) and a CSV.
 
     Per-worm rows come from the label image as edited; the stack is rebuilt from the labels unless
@@ -39,6 +40,9 @@ def export_layer(layer: Labels, folder: Path, stem: str, overwrite: bool = False
         stack = labels_to_stack(labels)
     ids = np.unique(labels[labels > 0]) if stack_layer is None else np.arange(1, len(stack) + 1)
     features = layer.features
+    from semiconv.measure import measure_worms
+
+    measured = measure_worms(stack, pixel_size, fluorescence)  # from the masks as edited
     rows = []
     for i, mask in enumerate(stack):
         label = int(ids[i]) if i < len(ids) else i + 1
@@ -48,8 +52,10 @@ def export_layer(layer: Labels, folder: Path, stem: str, overwrite: bool = False
         if len(features) and "label" in features and "score" in features:
             match = features[features["label"] == label]
             row["score"] = round(float(match["score"].iloc[0]), 4) if len(match) else ""
+        row.update({k: v for k, v in measured[i].items() if k not in row and not k.startswith("bbox")})
         rows.append(row)
     columns = ["label", "score", "area", "bbox_x1", "bbox_y1", "bbox_x2", "bbox_y2"]
+    columns += [k for k in (rows[0] if rows else {}) if k not in columns]
     folder.mkdir(parents=True, exist_ok=True)
     write_tiff(paths["labels"], labels.astype(np.uint16), overwrite=overwrite)
     write_tiff(paths["instances"], stack.astype(np.uint8), overwrite=overwrite)

@@ -18,11 +18,21 @@ def image_layer(image: np.ndarray, name: str, **kwargs) -> tuple:
     return (image, {"name": name, **kwargs}, "image")
 
 
+MEASUREMENT_COLUMNS = ("length_px", "mean_width_px", "straightness", "curvature", "length_um", "mean_width_um",
+                       "fluorescence_mean", "fluorescence_integrated", "fluorescence_ratio", "dead")
+
+
 def worm_features(preds, measurements=None) -> dict:
-    """One row per worm (per plane): plane, label, score, area, bbox, seed."""
+    """One row per worm (per plane): plane, label, score, area, bbox, seed, and the measurements
+    (a list per plane of semiconv.measure rows) when given."""
     cols = {k: [] for k in ("plane", "label", "score", "area", "bbox_x1", "bbox_y1", "bbox_x2", "bbox_y2", "seed_row", "seed_col")}
+    present = [c for c in MEASUREMENT_COLUMNS if measurements and any(c in row for rows in measurements for row in rows)]
+    for c in present:
+        cols[c] = []
     for t, p in enumerate(preds):
         for i in range(len(p)):
+            for c in present:
+                cols[c].append(measurements[t][i].get(c, np.nan))
             cols["plane"].append(t)
             cols["label"].append(i + 1)
             cols["score"].append(float(p.scores[i]))
@@ -54,10 +64,10 @@ def instance_layers(masks: np.ndarray, name: str, scores=None, visible_stack: bo
     ]
 
 
-def prediction_layers(preds: list, name: str, metadata: dict, vector_step: int = 6) -> list[tuple]:
+def prediction_layers(preds: list, name: str, metadata: dict, vector_step: int = 6, measurements=None) -> list[tuple]:
     """All result layers of a segmentation: instances, instance stack, displacement, embedding, seeds."""
     multi = len(preds) > 1
-    features = worm_features(preds)
+    features = worm_features(preds, measurements)
     labels = _stackify([p.labels for p in preds])
     layers = [(labels, {"name": f"{name} instances", "features": features, "metadata": dict(metadata), "opacity": 0.6}, "labels")]
     n_max = max((len(p) for p in preds), default=0)

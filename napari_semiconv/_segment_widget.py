@@ -46,7 +46,8 @@ def image_planes(data: np.ndarray, rgb: bool) -> list[np.ndarray]:
 
 
 @thread_worker
-def segment_worker(model_name: str, device: str, planes: list, score_threshold: float, mask_threshold: float):
+def segment_worker(model_name: str, device: str, planes: list, score_threshold: float, mask_threshold: float,
+                   fluorescence: list | None = None, pixel_size: float | None = None):
     """Generator run in a thread: yields ('model', model) then ('plane', k) after each plane; returns the
     predictions. Problems with the input or model are yielded as ('error', message) (returns None), so
     they reach the user as a notification, not a traceback."""
@@ -63,11 +64,15 @@ def segment_worker(model_name: str, device: str, planes: list, score_threshold: 
             for w in caught:
                 yield ("warning", str(w.message))
             yield ("plane", k + 1)
+        from semiconv.measure import measure_worms
+
+        measurements = [measure_worms(p.masks, pixel_size, fluorescence[k] if fluorescence else None, p.scores)
+                        for k, p in enumerate(preds)]
     except (SemiconvError, MemoryError) as exc:
         where = f" (plane {len(preds) + 1})" if len(planes) > 1 and "preds" in locals() else ""
         yield ("error", f"{exc}{where}")
         return None
-    return preds
+    return preds, measurements
 
 
 class SegmentWidget(QWidget):
@@ -87,12 +92,16 @@ class SegmentWidget(QWidget):
         self.score = FloatSpinBox(label="score threshold", min=0.0, max=1.0, step=0.05, value=0.0,
                                   tooltip="0 = the model's own threshold (chosen on validation)")
         self.mask = FloatSpinBox(label="mask threshold", min=0.05, max=0.95, step=0.05, value=0.5)
+        self.fluorescence = ComboBox(label="fluorescence (Sytox)", choices=lambda w: ["none"] + self._image_layers(),
+                                     tooltip="optional: w1 channel, measured inside each worm for the live/dead call")
+        self.pixel_size = FloatSpinBox(label="pixel size (um)", min=0.0, max=1000.0, step=0.1, value=0.0,
+                                       tooltip="0 = lengths in pixels only")
         self.run_button = PushButton(text="Segment")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.status = Label(value="")
         self.worm = SpinBox(label="show affinity of worm", min=0, max=10000, value=0, tooltip="or click a worm in the instances layer")
         self.row = Label(value="")
-        self.container = Container(widgets=[self.image, self.model, self.model_folder, self.device, self.score, self.mask,
+        self.container = Container(widgets=[self.image, self.model, self.model_folder, self.device, self.score, self.mask, self.fluorescence, self.pixel_size,
                                             self.run_button, self.cancel_button, self.status, self.worm, self.row])
         layout = QVBoxLayout()
         layout.addWidget(self.container.native)
@@ -101,8 +110,8 @@ class SegmentWidget(QWidget):
         self.run_button.changed.connect(self.run)
         self.cancel_button.changed.connect(self.cancel)
         self.worm.changed.connect(lambda v: self.show_affinity(v) if v else None)
-        self.viewer.layers.events.inserted.connect(lambda e: self.image.reset_choices())
-        self.viewer.layers.events.removed.connect(lambda e: self.image.reset_choices())
+        for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
+            event.connect(lambda e: (self.image.reset_choices(), self.fluorescence.reset_choices()))
 
     # -- choices -----------------------------------------------------------------------------
     def _image_layers(self, widget=None):
@@ -133,6 +142,12 @@ class SegmentWidget(QWidget):
             layer = self.viewer.layers[self.image.value]
             planes = image_planes(layer.data, layer.rgb)
             model_name = self.selected_model()
+            fluorescence = None
+            if self.fluorescence.value not in (None, "none"):
+                fl_layer = self.viewer.layers[self.fluorescence.value]
+                fluorescence = image_planes(fl_layer.data, fl_layer.rgb)
+                if len(fluorescence) != len(planes) or fluorescence[0].shape[:2] != planes[0].shape[:2]:
+                    raise SemiconvError(f"fluorescence layer {fl_layer.name!r} does not match the image's shape")
         except SemiconvError as exc:
             show_error(str(exc))
             return
@@ -140,7 +155,8 @@ class SegmentWidget(QWidget):
         self._job = {"layer": layer.name, "model": model_name, "planes": len(planes), "score": score, "mask": self.mask.value}
         self._progress = progress(total=len(planes), desc=f"Segmenting {layer.name}")
         self._cancelled = False
-        self.worker = segment_worker(model_name, self.device.value, planes, score, self.mask.value)
+        self.worker = segment_worker(model_name, self.device.value, planes, score, self.mask.value, fluorescence,
+                                     self.pixel_size.value or None)
         self.worker.yielded.connect(self._on_yield)
         self.worker.returned.connect(self._on_done)
         self.worker.errored.connect(self._on_error)
@@ -170,9 +186,10 @@ class SegmentWidget(QWidget):
             if self._progress is not None:
                 self._progress.update(1)
 
-    def _on_done(self, preds):
-        if preds is None:
+    def _on_done(self, result):
+        if result is None:
             return
+        preds, measurements = result
         job = self._job
         model = job.get("model_obj")
         name = f"{job['layer']} [{model.name if model else Path(job['model']).name}]"
@@ -182,7 +199,7 @@ class SegmentWidget(QWidget):
         for old in [layer for layer in list(self.viewer.layers) if layer.name.startswith(name + " ")]:
             self.viewer.layers.remove(old)
         added = []
-        for data, kwargs, kind in prediction_layers(preds, name, metadata):
+        for data, kwargs, kind in prediction_layers(preds, name, metadata, measurements=measurements):
             added.append(getattr(self.viewer, f"add_{kind}")(data, **kwargs))
         instances = added[0]
         self.results[instances.name] = {"preds": preds, "name": name}

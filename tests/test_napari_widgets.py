@@ -51,13 +51,14 @@ def test_segment_adds_inspection_layers(make_napari_viewer, qtbot, tiny_models, 
     assert "tiny-test" in widget.model.choices  # user models appear by name
     widget.image.value = "C01 bright-field"
     widget.model.value = "tiny-test"
+    widget.fluorescence.value = "C01 fluorescence"
     _run(widget, qtbot)
     assert notes["error"] == []
     name = "C01 bright-field [tiny-test]"
     inst = viewer.layers[f"{name} instances"]
     assert isinstance(inst, Labels) and inst.data.shape == (520, 696)
     assert inst.metadata["model"] == "tiny-test" and "semiconv_version" in inst.metadata
-    assert {"score", "area", "bbox_x1"} <= set(inst.features.columns)
+    assert {"score", "area", "bbox_x1", "length_px", "straightness", "fluorescence_ratio", "dead"} <= set(inst.features.columns)
     assert len(inst.features) == len(np.unique(inst.data[inst.data > 0])) or len(inst.features) >= len(np.unique(inst.data[inst.data > 0]))
     stack = viewer.layers[f"{name} instance stack (one plane per worm)"]
     assert isinstance(stack, Labels) and stack.data.shape[1:] == (520, 696) and not stack.visible
@@ -75,6 +76,15 @@ def test_segment_adds_inspection_layers(make_napari_viewer, qtbot, tiny_models, 
         assert aff.data.shape == (520, 696) and 0 < aff.data.max() <= 1
         assert "worm 1" in widget.row.value
     assert "worms in" in widget.status.value and "cpu" in widget.status.value
+    # the worm table lists the features; a click selects the worm
+    from napari_semiconv._table_widget import WormTableWidget
+
+    table = WormTableWidget(viewer)
+    table.layer.value = inst.name
+    assert table.table.rowCount() == len(inst.features)
+    if len(inst.features) > 1:
+        table.select_row(1)
+        assert inst.selected_label == int(inst.features["label"].iloc[1])
 
 
 def test_stack_cancel_and_second_click(make_napari_viewer, qtbot, tiny_models, notes):
@@ -149,7 +159,8 @@ def test_export_writes_atomically_and_asks_before_overwrite(make_napari_viewer, 
     widget.export()
     assert tifffile.imread(tmp_path / "well_labels.tif").tolist() == labels.tolist()
     assert tifffile.imread(tmp_path / "well_instances.tif").shape == (2, 40, 50)
-    assert (tmp_path / "well_worms.csv").read_text().count("\n") == 3
+    text = (tmp_path / "well_worms.csv").read_text()
+    assert text.count("\n") == 3 and "length_px" in text.splitlines()[0]
     viewer.layers["well instances"].data[0, 0] = 3  # edit
     widget.export()  # user says no: nothing changes
     assert answers and tifffile.imread(tmp_path / "well_labels.tif")[0, 0] == 0
