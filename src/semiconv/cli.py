@@ -235,6 +235,50 @@ def batch(
         raise typer.Exit(2)
 
 
+@app.command()
+def finetune(
+    images: list[Path] = typer.Option(..., "--images", help="Annotated images (repeat the option, or give a folder)."),
+    annotations: list[Path] = typer.Option(..., "--annotations", help="Label image, N x H x W stack or folder of masks per image; or one folder named by image stems."),
+    base: str = typer.Option("bbbc010-brightfield", "--base", help="Model to start from."),
+    out: str = typer.Option(..., "--out", help="Name of the new model (saved in the user's model folder) or a folder path."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Training steps (default 200)."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Learning rate (default 1e-4)."),
+    crop: Optional[int] = typer.Option(None, "--crop", help="Crop size in pixels (default 256)."),
+    val_fraction: float = typer.Option(0.2, "--val-fraction", help="Fraction of images held out for validation."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    threads: int = typer.Option(0, "--threads", help="CPU threads (0: torch default)."),
+):
+    """Fine-tune a model on your own annotated images (same training loop as `train`)."""
+    import json
+
+    from tqdm import tqdm
+
+    from .io import IMAGE_SUFFIXES
+    from .training.finetune import finetune as run_finetune
+    from .training.finetune import finetune_config, load_items, output_folder, pair_inputs
+
+    try:
+        _set_threads(threads)
+        if len(images) == 1 and images[0].is_dir():
+            images = sorted(p for p in images[0].iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        items = load_items(pair_inputs(list(images), list(annotations)))
+        cfg = finetune_config(steps=steps, lr=lr, crop_size=crop)
+        bar = tqdm(total=cfg.steps, desc="fine-tuning", unit="step", file=sys.stderr)
+
+        def progress(step, total, losses, val):
+            bar.set_postfix(loss=f"{losses['loss']:.3f}", refresh=False)
+            bar.update(step - bar.n)
+            if val:
+                tqdm.write(f"step {step}: validation avAP {val['avAP']:.3f} AP {val['AP']:.3f}", file=sys.stderr)
+
+        folder, result = run_finetune(items, base, output_folder(out), cfg, val_fraction, device, progress=progress)
+        bar.close()
+    except (SemiconvError, ValueError) as exc:
+        _fail(str(exc))
+    typer.echo(json.dumps({"model": str(folder), "steps": result.steps, "seconds": round(result.seconds, 1),
+                           "best": result.best_metrics}, indent=2))
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

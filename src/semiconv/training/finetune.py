@@ -1,0 +1,101 @@
+"""Fine-tuning a trained model on a few annotated images (the same loop as training).
+
+The new model is trained in a hidden sibling folder and moved into place only when
+training ends (finished or stopped with a good checkpoint), so no half-written model
+folder ever shows up among the user's models.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from ..config import TrainConfig
+from ..data.generic import AnnotatedImage, load_pair
+from ..errors import InputError
+from ..inference import resolve_device
+from ..models_store import read_model_folder, resolve_model, user_models_dir
+from .loop import TrainResult, train
+from .samples import samples_from_annotated
+
+FINETUNE_DEFAULTS = {"steps": 200, "batch_size": 2, "crop_size": 256, "lr": 1e-4, "warmup_steps": 20,
+                     "val_every": 50, "checkpoint_every": 25}
+
+
+def finetune_config(**overrides) -> TrainConfig:
+    """Training hyperparameters that work for 5 to 20 annotated images."""
+    cfg = TrainConfig(**FINETUNE_DEFAULTS)
+    for k, v in overrides.items():
+        if v is not None:
+            setattr(cfg, k, v)
+    return cfg
+
+
+def pair_inputs(images: list[Path], annotations: list[Path]) -> list[tuple[Path, Path]]:
+    """Match images with annotations: one list each in the same order, or annotation folders/files by stem."""
+    if len(annotations) == 1 and annotations[0].is_dir() and len(images) > 1:
+        root = annotations[0]
+        pairs = []
+        for image in images:
+            found = next((c for c in [root / image.stem, root / f"{image.stem}.tif", root / f"{image.stem}.tiff",
+                                       root / f"{image.stem}.png"] if c.exists()), None)
+            if found is None:
+                raise InputError(f"{image}: no annotation named {image.stem} in {root}")
+            pairs.append((image, found))
+        return pairs
+    if len(images) != len(annotations):
+        raise InputError(f"{len(images)} images but {len(annotations)} annotations: give one annotation per image")
+    return list(zip(images, annotations, strict=True))
+
+
+def output_folder(name_or_path: str) -> Path:
+    """A bare name goes to the user's model folder; anything with a path separator is used as is."""
+    return Path(name_or_path) if ("/" in name_or_path or "\\" in name_or_path) else user_models_dir() / name_or_path
+
+
+def finetune(items: list[AnnotatedImage], base: str, out: str | Path, train_config: TrainConfig | None = None,
+             val_fraction: float = 0.2, device: str = "auto", seed: int = 0, input_mode: str | None = None,
+             progress=None, should_stop=None, overwrite: bool = False) -> tuple[Path, TrainResult]:
+    """Fine-tune `base` on annotated images; returns the new model folder and the training result."""
+    if not items:
+        raise InputError("no annotated images to fine-tune on")
+    if all(len(i.masks) == 0 for i in items):
+        raise InputError("the annotations hold no worm: nothing to learn from")
+    base_folder = resolve_model(base)
+    config, state, meta = read_model_folder(base_folder)
+    if input_mode and input_mode != config.input_mode:
+        raise InputError(f"base model {base_folder.name!r} takes {config.input_mode!r} input, not {input_mode!r}")
+    target = Path(out)
+    if target.exists() and not overwrite:
+        raise InputError(f"{target}: exists already (choose another name)")
+    cfg = train_config or finetune_config()
+    order = np.random.default_rng(seed).permutation(len(items))
+    n_val = int(round(val_fraction * len(items))) if len(items) >= 3 else 0
+    val = [items[i] for i in order[:n_val]]
+    tr = [items[i] for i in order[n_val:]]
+    work = target.parent / f".{target.name}.partial"
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    try:
+        result = train(samples_from_annotated(tr, config), samples_from_annotated(val, config), config, cfg, work,
+                       resolve_device(device), init_state=state,
+                       extra_meta={"base_model": base_folder.name, "finetuned_on": [i.name for i in tr],
+                                   "validated_on": [i.name for i in val]},
+                       progress=progress, should_stop=should_stop)
+        if not (work / "weights.pt").exists():
+            raise InputError("training stopped before a model was saved")
+        shutil.rmtree(work / "checkpoints", ignore_errors=True)
+        if target.exists():
+            shutil.rmtree(target)
+        work.rename(target)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return target, result
+
+
+def load_items(pairs: list[tuple[Path, Path]]) -> list[AnnotatedImage]:
+    return [load_pair(i, a) for i, a in pairs]

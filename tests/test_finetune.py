@@ -1,0 +1,74 @@
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+from helpers import tiny_config
+
+from semiconv.data.generic import AnnotatedImage
+from semiconv.data.synthetic import generate
+from semiconv.errors import InputError
+from semiconv.model import build_model
+from semiconv.models_store import list_models, save_model_folder
+from semiconv.training.finetune import finetune, finetune_config
+
+
+@pytest.fixture
+def base_model(tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    monkeypatch.setenv("SEMICONV_MODELS_DIR", str(tmp_path / "user-models"))
+    cfg = tiny_config()
+    folder = tmp_path / "base"
+    save_model_folder(folder, build_model(cfg), cfg)
+    return folder
+
+
+def _items(n):
+    out = []
+    for k in range(n):
+        s = generate((128, 128), 50 + k)
+        out.append(AnnotatedImage(f"img{k}", s.image, s.masks, s.boxes))
+    return out
+
+
+def test_finetune_saves_a_complete_model(base_model, tmp_path):
+    target = tmp_path / "user-models" / "mine"
+    folder, result = finetune(_items(4), str(base_model), target, finetune_config(steps=2, val_every=2, crop_size=96), device="cpu")
+    assert folder == target and (folder / "weights.pt").exists() and (folder / "config.json").exists()
+    import json
+
+    meta = json.loads((folder / "config.json").read_text())
+    assert meta["base_model"] == "base" and len(meta["finetuned_on"]) == 3 and len(meta["validated_on"]) == 1
+    assert "mine" in list_models()  # appears among the user's models at once
+    assert not list(folder.parent.glob(".*partial"))
+
+
+def test_finetune_bad_inputs(base_model, tmp_path):
+    empty = [AnnotatedImage("e", np.zeros((64, 64)), np.zeros((0, 64, 64), bool), np.zeros((0, 4)))]
+    with pytest.raises(InputError, match="no worm"):
+        finetune(empty, str(base_model), tmp_path / "x", device="cpu")
+    with pytest.raises(InputError, match="takes 'brightfield' input"):
+        finetune(_items(1), str(base_model), tmp_path / "x", device="cpu", input_mode="binary")
+
+    def stop_now():
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):  # interrupted: no model folder left half-written
+        finetune(_items(2), str(base_model), tmp_path / "y", finetune_config(steps=5, crop_size=96), device="cpu", should_stop=stop_now)
+    assert not (tmp_path / "y").exists() and not list(tmp_path.glob(".y*"))
+
+
+def test_finetune_cli_single_image_and_mismatched_annotation(base_model, tmp_path):
+    s = generate((128, 128), 3)
+    tifffile.imwrite(tmp_path / "a.tif", s.image)
+    tifffile.imwrite(tmp_path / "a_ann.tif", s.masks.astype(np.uint8))
+    tifffile.imwrite(tmp_path / "bad_ann.tif", np.zeros((2, 64, 64), np.uint8))
+    base = [sys.executable, "-m", "semiconv", "finetune", "--base", str(base_model), "--images", str(tmp_path / "a.tif")]
+    r = subprocess.run(base + ["--annotations", str(tmp_path / "bad_ann.tif"), "--out", str(tmp_path / "m1")], capture_output=True, text=True)
+    assert r.returncode == 2 and "does not match" in r.stderr and "Traceback" not in r.stderr
+    r = subprocess.run(base + ["--annotations", str(tmp_path / "a_ann.tif"), "--out", str(tmp_path / "m2"), "--steps", "2", "--crop", "96"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "m2" / "weights.pt").exists()
