@@ -1,0 +1,157 @@
+"""Regenerate docs/paper-reproduction.md and its figures (docs/images/paper-*.png).
+
+    python benchmarks/paper_reproduction.py [--seeds 0 1 2] [--steps 300] [--binary-runs runs/binary_semiconv runs/binary_plain]
+
+Part 1 (CPU minutes): the 1-D counterexample and the identical-dots experiment.
+Part 2: the paper's BBBC010 protocol (binary foreground input), from two model folders
+trained with the same budget (`semiconv train --input binary --head semiconv|plain`),
+evaluated on the validation wells; skipped with a note when the folders are absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+
+
+def figure_1d(path: Path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from semiconv.experiments.dots import bump_labels_1d, periodic_bumps
+
+    u, x, dx, bump = periodic_bumps(5, 50)
+    conv, semi = bump_labels_1d(u, x, dx)
+    fig, axes = plt.subplots(3, 1, figsize=(7, 5), sharex=True)
+    axes[0].plot(u, x)
+    axes[0].set_ylabel("signal x")
+    axes[1].plot(u, conv, color="C1")
+    axes[1].set_ylabel("conv label")
+    axes[2].plot(u, semi, color="C2")
+    axes[2].set_ylabel("semi-conv label")
+    axes[2].set_xlabel("u")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def figure_dots(path: Path, steps: int):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from semiconv.experiments.dots import score_embedding, train_dot_embedding
+
+    fig, axes = plt.subplots(2, 3, figsize=(10, 6.5))
+    for row, semiconv in enumerate((False, True)):
+        net, _ = train_dot_embedding(semiconv, steps, seed=0)
+        ari, av, examples = score_embedding(net, semiconv, images=1)
+        image, masks, psi, clusters, fg = examples[0]
+        truth = np.argmax(masks[:, fg], axis=0)
+        axes[row, 0].imshow(image[0], cmap="gray")
+        axes[row, 0].set_title("input: identical dots")
+        axes[row, 1].scatter(psi[0][fg], psi[1][fg], c=truth, cmap="tab20", s=4)
+        axes[row, 1].set_title(("Psi = u + Phi" if semiconv else "Phi (conv)") + ": channels 1-2")
+        label_map = np.zeros(fg.shape, int)
+        label_map[fg] = clusters + 1
+        axes[row, 2].imshow(label_map, cmap="tab20", interpolation="nearest")
+        axes[row, 2].set_title(f"k-means labels (ARI {ari:.2f}, avAP {av:.2f})")
+        for ax in axes[row]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def binary_protocol(runs: list[str], data: str) -> str:
+    from semiconv import load_model
+    from semiconv.evaluate import evaluate_model
+
+    rows = []
+    for run in runs:
+        if not (Path(run) / "weights.pt").exists():
+            return f"Not run yet: model folder `{run}` is missing. Train both heads with the same budget, e.g.\n\n" \
+                   "    semiconv train --data ../shared/data/bbbc010 --out runs/binary_semiconv --input binary --head semiconv\n" \
+                   "    semiconv train --data ../shared/data/bbbc010 --out runs/binary_plain --input binary --head plain\n"
+        m = evaluate_model(load_model(run, device="cpu"), data, "validation", warn=lambda s: None)
+        rows.append(f"| {m['model']} | {load_model(run).config.head} | {m['AP']:.3f} | {m['AP50']:.3f} | {m['AP75']:.3f} | {m['avAP']:.3f} |")
+    return "| model | head | AP | AP50 | AP75 | avAP |\n|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--images", type=int, default=8)
+    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "bbbc010"))
+    parser.add_argument("--binary-runs", nargs=2, default=["runs/binary_semiconv", "runs/binary_plain"])
+    args = parser.parse_args()
+    from semiconv.experiments.dots import run_dots
+
+    (DOCS / "images").mkdir(parents=True, exist_ok=True)
+    figure_1d(DOCS / "images" / "paper-1d.png")
+    figure_dots(DOCS / "images" / "paper-dots.png", args.steps)
+    results = run_dots(tuple(args.seeds), args.steps, args.images)
+    table = ["| embedding | seed | ARI | avAP | final attraction loss |", "|---|---|---|---|---|"]
+    summary = {}
+    for r in results:
+        table.append(f"| {r.mode} | {r.seed} | {r.ari:.3f} | {r.avAP:.3f} | {r.final_loss:.4f} |")
+        summary.setdefault(r.mode, []).append((r.ari, r.avAP))
+    means = ["| embedding | ARI mean +- sd | avAP mean +- sd |", "|---|---|---|"]
+    for mode, vals in summary.items():
+        a = np.array(vals)
+        means.append(f"| {mode} | {a[:, 0].mean():.3f} +- {a[:, 0].std():.3f} | {a[:, 1].mean():.3f} +- {a[:, 1].std():.3f} |")
+    text = f"""# Reproducing the paper's evidence
+
+Generated by `python benchmarks/paper_reproduction.py --seeds {' '.join(map(str, args.seeds))} --steps {args.steps}`
+(figures in `docs/images/`). Method: `docs` of the shared method note; code in
+`src/semiconv/experiments/dots.py`.
+
+## 1-D counterexample
+
+Identical triangular bumps centred at u = 2k. A translation-invariant labeler (any
+convolution of the signal) gives every bump the same profile; the semi-convolutional
+labeler Phi_u = u + (1 - x_u) x'_u sends every point of bump k to 2k
+(`tests/test_paper_evidence.py::test_1d_counterexample` checks both exactly).
+
+![1-D](images/paper-1d.png)
+
+## Identical dots
+
+64 x 64 images of identical dots (radius 3 px) on a 16 px lattice jittered by up to
+3 px (16 dots). The same fully convolutional net (5 dilated 3x3 convs, 32 channels,
+D = 4) is trained {args.steps} steps (batch 4, Adam 2e-3) with the attraction loss only,
+once embedding with Phi, once with Psi = u/16 + Phi. Each test image's foreground
+embeddings are clustered by k-means (k = number of dots, scikit-learn); scores over
+{args.images} test images per run.
+
+{chr(10).join(means)}
+
+{chr(10).join(table)}
+
+Convolutional embeddings collapse (the attraction loss alone is minimised by a
+constant, and a translation-invariant net cannot do better on identical dots), so
+k-means is at chance; semi-convolutional embeddings separate every dot.
+
+![dots](images/paper-dots.png)
+
+## BBBC010, the paper's protocol (binary foreground input)
+
+{binary_protocol(args.binary_runs, args.data)}
+"""
+    (DOCS / "paper-reproduction.md").write_text(text)
+    print(json.dumps({k: np.mean(v, axis=0).round(3).tolist() for k, v in summary.items()}))
+
+
+if __name__ == "__main__":
+    main()

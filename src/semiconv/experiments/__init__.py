@@ -1,0 +1,1 @@
+"""Small experiments that reproduce the paper's synthetic evidence."""
