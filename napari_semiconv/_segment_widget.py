@@ -80,6 +80,11 @@ class SegmentWidget(QWidget):
 
     def __init__(self, napari_viewer):
         super().__init__()
+        # torch/torchvision must be imported in the main thread: importing them first inside a
+        # worker thread while Qt renders can crash the process
+        import semiconv.inference  # noqa: F401
+        import semiconv.model  # noqa: F401
+
         self.viewer = napari_viewer
         self.worker = None
         self._cancelled = False

@@ -165,3 +165,31 @@ def test_export_writes_atomically_and_asks_before_overwrite(make_napari_viewer, 
     widget.export()  # user says no: nothing changes
     assert answers and tifffile.imread(tmp_path / "well_labels.tif")[0, 0] == 0
     assert "not exported" in widget.status.value
+
+
+def test_plugin_loaded_after_the_canvas_does_not_crash(tmp_path, tiny_models):
+    """napari opens its OpenGL canvas before it imports the plugin; torch/torchvision imported only
+    then must not crash the process (triton's LLVM vs Mesa's). Run as a user would, in a fresh process."""
+    import os
+    import subprocess
+    import sys
+
+    code = """
+import numpy as np, napari, time
+viewer = napari.Viewer(show=True)
+viewer.add_image(np.random.default_rng(0).random((96, 96)).astype(np.float32), name="img")
+from qtpy.QtWidgets import QApplication
+from napari_semiconv._segment_widget import SegmentWidget
+w = SegmentWidget(viewer)
+w.image.value = "img"
+w.model.value = "tiny-test"
+w.run()
+while w.worker is not None:
+    QApplication.instance().processEvents(); time.sleep(0.01)
+print("LAYERS", len(viewer.layers))
+viewer.close()
+"""
+    env = dict(os.environ, SEMICONV_MODELS_DIR=str(tiny_models))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "LAYERS" in r.stdout and int(r.stdout.split("LAYERS")[1].split()[0]) >= 4
