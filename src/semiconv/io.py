@@ -108,6 +108,9 @@ def atomic_path(target: str | os.PathLike, overwrite: bool = False):
     os.close(fd)
     try:
         yield Path(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file normal permissions
         os.replace(tmp, target)
     except BaseException:
         if os.path.exists(tmp):
