@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 from semiconv.inference import load_model
 from semiconv.models_store import save_model_folder

@@ -112,6 +112,9 @@ class SegmentWidget(QWidget):
         layout.addWidget(self.container.native)
         self.setLayout(layout)
         self.model.changed.connect(lambda v: setattr(self.model_folder, "visible", v == BROWSE))
+        from ._registry import register
+
+        register(self)
         self.run_button.changed.connect(self.run)
         self.cancel_button.changed.connect(self.cancel)
         self.worm.changed.connect(lambda v: self.show_affinity(v) if v else None)

@@ -72,3 +72,17 @@ def test_annotated_folder_roundtrip(tmp_path):
     item = load_pair(*pairs[0])
     assert np.array_equal(item.image, image) and np.array_equal(item.masks, masks)
     assert not list(tmp_path.rglob("*.part*"))
+
+
+def test_drawn_annotations_to_masks():
+    from semiconv.data.annotate import path_to_mask, shapes_to_masks
+
+    # a horizontal path of width 6 along row 10 from col 5 to col 45 (napari coordinates)
+    m = path_to_mask(np.array([[10, 5], [10, 45]]), 6, (30, 60))
+    rows = np.flatnonzero(m[:, 25])
+    assert rows.min() == 7 and rows.max() == 13  # centre 10 +- 3
+    assert m[10, 2] and m[10, 48] and not m[10, 50]  # round caps of radius 3
+    square = np.array([[20, 20], [20, 29], [28, 29], [28, 20]])
+    stack = shapes_to_masks([np.array([[10, 5], [10, 45]]), square], ["path", "polygon"], [6, 1], (30, 60))
+    assert stack.shape == (2, 30, 60) and (stack[0] & stack[1]).sum() == 0
+    assert stack[1].sum() >= 70

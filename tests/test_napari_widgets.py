@@ -193,3 +193,59 @@ viewer.close()
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "LAYERS" in r.stdout and int(r.stdout.split("LAYERS")[1].split()[0]) >= 4
+
+
+def test_finetune_widget_from_labels_and_shapes(make_napari_viewer, qtbot, tiny_models, monkeypatch, tmp_path):
+    import napari_semiconv._finetune_widget as fw
+    from napari_semiconv._finetune_widget import FinetuneWidget
+    from napari_semiconv._segment_widget import SegmentWidget
+    from semiconv.data.instances import stack_to_labels
+    from semiconv.data.synthetic import generate
+
+    errors = []
+    monkeypatch.setattr(fw, "show_error", errors.append)
+    monkeypatch.setattr(fw, "show_info", lambda m: None)
+    viewer = make_napari_viewer()
+    segment = SegmentWidget(viewer)
+    for k in range(3):
+        s = generate((128, 128), 70 + k)
+        viewer.add_image(s.image, name=f"img{k}")
+        viewer.add_labels(stack_to_labels(s.masks), name=f"ann{k}")
+    shapes = viewer.add_shapes([np.array([[20, 20], [40, 60], [50, 100]])], shape_type="path", edge_width=8, name="drawn")
+    viewer.add_labels(np.zeros((64, 64), np.uint16), name="wrong size")
+    widget = FinetuneWidget(viewer)
+    widget.image.value, widget.annotation.value = "img0", "wrong size"
+    widget.add_pair()
+    assert errors and "size" in errors[-1] and widget.pairs == []
+    for k in range(3):
+        widget.image.value, widget.annotation.value = f"img{k}", f"ann{k}"
+        widget.add_pair()
+    widget.image.value, widget.annotation.value = "img0", shapes.name
+    widget.add_pair()
+    items = widget.items()
+    assert len(items) == 3  # the drawn worm joins img0's labelled worms
+    assert items[0].masks.shape[0] == len(np.unique(viewer.layers["ann0"].data)) - 1 + 1
+    widget.base.value = "tiny-test"
+    widget.steps.value = 3
+    widget.crop.value = 64
+    widget.name.value = "tuned-in-gui"
+    widget.run()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=180_000)
+    assert "saved tuned-in-gui" in widget.status.value, widget.status.value
+    assert widget.history["step"][-1] == 3
+    assert "tuned-in-gui" in segment.model.choices  # appears at once in the Segment widget
+    # cancel keeps the best model so far
+    widget.steps.value = 500
+    widget.name.value = "cancelled-run"
+    widget.run()
+    qtbot.waitUntil(lambda: len(widget.history["step"]) >= 2, timeout=120_000)
+    widget.cancel()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=180_000)
+    assert "saved cancelled-run" in widget.status.value and widget.history["step"][-1] < 500
+    # annotations round-trip through a folder the CLI reads
+    widget.save_folder.value = str(tmp_path / "annotated")
+    widget.save_annotations()
+    from semiconv.data.generic import list_annotated_folder
+
+    pairs, problems = list_annotated_folder(tmp_path / "annotated")
+    assert len(pairs) == 3 and not problems

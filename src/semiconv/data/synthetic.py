@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
+from .annotate import tube_mask
 from .instances import boxes_from_masks
 
 
@@ -62,26 +63,10 @@ def _centerline(rng, start, heading, length, max_curv, step=1.0):
 
 
 def _rasterise(points, width, shape):
-    """Mask of a tapered tube around `points` (L x 2, row/col)."""
-    n = len(points)
-    t = np.linspace(0, 1, n)
+    """Mask of a tapered tube around `points` (L x 2, continuous row/col)."""
+    t = np.linspace(0, 1, len(points))
     radius = 0.5 * width * np.clip(np.sin(np.pi * t) ** 0.35, 0.35, 1.0)
-    lo = np.floor(points.min(0) - width).astype(int)
-    hi = np.ceil(points.max(0) + width).astype(int) + 1
-    lo = np.maximum(lo, 0)
-    hi = np.minimum(hi, shape)
-    mask = np.zeros(shape, dtype=bool)
-    if (hi <= lo).any():
-        return mask
-    rr, cc = np.mgrid[lo[0]: hi[0], lo[1]: hi[1]]
-    centres = np.stack([rr + 0.5, cc + 0.5], -1).reshape(-1, 2)
-    inside = np.zeros(len(centres), dtype=bool)
-    for start in range(0, n, 16):
-        chunk = points[start: start + 16]
-        d2 = ((centres[:, None, :] - (chunk[None] + 0.5 - 0.5)) ** 2).sum(-1)
-        inside |= (d2 <= radius[start: start + 16][None] ** 2).any(1)
-    mask[lo[0]: hi[0], lo[1]: hi[1]] = inside.reshape(rr.shape)
-    return mask
+    return tube_mask(points, radius, shape)
 
 
 def _well_profile(shape, rng, enabled):
