@@ -2,8 +2,8 @@
 
 Shift (documented, deterministic): each bright-field well is rescaled by 0.7 (bilinear;
 masks by the same factor, threshold 0.5), blurred (Gaussian sigma 1.5 px), given a gamma
-of 0.5 and a contrast inversion of the background-to-worm ratio halved
-(x -> 0.5 + 0.5 * x on the normalised image), and Gaussian noise (sd 0.04).
+of 0.5, its contrast halved on a raised floor (x -> 0.5 + 0.5 * x on the normalised
+image), and Gaussian noise (sd 0.04).
 Fine-tune on 10 shifted training wells (A01-A10); measure on the 10 shifted validation
 wells before and after.
 
