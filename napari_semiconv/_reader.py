@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from semiconv.data.bbbc010 import Bbbc010Folder, is_bbbc010_folder
+from semiconv.data.generic import is_annotated_folder, list_annotated_folder, load_pair
 from semiconv.errors import InputError
 from semiconv.io import IMAGE_SUFFIXES, read_array
 
@@ -24,7 +25,9 @@ def get_reader(path):
         return lambda paths: [layer for p in paths for layer in get_reader(p)(p)]
     p = Path(path)
     if p.is_dir():
-        return read_bbbc010_folder if is_bbbc010_folder(p) else None
+        if is_bbbc010_folder(p):
+            return read_bbbc010_folder
+        return read_annotated_folder if is_annotated_folder(p) else None
     if p.suffix.lower() in IMAGE_SUFFIXES:
         return read_file
     return None
@@ -59,4 +62,17 @@ def read_bbbc010_folder(path, wells=None) -> list[tuple]:
             kwargs["visible"] = False
             kwargs["metadata"] = {"well": name, "source": str(path)}
             layers.append((data, kwargs, kind))
+    return layers
+
+
+def read_annotated_folder(path) -> list[tuple]:
+    """An annotated folder (images/ + annotations/, as saved by the Fine-tune widget): each image and its worms."""
+    pairs, _ = list_annotated_folder(path)
+    if not pairs:
+        raise InputError(f"{path}: no annotated images")
+    layers = []
+    for image_path, ann_path in pairs:
+        item = load_pair(image_path, ann_path)
+        layers.append(image_layer(item.image, item.name, colormap="gray"))
+        layers.extend(instance_layers(item.masks, f"{item.name} annotation"))
     return layers

@@ -72,3 +72,17 @@ def test_finetune_cli_single_image_and_mismatched_annotation(base_model, tmp_pat
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "m2" / "weights.pt").exists()
+
+
+def test_full_disk_leaves_no_half_written_model(base_model, tmp_path, monkeypatch):
+    import errno
+
+    import semiconv.models_store as store
+
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(store.torch, "save", no_space)
+    with pytest.raises(InputError, match="No space left"):
+        finetune(_items(2), str(base_model), tmp_path / "full", finetune_config(steps=2, val_every=2, crop_size=96), device="cpu")
+    assert not (tmp_path / "full").exists() and not list(tmp_path.glob(".full*"))

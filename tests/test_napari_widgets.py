@@ -249,3 +249,7 @@ def test_finetune_widget_from_labels_and_shapes(make_napari_viewer, qtbot, tiny_
 
     pairs, problems = list_annotated_folder(tmp_path / "annotated")
     assert len(pairs) == 3 and not problems
+    from napari_semiconv._reader import get_reader
+
+    layers = get_reader(str(tmp_path / "annotated"))(str(tmp_path / "annotated"))
+    assert [k for _, _, k in layers].count("image") == 3

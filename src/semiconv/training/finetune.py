@@ -91,6 +91,9 @@ def finetune(items: list[AnnotatedImage], base: str, out: str | Path, train_conf
         if target.exists():
             shutil.rmtree(target)
         work.rename(target)
+    except OSError as exc:  # e.g. a full disk: nothing half-written stays behind
+        shutil.rmtree(work, ignore_errors=True)
+        raise InputError(f"cannot write the model to {target.parent}: {exc.strerror or exc}") from exc
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
