@@ -47,7 +47,7 @@ def image_planes(data: np.ndarray, rgb: bool) -> list[np.ndarray]:
 
 @thread_worker
 def segment_worker(model_name: str, device: str, planes: list, score_threshold: float, mask_threshold: float,
-                   fluorescence: list | None = None, pixel_size: float | None = None):
+                   fluorescence: list | None = None, pixel_size: float | None = None, input_mode: str | None = None):
     """Generator run in a thread: yields ('model', model) then ('plane', k) after each plane; returns the
     predictions. Problems with the input or model are yielded as ('error', message) (returns None), so
     they reach the user as a notification, not a traceback."""
@@ -55,6 +55,8 @@ def segment_worker(model_name: str, device: str, planes: list, score_threshold: 
 
     try:
         model = get_model(model_name, device)
+        if input_mode and input_mode != model.config.input_mode:
+            raise SemiconvError(f"model {model.name!r} takes {model.config.input_mode!r} images, not {input_mode!r}")
         yield ("model", model)
         preds = []
         for k, plane in enumerate(planes):
@@ -94,6 +96,8 @@ class SegmentWidget(QWidget):
         self.model = ComboBox(label="model", choices=self._model_choices)
         self.model_folder = FileEdit(label="model folder", mode="d", visible=False)
         self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda"], value="auto")
+        self.input_mode = ComboBox(label="input mode", choices=["brightfield", "binary", "brightfield+fluorescence"],
+                                   value="brightfield", tooltip="what the image layer is; must match the model's input")
         self.score = FloatSpinBox(label="score threshold", min=0.0, max=1.0, step=0.05, value=0.0,
                                   tooltip="0 = the model's own threshold (chosen on validation)")
         self.mask = FloatSpinBox(label="mask threshold", min=0.05, max=0.95, step=0.05, value=0.5)
@@ -106,7 +110,7 @@ class SegmentWidget(QWidget):
         self.status = Label(value="")
         self.worm = SpinBox(label="show affinity of worm", min=0, max=10000, value=0, tooltip="or click a worm in the instances layer")
         self.row = Label(value="")
-        self.container = Container(widgets=[self.image, self.model, self.model_folder, self.device, self.score, self.mask, self.fluorescence, self.pixel_size,
+        self.container = Container(widgets=[self.image, self.model, self.model_folder, self.device, self.input_mode, self.score, self.mask, self.fluorescence, self.pixel_size,
                                             self.run_button, self.cancel_button, self.status, self.worm, self.row])
         layout = QVBoxLayout()
         layout.addWidget(self.container.native)
@@ -164,7 +168,7 @@ class SegmentWidget(QWidget):
         self._progress = progress(total=len(planes), desc=f"Segmenting {layer.name}")
         self._cancelled = False
         self.worker = segment_worker(model_name, self.device.value, planes, score, self.mask.value, fluorescence,
-                                     self.pixel_size.value or None)
+                                     self.pixel_size.value or None, self.input_mode.value)
         self.worker.yielded.connect(self._on_yield)
         self.worker.returned.connect(self._on_done)
         self.worker.errored.connect(self._on_error)

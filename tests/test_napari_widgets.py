@@ -134,6 +134,10 @@ def test_bad_inputs_notify(make_napari_viewer, qtbot, tiny_models, notes, tmp_pa
     widget.image.value = "rgb"
     _run(widget, qtbot)
     assert any("RGB" in m for m in notes["warning"])
+    widget.input_mode.value = "binary"  # the model takes bright-field images
+    _run(widget, qtbot)
+    assert any("takes 'brightfield'" in m for m in notes["error"])
+    widget.input_mode.value = "brightfield"
     widget.model.value = BROWSE
     widget.model_folder.value = str(tmp_path / "no-such-model")
     widget.image.value = "empty"
@@ -253,3 +257,33 @@ def test_finetune_widget_from_labels_and_shapes(make_napari_viewer, qtbot, tiny_
 
     layers = get_reader(str(tmp_path / "annotated"))(str(tmp_path / "annotated"))
     assert [k for _, _, k in layers].count("image") == 3
+
+
+def test_segment_sample_with_bundled_model(make_napari_viewer, qtbot, notes, capsys):
+    """The widget itself, the bundled model, a bundled well: plausible worms, AP in the log."""
+    from napari_semiconv._segment_widget import SegmentWidget
+    from semiconv.data import Bbbc010Folder
+    from semiconv.evaluation import evaluate_predictions
+    from semiconv.resources import sample_data_dir
+
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-semiconv", "bbbc010")
+    widget = SegmentWidget(viewer)
+    widget.image.value = "C01 bright-field"
+    widget.model.value = "bbbc010-brightfield"
+    widget.fluorescence.value = "C01 fluorescence"
+    _run(widget, qtbot)
+    assert notes["error"] == []
+    name = "C01 bright-field [bbbc010-brightfield]"
+    stack = viewer.layers[f"{name} instance stack (one plane per worm)"].data
+    masks = stack[stack.reshape(len(stack), -1).any(1)] > 0
+    scores = viewer.layers[f"{name} instances"].features["score"].to_numpy()
+    truth = Bbbc010Folder(sample_data_dir() / "bbbc010").load("C01").masks
+    assert 0.7 * len(truth) <= len(masks) <= 1.4 * len(truth)
+    metrics = evaluate_predictions([(masks, scores)], [truth])
+    with capsys.disabled():
+        print(f"\nSegment widget, bundled model, sample well C01: {len(masks)} worms (truth {len(truth)}), "
+              f"AP {metrics['AP']:.3f}, AP50 {metrics['AP50']:.3f}, avAP {metrics['avAP']:.3f}")
+    assert metrics["AP50"] >= 0.7
+    vec = viewer.layers[f"{name} displacement"].data
+    assert vec.shape[1:] == (2, 2) and len(vec) > 100

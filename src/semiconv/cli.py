@@ -245,6 +245,7 @@ def finetune(
     lr: Optional[float] = typer.Option(None, "--lr", help="Learning rate (default 1e-4)."),
     crop: Optional[int] = typer.Option(None, "--crop", help="Crop size in pixels (default 256)."),
     val_fraction: float = typer.Option(0.2, "--val-fraction", help="Fraction of images held out for validation."),
+    input_mode: str = typer.Option("brightfield", "--input", help="What the images are; must match the base model's input."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     threads: int = typer.Option(0, "--threads", help="CPU threads (0: torch default)."),
 ):
@@ -271,7 +272,8 @@ def finetune(
             if val:
                 tqdm.write(f"step {step}: validation avAP {val['avAP']:.3f} AP {val['AP']:.3f}", file=sys.stderr)
 
-        folder, result = run_finetune(items, base, output_folder(out), cfg, val_fraction, device, progress=progress)
+        folder, result = run_finetune(items, base, output_folder(out), cfg, val_fraction, device, progress=progress,
+                                      input_mode=input_mode)
         bar.close()
     except (SemiconvError, ValueError) as exc:
         _fail(str(exc))
