@@ -93,3 +93,19 @@ def test_train_on_folder_without_masks_fails_cleanly(tmp_path):
     (tmp_path / "BBBC010_v1_images").mkdir()
     r = run("train", "--data", str(tmp_path), "--out", str(tmp_path / "m"))
     assert r.returncode == 2 and "no usable wells" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_train_init_from_a_model_folder(tiny_model, tmp_path):
+    """--init continues from a model's weights and config (how the bundled model is trained further)."""
+    from semiconv.data.generic import save_annotated
+    from semiconv.data.synthetic import generate
+
+    for k in range(3):
+        s = generate((128, 128), 90 + k)
+        save_annotated(tmp_path / "data", f"img{k}", s.image, s.masks)
+    (tmp_path / "cfg.json").write_text(json.dumps({"train": {"crop_size": 96, "batch_size": 1, "val_every": 1}}))
+    r = run("train", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "m"), "--init", str(tiny_model),
+            "--steps", "1", "--config", str(tmp_path / "cfg.json"))
+    assert r.returncode == 0, r.stderr
+    meta = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert meta["model"]["fpn_channels"] == 32  # the tiny model's architecture, not the default

@@ -86,6 +86,7 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoints/last.pt."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Training steps (overrides the config)."),
     all_wells: bool = typer.Option(False, "--all-wells", help="Train on all wells, validation wells included (final model)."),
+    init: Optional[str] = typer.Option(None, "--init", help="Start from this model's weights and config (name or folder), e.g. to train the bundled model further."),
     threads: int = typer.Option(0, "--threads", help="CPU threads (0: torch default)."),
 ):
     """Train a model from scratch on a dataset; keeps the best model by validation avAP."""
@@ -115,6 +116,11 @@ def train(
             steps_wanted = train_cfg.steps
             train_cfg = TrainConfig.from_dict(saved["train_config"])
             train_cfg.steps = max(steps_wanted if steps else train_cfg.steps, train_cfg.steps)
+        init_state = None
+        if init and not resume:
+            from .models_store import read_model_folder, resolve_model
+
+            model_cfg, init_state, _ = read_model_folder(resolve_model(init))
         model_cfg.validate()
         job = prepare_training(data, model_cfg, all_wells=all_wells)
         for line in job.problems:
@@ -129,7 +135,7 @@ def train(
                 tqdm.write(f"step {step}: validation avAP {val['avAP']:.3f} AP {val['AP']:.3f} AP50 {val['AP50']:.3f} "
                            f"(score >= {val['chosen_score_threshold']})", file=sys.stderr)
 
-        result = job.run(train_cfg, out, device, resume=resume, progress=progress)
+        result = job.run(train_cfg, out, device, resume=resume, init_state=init_state, progress=progress)
         bar.close()
     except (SemiconvError, ValueError) as exc:
         _fail(str(exc))
