@@ -8,7 +8,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, Label, PushButton, SpinBox
+from magicgui.widgets import (
+    ComboBox,
+    Container,
+    FileEdit,
+    FloatSpinBox,
+    Label,
+    PushButton,
+    Select,
+    SpinBox,
+)
 from napari.layers import Image
 from napari.qt.threading import thread_worker
 from napari.utils import progress
@@ -93,6 +102,8 @@ class SegmentWidget(QWidget):
         self.results: dict[str, dict] = {}  # instances layer name -> {"preds", "name"}
         self._progress = None
         self.image = ComboBox(label="image", choices=self._image_layers)
+        self.more = Select(label="also segment", choices=self._image_layers, value=[],
+                           tooltip="further image layers, each segmented plane by plane into its own result layers")
         self.model = ComboBox(label="model", choices=self._model_choices)
         self.model_folder = FileEdit(label="model folder", mode="d", visible=False)
         self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda"], value="auto")
@@ -110,7 +121,7 @@ class SegmentWidget(QWidget):
         self.status = Label(value="")
         self.worm = SpinBox(label="show affinity of worm", min=0, max=10000, value=0, tooltip="or click a worm in the instances layer")
         self.row = Label(value="")
-        self.container = Container(widgets=[self.image, self.model, self.model_folder, self.device, self.input_mode, self.score, self.mask, self.fluorescence, self.pixel_size,
+        self.container = Container(widgets=[self.image, self.more, self.model, self.model_folder, self.device, self.input_mode, self.score, self.mask, self.fluorescence, self.pixel_size,
                                             self.run_button, self.cancel_button, self.status, self.worm, self.row])
         layout = QVBoxLayout()
         layout.addWidget(self.container.native)
@@ -123,7 +134,7 @@ class SegmentWidget(QWidget):
         self.cancel_button.changed.connect(self.cancel)
         self.worm.changed.connect(lambda v: self.show_affinity(v) if v else None)
         for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
-            event.connect(lambda e: (self.image.reset_choices(), self.fluorescence.reset_choices()))
+            event.connect(lambda e: (self.image.reset_choices(), self.more.reset_choices(), self.fluorescence.reset_choices()))
 
     # -- choices -----------------------------------------------------------------------------
     def _image_layers(self, widget=None):
@@ -152,10 +163,14 @@ class SegmentWidget(QWidget):
             if not self.image.value:
                 raise SemiconvError("no image layer to segment")
             layer = self.viewer.layers[self.image.value]
-            planes = image_planes(layer.data, layer.rgb)
+            names = [layer.name] + [n for n in (self.more.value or []) if n != layer.name]
+            sources = [(n, image_planes(self.viewer.layers[n].data, self.viewer.layers[n].rgb)) for n in names]
+            planes = [p for _, ps in sources for p in ps]
             model_name = self.selected_model()
             fluorescence = None
             if self.fluorescence.value not in (None, "none"):
+                if len(sources) > 1:
+                    raise SemiconvError("fluorescence can be measured when one image layer is segmented at a time")
                 fl_layer = self.viewer.layers[self.fluorescence.value]
                 fluorescence = image_planes(fl_layer.data, fl_layer.rgb)
                 if len(fluorescence) != len(planes) or fluorescence[0].shape[:2] != planes[0].shape[:2]:
@@ -164,8 +179,9 @@ class SegmentWidget(QWidget):
             show_error(str(exc))
             return
         score = self.score.value if self.score.value > 0 else None
-        self._job = {"layer": layer.name, "model": model_name, "planes": len(planes), "score": score, "mask": self.mask.value}
-        self._progress = progress(total=len(planes), desc=f"Segmenting {layer.name}")
+        self._job = {"layer": layer.name, "sources": [(n, len(ps)) for n, ps in sources], "model": model_name,
+                     "planes": len(planes), "score": score, "mask": self.mask.value}
+        self._progress = progress(total=len(planes), desc=f"Segmenting {', '.join(names)}")
         self._cancelled = False
         self.worker = segment_worker(model_name, self.device.value, planes, score, self.mask.value, fluorescence,
                                      self.pixel_size.value or None, self.input_mode.value)
@@ -201,13 +217,24 @@ class SegmentWidget(QWidget):
     def _on_done(self, result):
         if result is None:
             return
-        preds, measurements = result
+        all_preds, all_measurements = result
+        start = 0
+        for source, count in self._job["sources"]:
+            self._add_results(source, all_preds[start:start + count], all_measurements[start:start + count])
+            start += count
+        model = self._job.get("model_obj")
+        n = sum(len(p) for p in all_preds)
+        seconds = sum(p.seconds for p in all_preds)
+        self.status.value = f"{n} worms in {seconds:.1f} s on {model.device if model else ''}"
+
+    def _add_results(self, source: str, preds: list, measurements: list):
+        """Add the result layers of one source image layer."""
         job = self._job
         model = job.get("model_obj")
-        name = f"{job['layer']} [{model.name if model else Path(job['model']).name}]"
+        name = f"{source} [{model.name if model else Path(job['model']).name}]"
         metadata = {"model": model.name if model else job["model"], "score_threshold": job["score"] if job["score"] is not None else model.config.score_threshold,
                     "mask_threshold": job["mask"], "semiconv_version": __version__, "device": str(model.device) if model else "",
-                    "source_layer": job["layer"]}
+                    "source_layer": source}
         for old in [layer for layer in list(self.viewer.layers) if layer.name.startswith(name + " ")]:
             self.viewer.layers.remove(old)
         added = []
@@ -216,9 +243,6 @@ class SegmentWidget(QWidget):
         instances = added[0]
         self.results[instances.name] = {"preds": preds, "name": name}
         instances.mouse_drag_callbacks.append(self._on_click)
-        n = sum(len(p) for p in preds)
-        seconds = sum(p.seconds for p in preds)
-        self.status.value = f"{n} worms in {seconds:.1f} s on {metadata['device']}"
         self.last_instances = instances
 
     def _on_error(self, exc):

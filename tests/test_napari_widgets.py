@@ -104,10 +104,13 @@ def test_stack_cancel_and_second_click(make_napari_viewer, qtbot, tiny_models, n
     qtbot.waitUntil(lambda: widget.worker is None, timeout=120_000)
     assert len(viewer.layers) == before  # no half layer
     assert widget.status.value == "cancelled"
-    # the viewer is still usable and a full stack run keeps the leading axis
+    # the viewer is still usable and a full stack run keeps the leading axis; several layers at once
     viewer.layers["stack"].data = viewer.layers["stack"].data[:2]
+    viewer.add_image(rng.random((80, 70)).astype(np.float32), name="single")
+    widget.more.value = ["single"]
     _run(widget, qtbot)
     assert viewer.layers["stack [tiny-test] instances"].data.shape == (2, 96, 96)
+    assert viewer.layers["single [tiny-test] instances"].data.shape == (80, 70)
 
 
 def test_bad_inputs_notify(make_napari_viewer, qtbot, tiny_models, notes, tmp_path):
