@@ -95,6 +95,7 @@ def train(
     from tqdm import tqdm
 
     from .config import ModelConfig, TrainConfig
+    from .inference import resolve_device
     from .training.runner import prepare_training
 
     try:
@@ -125,7 +126,7 @@ def train(
         job = prepare_training(data, model_cfg, all_wells=all_wells)
         for line in job.problems:
             typer.secho(f"warning: {line}", fg=typer.colors.YELLOW, err=True)
-        typer.echo(f"training on {len(job.train)} images, validating on {len(job.val)}; device {job.device_for(device)}", err=True)
+        typer.echo(f"training on {len(job.train)} images, validating on {len(job.val)}; device {resolve_device(device)}", err=True)
         bar = tqdm(total=train_cfg.steps, desc="training", unit="step", file=sys.stderr, mininterval=2 if sys.stderr.isatty() else 60)
 
         def progress(step, total, losses, val):

@@ -237,9 +237,12 @@ class SemiConvModel:
         """Psi at every pixel: Phi upsampled from stride 4 (pixel-centre aligned) plus exact u_hat."""
         h, w = psi4.shape[-2:]
         stride = float(2 ** (1 + self.config.returned_layers[0]))  # finest FPN level (layer1: 4 px)
-        coarse = _pixel_coordinates(h, w, stride, torch=True, device=psi4.device) / self.config.coord_scale
+        from .model.embedding import dense_coordinates
+
+        xs, ys = dense_coordinates(h, w, stride, psi4.device)
         phi = psi4.float().clone()
-        phi[:2] -= coarse
+        phi[0] -= xs / self.config.coord_scale
+        phi[1] -= ys / self.config.coord_scale
         phi = F.interpolate(phi[None], scale_factor=stride, mode="bilinear", align_corners=False)[0, :, :H, :W]
         psi = phi.cpu().numpy()
         psi[:2] += _pixel_coordinates(H, W) / self.config.coord_scale
@@ -256,14 +259,8 @@ class SemiConvModel:
         return [self.predict(stack[t], **kwargs) for t in (progress(planes) if progress else planes)]
 
 
-def _pixel_coordinates(h, w, stride=1.0, torch=False, device=None):
-    """(x, y) of pixel centres of an h x w grid at `stride`: 2 x h x w (numpy or torch)."""
-    if torch:
-        import torch as T
-
-        ys = (T.arange(h, device=device, dtype=T.float32) + 0.5) * stride
-        xs = (T.arange(w, device=device, dtype=T.float32) + 0.5) * stride
-        return T.stack([xs[None].expand(h, -1), ys[:, None].expand(-1, w)])
+def _pixel_coordinates(h, w, stride=1.0):
+    """(x, y) of pixel centres of an h x w grid at `stride`: 2 x h x w float32."""
     ys = (np.arange(h, dtype=np.float32) + 0.5) * stride
     xs = (np.arange(w, dtype=np.float32) + 0.5) * stride
     return np.stack([np.broadcast_to(xs[None], (h, w)), np.broadcast_to(ys[:, None], (h, w))])

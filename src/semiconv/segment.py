@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -12,17 +11,9 @@ import numpy as np
 from .data.generic import read_image
 from .errors import InputError
 from .inference import Prediction, SemiConvModel
-from .io import atomic_path, write_text, write_tiff
+from .io import write_text, write_tiff
 
 CSV_COLUMNS = ["plane", "label", "score", "area", "bbox_x1", "bbox_y1", "bbox_x2", "bbox_y2", "seed_row", "seed_col"]
-
-
-@dataclass
-class SegmentReport:
-    written: list[Path] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
-    worms: int = 0
-    seconds: float = 0.0
 
 
 def prediction_rows(pred: Prediction, plane: int = 0) -> list[dict]:
@@ -90,6 +81,3 @@ def segment_file(model: SemiConvModel, path: Path, out_dir: Path, overwrite: boo
     write_tiff(targets[-2], labels, overwrite=overwrite)
     write_text(targets[-1], rows_to_csv(rows), overwrite=overwrite)
     return targets, len(rows), sum(p.seconds for p in preds)
-
-
-__all__ = ["segment_file", "prediction_rows", "rows_to_csv", "SegmentReport", "atomic_path"]

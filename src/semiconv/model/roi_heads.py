@@ -46,7 +46,7 @@ class SemiConvRoIHeads(RoIHeads):
     def _embeddings(self, features):
         return self.embedding_head({k: features[k] for k in self.featmap_names})
 
-    def dense_psi(self, phi: torch.Tensor, image_size: tuple[int, int], padded_size: tuple[int, int]) -> torch.Tensor:
+    def dense_psi(self, phi: torch.Tensor, padded_size: tuple[int, int]) -> torch.Tensor:
         """Psi on the stride-4 grid of one image: D x h x w (cells covering the padded image)."""
         h, w = phi.shape[-2:]
         stride = padded_size[0] / h
@@ -109,7 +109,7 @@ class SemiConvRoIHeads(RoIHeads):
             r["seed_positions"] = pos
         if self.semiconv:
             for i, r in enumerate(result):
-                r["embedding_stride4"] = self.dense_psi(phi_levels[EMBEDDING_LEVEL][i], image_shapes[i], padded_size)
+                r["embedding_stride4"] = self.dense_psi(phi_levels[EMBEDDING_LEVEL][i], padded_size)
                 r["sigma"] = self.kernel.sigma.detach().reshape(1)
         return result, losses
 
@@ -135,7 +135,7 @@ class SemiConvRoIHeads(RoIHeads):
             phi = phi_levels[EMBEDDING_LEVEL]
             per_image = []
             for i, t in enumerate(targets):
-                psi = self.dense_psi(phi[i], None, padded_size)
+                psi = self.dense_psi(phi[i], padded_size)
                 gt = t["masks"].to(psi.dtype)
                 h, w = psi.shape[-2:]
                 stride = padded_size[0] // h

@@ -22,9 +22,6 @@ class TrainingJob:
     problems: list[str] = field(default_factory=list)
     sources: dict = field(default_factory=dict)
 
-    def device_for(self, device: str):
-        return resolve_device(device)
-
     def run(self, train_config: TrainConfig, out: Path, device: str = "auto", resume: bool = False, init_state=None, progress=None, should_stop=None):
         return train(self.train, self.val, self.model_config, train_config, out, resolve_device(device), resume=resume,
                      init_state=init_state, extra_meta={"data": self.sources}, progress=progress, should_stop=should_stop)
