@@ -122,6 +122,8 @@ def train(
             from .models_store import read_model_folder, resolve_model
 
             model_cfg, init_state, _ = read_model_folder(resolve_model(init))
+            if overrides.get("model"):  # e.g. {"foreground_head": true} adds a head to the model
+                model_cfg = ModelConfig.from_dict({**model_cfg.to_dict(), **overrides["model"]})
         model_cfg.validate()
         job = prepare_training(data, model_cfg, all_wells=all_wells)
         for line in job.problems:
@@ -130,7 +132,8 @@ def train(
         bar = tqdm(total=train_cfg.steps, desc="training", unit="step", file=sys.stderr, mininterval=2 if sys.stderr.isatty() else 60)
 
         def progress(step, total, losses, val):
-            bar.set_postfix(loss=f"{losses['loss']:.3f}", mask=f"{losses['loss_mask']:.3f}", refresh=False)
+            bar.set_postfix(loss=f"{losses['loss']:.3f}", refresh=False,
+                            **({"mask": f"{losses['loss_mask']:.3f}"} if "loss_mask" in losses else {}))
             bar.update(step - bar.n)
             if val:
                 tqdm.write(f"step {step}: validation avAP {val['avAP']:.3f} AP {val['AP']:.3f} AP50 {val['AP50']:.3f} "

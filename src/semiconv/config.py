@@ -43,6 +43,11 @@ class ModelConfig:
     init_sigma: float = 1.0
     embedding_loss_weight: float = 1.0
     kernel_loss_weight: float = 1.0
+    # native-resolution foreground (instance masks are intersected with it)
+    foreground_head: bool = False
+    foreground_width: int = 16
+    foreground_threshold: float = 0.5
+    foreground_loss_weight: float = 1.0
     # input
     input_mode: str = "brightfield"
     normalization: str = "percentile"  # per image: (x - p_low) / (p_high - p_low)
@@ -109,6 +114,7 @@ class TrainConfig:
     seed: int = 0
     num_threads: int = 0  # 0 = torch default
     autocast_bf16: bool = False
+    train_only: str = ""  # "" trains everything; "foreground" trains only the foreground head
     augment: dict = field(default_factory=lambda: {
         "flip": True, "rot90": True, "gamma": (0.7, 1.4), "gain": (0.8, 1.25),
         "offset": (-0.05, 0.05), "blur": (0.0, 1.2), "noise": (0.0, 0.03),

@@ -43,7 +43,7 @@ class Prediction:
     """One plane's result. Shapes: masks N x H x W bool, scores N, labels H x W uint16,
     embedding D x H x W (Psi, coordinate channels in units of coord_scale pixels),
     displacement 2 x H x W (dy, dx in pixels: where each pixel votes), seeds N x 2 (row, col),
-    boxes N x 4 (x1, y1, x2, y2)."""
+    boxes N x 4 (x1, y1, x2, y2), foreground H x W (probability; models with a foreground head)."""
 
     masks: np.ndarray
     scores: np.ndarray
@@ -52,6 +52,7 @@ class Prediction:
     seeds: np.ndarray
     embedding: np.ndarray | None = None
     displacement: np.ndarray | None = None
+    foreground: np.ndarray | None = None
     seed_embeddings: np.ndarray | None = None
     sigma: float | None = None
     seconds: float = 0.0
@@ -147,7 +148,7 @@ class SemiConvModel:
         seeds_xy, seed_emb = raw["seeds_xy"][kept], raw["seed_emb"][kept]
         seeds = np.stack([seeds_xy[:, 1] - 0.5, seeds_xy[:, 0] - 0.5], 1) if len(seeds_xy) else np.zeros((0, 2))
         pred = Prediction(masks.reshape(-1, H, W), scores, boxes.reshape(-1, 4), stack_to_labels(masks.reshape(-1, H, W), scores),
-                          seeds.astype(np.float32))
+                          seeds.astype(np.float32), foreground=raw.get("foreground"))
         if raw.get("psi") is not None:
             pred.embedding = raw["psi"]
             coords = _pixel_coordinates(H, W) / cfg.coord_scale
@@ -168,8 +169,15 @@ class SemiConvModel:
         scores = out["scores"].float().cpu().numpy()
         keep = scores >= score_threshold
         keep_t = torch.from_numpy(keep).to(out["scores"].device)
+        masks = out["masks"][keep_t, 0, :H, :W].float() >= mask_threshold
+        foreground = None
+        if "foreground" in out:  # instance masks cut to the native-resolution foreground
+            foreground = out["foreground"][:H, :W].float()
+            masks &= foreground[None] >= self.config.foreground_threshold
+            foreground = foreground.cpu().numpy()
         raw = {
-            "masks": (out["masks"][keep_t, 0, :H, :W].float() >= mask_threshold).cpu().numpy(),
+            "foreground": foreground,
+            "masks": masks.cpu().numpy(),
             "scores": scores[keep],
             "boxes": out["boxes"][keep_t].float().cpu().numpy().reshape(-1, 4),
             "seeds_xy": out["seed_positions"][keep_t].float().cpu().numpy().reshape(-1, 2),
@@ -194,6 +202,7 @@ class SemiConvModel:
 
         parts = {k: [] for k in ("masks", "scores", "boxes", "seeds_xy", "seed_emb")}
         psi = np.zeros((cfg.embedding_dim, H, W), np.float32) if dense and cfg.head == "semiconv" else None
+        foreground = np.zeros((H, W), np.float32) if cfg.foreground_head else None
         sigma = None
         for r0 in starts(H):
             for c0 in starts(W):
@@ -216,6 +225,8 @@ class SemiConvModel:
                     emb = raw["seed_emb"][i].copy()
                     emb[:2] += np.array([c0, r0], np.float32) / cfg.coord_scale
                     parts["seed_emb"].append(emb)
+                if foreground is not None:
+                    foreground[core_r0:core_r1, core_c0:core_c1] = raw["foreground"][core_r0 - r0: core_r1 - r0, core_c0 - c0: core_c1 - c0]
                 if psi is not None and raw["psi"] is not None:
                     tile = raw["psi"]
                     tile[0] += c0 / cfg.coord_scale
@@ -231,6 +242,7 @@ class SemiConvModel:
             "seed_emb": np.asarray(parts["seed_emb"], np.float32).reshape(n, -1),
             "psi": psi if sigma is not None else None,
             "sigma": sigma,
+            "foreground": foreground,
         }
 
     def _dense_embedding(self, psi4: torch.Tensor, H: int, W: int) -> np.ndarray:

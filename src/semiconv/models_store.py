@@ -89,10 +89,16 @@ def read_model_folder(folder: Path) -> tuple[ModelConfig, dict, dict]:
     return config, state, meta
 
 
-def load_state_checked(model: torch.nn.Module, state: dict, source: str) -> None:
-    """load_state_dict with a clear error when weights and config disagree."""
+def load_state_checked(model: torch.nn.Module, state: dict, source: str, new_modules: tuple[str, ...] = ()) -> None:
+    """load_state_dict with a clear error when weights and config disagree.
+
+    `new_modules`: name prefixes of modules the weights may lack (added on top of a trained
+    model, e.g. the foreground head); they keep their fresh initialisation.
+    """
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     own = model.state_dict()
+    fresh = [k for k in own if k not in state and k.startswith(tuple(p + "." for p in new_modules))]
+    state.update({k: own[k] for k in fresh})
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
     shape = [k for k in own if k in state and own[k].shape != state[k].shape]

@@ -16,6 +16,7 @@ from torchvision.models.detection.rpn import RPNHead
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
 from ..config import ModelConfig
+from .foreground import ForegroundHead, foreground_loss
 from .pooling import AlignedMultiScaleRoIAlign
 from .roi_heads import SemiConvRoIHeads
 from .transform import NativeResolutionTransform
@@ -43,18 +44,40 @@ def build_backbone(config: ModelConfig) -> BackboneWithFPN:
 
 
 class SemiConvMaskRCNN(MaskRCNN):
-    """torchvision MaskRCNN whose forward also passes the padded batch size to the ROI heads."""
+    """torchvision MaskRCNN whose forward also passes the padded batch size to the ROI heads
+    and, with a foreground head, adds its loss (training) or its probability map (inference).
+
+    `foreground_only = True` (training) runs the backbone without gradient and returns the
+    foreground loss alone: a cheap stage that adds the head to an already trained detector.
+    """
+
+    foreground_only: bool = False
+    foreground_loss_weight: float = 1.0
 
     def forward(self, images, targets=None):
         original_sizes = [tuple(img.shape[-2:]) for img in images]
         images, targets = self.transform(images, targets)
+        if self.training and self.foreground_only:
+            with torch.no_grad():
+                features = self.backbone(images.tensors)
+            return {"loss_foreground": self._foreground_loss(images, features, targets)}
         features = self.backbone(images.tensors)
         proposals, proposal_losses = self.rpn(images, features, targets)
         padded = tuple(images.tensors.shape[-2:])
         detections, detector_losses = self.roi_heads(features, proposals, images.image_sizes, targets, padded_size=padded)
         if self.training:
+            if self.foreground_head is not None:
+                detector_losses["loss_foreground"] = self._foreground_loss(images, features, targets)
             return {**detector_losses, **proposal_losses}
+        if self.foreground_head is not None:
+            probability = torch.sigmoid(self.foreground_head(images.tensors, features["0"]))
+            for r, p, (h, w) in zip(detections, probability, images.image_sizes, strict=True):
+                r["foreground"] = p[:h, :w]
         return self.transform.postprocess(detections, images.image_sizes, original_sizes)
+
+    def _foreground_loss(self, images, features, targets):
+        logits = self.foreground_head(images.tensors, features["0"])
+        return self.foreground_loss_weight * foreground_loss(logits, targets)
 
 
 def build_model(config: ModelConfig) -> SemiConvMaskRCNN:
@@ -92,6 +115,8 @@ def build_model(config: ModelConfig) -> SemiConvMaskRCNN:
         config=config, fpn_channels=C, featmap_names=names,
     )
     model.transform = NativeResolutionTransform(config.in_channels, config.image_scale)
+    model.foreground_head = ForegroundHead(config.in_channels, C, config.foreground_width) if config.foreground_head else None
+    model.foreground_loss_weight = config.foreground_loss_weight
     return model
 
 

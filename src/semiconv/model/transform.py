@@ -40,6 +40,8 @@ class NativeResolutionTransform(GeneralizedRCNNTransform):
             r["boxes"] = boxes
             if "seed_positions" in r:
                 r["seed_positions"] = r["seed_positions"] * torch.tensor([ratio_w, ratio_h], device=boxes.device)
+            if "foreground" in r and tuple(r["foreground"].shape) != tuple(original):
+                r["foreground"] = F.interpolate(r["foreground"][None, None], size=tuple(original), mode="bilinear", align_corners=False)[0, 0]
             if "masks" in r:
                 r["masks"] = paste_masks_aligned(r["masks"][:, 0], boxes, tuple(original))[:, None]
         return result

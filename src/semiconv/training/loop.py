@@ -45,21 +45,33 @@ def _lr_lambda(cfg: TrainConfig):
     return f
 
 
+MASK_THRESHOLD_CANDIDATES = (0.2, 0.3, 0.4, 0.5)  # tried when masks are cut by the foreground head
+
+
 def validate(network, config: ModelConfig, samples: list[Sample], device) -> tuple[float, dict]:
-    """Predict every validation sample (full image) and pick the score threshold with the best avAP."""
+    """Predict every validation sample (full image) and pick the score threshold (and, with a
+    foreground head, the mask threshold) with the best avAP. metrics["mask_threshold"] is the
+    mask threshold used."""
     was_training = network.training
     model = SemiConvModel(network, config, device)  # puts the network in eval mode
-    preds, truths = [], []
+    mask_thresholds = MASK_THRESHOLD_CANDIDATES if config.foreground_head else (config.mask_threshold,)
     start = time.perf_counter()
+    best = None
     try:
-        for s in samples:
-            p = model.predict_input(s.image, score_threshold=0.05, dense=False)
-            preds.append((p.masks, p.scores))
-            truths.append(s.masks)
+        for mask_threshold in mask_thresholds:
+            preds, truths = [], []
+            for s in samples:
+                p = model.predict_input(s.image, score_threshold=0.05, mask_threshold=mask_threshold, dense=False)
+                preds.append((p.masks, p.scores))
+                truths.append(s.masks)
+            threshold, metrics = best_score_threshold(preds, truths)
+            metrics["mask_threshold"] = mask_threshold
+            if best is None or metrics["avAP"] > best[1]["avAP"]:
+                best = threshold, metrics
     finally:
         network.train(was_training)
-    threshold, metrics = best_score_threshold(preds, truths)
-    metrics["seconds_per_image"] = (time.perf_counter() - start) / max(1, len(samples))
+    threshold, metrics = best
+    metrics["seconds_per_image"] = (time.perf_counter() - start) / max(1, len(samples) * len(mask_thresholds))
     return threshold, metrics
 
 
@@ -93,7 +105,15 @@ def train(
 
     network = build_model(model_config).to(device)
     if init_state is not None:
-        load_state_checked(network, init_state, "base model")
+        load_state_checked(network, init_state, "base model", new_modules=("foreground_head",))
+    if cfg.train_only not in ("", "foreground"):
+        raise ValueError(f"train_only must be '' or 'foreground', not {cfg.train_only!r}")
+    if cfg.train_only == "foreground":
+        if network.foreground_head is None:
+            raise ValueError("train_only 'foreground' needs a model with foreground_head: true")
+        network.foreground_only = True
+        for name, p in network.named_parameters():
+            p.requires_grad_(name.startswith("foreground_head."))
     params = [p for p in network.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg))
@@ -139,6 +159,7 @@ def train(
         if metrics["avAP"] > best:
             best, history_best = metrics["avAP"], metrics
             model_config.score_threshold = threshold
+            model_config.mask_threshold = metrics["mask_threshold"]
             save_model_folder(out, network, model_config, {**meta, "step": step, "validation": metrics})
         return metrics
 
