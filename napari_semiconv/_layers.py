@@ -65,7 +65,8 @@ def instance_layers(masks: np.ndarray, name: str, scores=None, visible_stack: bo
 
 
 def prediction_layers(preds: list, name: str, metadata: dict, vector_step: int = 6, measurements=None) -> list[tuple]:
-    """All result layers of a segmentation: instances, instance stack, displacement, embedding, seeds."""
+    """All result layers of a segmentation: instances, instance stack, displacement, embedding,
+    foreground probability (models with a foreground head), seeds."""
     multi = len(preds) > 1
     features = worm_features(preds, measurements)
     labels = _stackify([p.labels for p in preds])
@@ -84,6 +85,10 @@ def prediction_layers(preds: list, name: str, metadata: dict, vector_step: int =
         layers.append(displacement_layer(preds, name, metadata, vector_step))
         layers.append((_stackify([embedding_rgb(p) for p in preds]), {"name": f"{name} embedding", "rgb": True,
                                                                         "visible": False, "metadata": dict(metadata)}, "image"))
+    if all(p.foreground is not None for p in preds):
+        layers.append((_stackify([p.foreground for p in preds]), {"name": f"{name} foreground probability", "visible": False,
+                                                                  "colormap": "magma", "contrast_limits": (0.0, 1.0),
+                                                                  "metadata": dict(metadata)}, "image"))
     points, scores, ids = [], [], []
     for t, p in enumerate(preds):
         for i in range(len(p)):

@@ -74,3 +74,10 @@ def test_foreground_stage_trains_only_the_new_head(tmp_path):
     truth = samples[3].masks.any(0)
     learned = pred.foreground >= 0.5
     assert (learned & truth).sum() / (learned | truth).sum() > 0.5
+
+    # napari shows the foreground probability as a (hidden) image layer
+    from napari_semiconv._layers import prediction_layers
+
+    layers = {kwargs["name"]: (data, kind) for data, kwargs, kind in prediction_layers([pred], "w", {})}
+    data, kind = layers["w foreground probability"]
+    assert kind == "image" and np.array_equal(data, pred.foreground)

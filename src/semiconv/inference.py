@@ -158,27 +158,34 @@ class SemiConvModel:
         pred.seconds = time.perf_counter() - start
         return pred
 
-    def _predict_array(self, x: np.ndarray, score_threshold: float, mask_threshold: float, dense: bool) -> dict:
-        """Raw detections of one normalised C x H x W array (before mask NMS)."""
+    def _forward(self, x: np.ndarray, score_threshold: float) -> tuple[dict, torch.Tensor]:
+        """The network's raw output for one normalised C x H x W array, and which detections
+        reach `score_threshold`."""
         H, W = x.shape[1:]
         pad_h, pad_w = max(0, 64 - H), max(0, 64 - W)  # tiny images: pad so every FPN level exists
         tensor = torch.from_numpy(np.pad(x, ((0, 0), (0, pad_h), (0, pad_w)))).to(self.device)
         # drop low scores before the mask branch and pasting (the costly part per detection)
         self.network.roi_heads.score_thresh = max(0.01, float(score_threshold))
         out = self.network([tensor])[0]
-        scores = out["scores"].float().cpu().numpy()
-        keep = scores >= score_threshold
-        keep_t = torch.from_numpy(keep).to(out["scores"].device)
-        masks = out["masks"][keep_t, 0, :H, :W].float() >= mask_threshold
-        foreground = None
-        if "foreground" in out:  # instance masks cut to the native-resolution foreground
-            foreground = out["foreground"][:H, :W].float()
-            masks &= foreground[None] >= self.config.foreground_threshold
-            foreground = foreground.cpu().numpy()
+        return out, out["scores"].float() >= score_threshold
+
+    def _binary_masks(self, out: dict, keep: torch.Tensor, H: int, W: int, mask_threshold: float,
+                      foreground_threshold: float | None = None) -> torch.Tensor:
+        """Instance masks (N x H x W bool); with a foreground head, cut to the native-resolution foreground."""
+        masks = out["masks"][keep, 0, :H, :W].float() >= mask_threshold
+        if "foreground" in out:
+            threshold = self.config.foreground_threshold if foreground_threshold is None else foreground_threshold
+            masks &= out["foreground"][None, :H, :W].float() >= threshold
+        return masks
+
+    def _predict_array(self, x: np.ndarray, score_threshold: float, mask_threshold: float, dense: bool) -> dict:
+        """Raw detections of one normalised C x H x W array (before mask NMS)."""
+        H, W = x.shape[1:]
+        out, keep_t = self._forward(x, score_threshold)
         raw = {
-            "foreground": foreground,
-            "masks": masks.cpu().numpy(),
-            "scores": scores[keep],
+            "foreground": out["foreground"][:H, :W].float().cpu().numpy() if "foreground" in out else None,
+            "masks": self._binary_masks(out, keep_t, H, W, mask_threshold).cpu().numpy(),
+            "scores": out["scores"][keep_t].float().cpu().numpy(),
             "boxes": out["boxes"][keep_t].float().cpu().numpy().reshape(-1, 4),
             "seeds_xy": out["seed_positions"][keep_t].float().cpu().numpy().reshape(-1, 2),
             "seed_emb": out["seed_embeddings"][keep_t].float().cpu().numpy(),
@@ -188,6 +195,32 @@ class SemiConvModel:
             raw["psi"] = self._dense_embedding(out["embedding_stride4"], H, W)
             raw["sigma"] = float(out["sigma"][0])
         return raw
+
+    @torch.no_grad()
+    def predict_variants(self, x: np.ndarray, combos: list[tuple[float, float | None]], score_threshold: float = 0.05) -> list[tuple]:
+        """(masks N x H x W bool, scores N) after mask NMS for each (mask_threshold,
+        foreground_threshold) in `combos`, from one forward pass of a normalised C x H x W input
+        (used to choose thresholds on validation)."""
+        H, W = x.shape[1:]
+        results = []
+        if max(H, W) > self.config.max_image_side:  # tiled: one pass per combination
+            saved = self.config.foreground_threshold
+            try:
+                for mask_threshold, fg_threshold in combos:
+                    self.config.foreground_threshold = saved if fg_threshold is None else fg_threshold
+                    p = self.predict_input(x, score_threshold, mask_threshold, dense=False)
+                    results.append((p.masks, p.scores))
+            finally:
+                self.config.foreground_threshold = saved
+            return results
+        out, keep = self._forward(x, score_threshold)
+        scores = out["scores"][keep].float().cpu().numpy()
+        for mask_threshold, fg_threshold in combos:
+            masks = self._binary_masks(out, keep, H, W, mask_threshold, fg_threshold).cpu().numpy()
+            kept = mask_nms(masks, scores, self.config.mask_nms_threshold) if len(masks) else np.zeros(0, np.int64)
+            kept = kept[np.argsort(-scores[kept], kind="stable")]
+            results.append((masks[kept], scores[kept]))
+        return results
 
     def _predict_tiled(self, x: np.ndarray, score_threshold: float, mask_threshold: float, dense: bool) -> dict:
         """Overlapping tiles of config.max_image_side // 2 pixels; each detection kept by the tile

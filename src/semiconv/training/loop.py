@@ -46,32 +46,38 @@ def _lr_lambda(cfg: TrainConfig):
 
 
 MASK_THRESHOLD_CANDIDATES = (0.2, 0.3, 0.4, 0.5)  # tried when masks are cut by the foreground head
+FOREGROUND_THRESHOLD_CANDIDATES = (0.5, 0.7, 0.9)
 
 
 def validate(network, config: ModelConfig, samples: list[Sample], device) -> tuple[float, dict]:
     """Predict every validation sample (full image) and pick the score threshold (and, with a
-    foreground head, the mask threshold) with the best avAP. metrics["mask_threshold"] is the
-    mask threshold used."""
+    foreground head, the mask and foreground thresholds) with the best avAP; the metrics record
+    the chosen mask_threshold and foreground_threshold."""
     was_training = network.training
     model = SemiConvModel(network, config, device)  # puts the network in eval mode
-    mask_thresholds = MASK_THRESHOLD_CANDIDATES if config.foreground_head else (config.mask_threshold,)
+    if config.foreground_head:
+        combos = [(m, f) for m in MASK_THRESHOLD_CANDIDATES for f in FOREGROUND_THRESHOLD_CANDIDATES]
+    else:
+        combos = [(config.mask_threshold, None)]
     start = time.perf_counter()
-    best = None
+    per_combo = [[] for _ in combos]
     try:
-        for mask_threshold in mask_thresholds:
-            preds, truths = [], []
-            for s in samples:
-                p = model.predict_input(s.image, score_threshold=0.05, mask_threshold=mask_threshold, dense=False)
-                preds.append((p.masks, p.scores))
-                truths.append(s.masks)
-            threshold, metrics = best_score_threshold(preds, truths)
-            metrics["mask_threshold"] = mask_threshold
-            if best is None or metrics["avAP"] > best[1]["avAP"]:
-                best = threshold, metrics
+        for s in samples:
+            for i, variant in enumerate(model.predict_variants(s.image, combos)):
+                per_combo[i].append(variant)
     finally:
         network.train(was_training)
+    seconds = (time.perf_counter() - start) / max(1, len(samples))
+    truths = [s.masks for s in samples]
+    best = None
+    for (mask_threshold, fg_threshold), preds in zip(combos, per_combo, strict=True):
+        threshold, metrics = best_score_threshold(preds, truths)
+        metrics["mask_threshold"] = mask_threshold
+        metrics["foreground_threshold"] = config.foreground_threshold if fg_threshold is None else fg_threshold
+        if best is None or metrics["avAP"] > best[1]["avAP"]:
+            best = threshold, metrics
     threshold, metrics = best
-    metrics["seconds_per_image"] = (time.perf_counter() - start) / max(1, len(samples) * len(mask_thresholds))
+    metrics["seconds_per_image"] = seconds
     return threshold, metrics
 
 
@@ -160,6 +166,7 @@ def train(
             best, history_best = metrics["avAP"], metrics
             model_config.score_threshold = threshold
             model_config.mask_threshold = metrics["mask_threshold"]
+            model_config.foreground_threshold = metrics["foreground_threshold"]
             save_model_folder(out, network, model_config, {**meta, "step": step, "validation": metrics})
         return metrics
 
