@@ -100,7 +100,9 @@ def compare_heads(semiconv: dict, plain: dict) -> str:
     ahead = [m for m, d in diffs.items() if d > 0]
     detail = ", ".join(f"{m} {d:+.3f}" for m, d in diffs.items())
     verdict = "on every metric" if len(ahead) == len(METRICS) else f"on {len(ahead)} of {len(METRICS)} metrics ({', '.join(ahead) or 'none'})"
-    return f"semi-conv minus plain: {detail}. The semi-conv head is ahead {verdict}."
+    largest = max(diffs, key=diffs.get)
+    return (f"semi-conv minus plain: {detail}. The semi-conv head is ahead {verdict}; the largest gain is "
+            f"{largest} ({diffs[largest]:+.3f}).")
 
 
 def head_table(rows: list[tuple[str, str, dict]]) -> str:

@@ -1,0 +1,65 @@
+"""How much of the mask error is the border? Cut a model's instance masks with (a) the true
+foreground (union of the true masks: an upper bound), (b) the model's own foreground head,
+(c) nothing, and score each on the validation wells.
+
+    python benchmarks/foreground_bound.py [--model bbbc010-brightfield] [--data ../shared/data/bbbc010]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import torch
+
+from semiconv import load_model
+from semiconv.data.bbbc010 import VALIDATION_WELLS, Bbbc010Folder
+from semiconv.evaluation import best_score_threshold
+from semiconv.inference import mask_nms
+
+KEYS = ("AP", "AP50", "AP75", "score@0.5", "score@0.8", "score@0.9", "avAP")
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", default="bbbc010-brightfield")
+    parser.add_argument("--data", default="../shared/data/bbbc010")
+    args = parser.parse_args()
+    model = load_model(args.model, device="cpu")
+    folder = Bbbc010Folder(args.data)
+    rows = {}
+    truths = []
+    outputs = []
+    for name in VALIDATION_WELLS:
+        well = folder.load(name)
+        x, _ = model._prepare(well.brightfield)
+        model.network.roi_heads.score_thresh = 0.05
+        with torch.no_grad():
+            out = model.network([torch.from_numpy(x)])[0]
+        outputs.append((out["masks"][:, 0].numpy(), out["scores"].numpy(),
+                        out["foreground"].numpy() if "foreground" in out else None, well.masks.any(0)))
+        truths.append(well.masks)
+    cuts = {"none": lambda fg, true: None, "true foreground (bound)": lambda fg, true: true}
+    if outputs[0][2] is not None:
+        cuts["foreground head"] = lambda fg, true: fg >= model.config.foreground_threshold
+    for label, cut in cuts.items():
+        best = None
+        for mask_threshold in (0.2, 0.3, 0.4, 0.5):
+            preds = []
+            for probs, scores, fg, true in outputs:
+                masks = probs >= mask_threshold
+                region = cut(fg, true)
+                if region is not None:
+                    masks &= region[None]
+                keep = mask_nms(masks, scores, model.config.mask_nms_threshold)
+                preds.append((masks[keep], scores[keep]))
+            _, metrics = best_score_threshold(preds, truths)
+            if best is None or metrics["avAP"] > best["avAP"]:
+                best = {**metrics, "mask_threshold": mask_threshold}
+        rows[label] = best
+        print(f"| {label} | {best['mask_threshold']} | " + " | ".join(f"{best[k]:.3f}" for k in KEYS) + " |", flush=True)
+    print(json.dumps({k: {m: round(v[m], 3) for m in KEYS} for k, v in rows.items()}))
+
+
+if __name__ == "__main__":
+    main()
