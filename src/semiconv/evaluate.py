@@ -52,6 +52,9 @@ def evaluate_model(model: SemiConvModel, data: str | Path, wells: str | None = N
     if not truths:
         raise InputError(f"{data}: none of the wells {', '.join(chosen)} could be evaluated")
     metrics = {**coco_metrics(preds, truths), **matching_summary(preds, truths, threshold)}
+    metrics["mask_threshold"] = model.config.mask_threshold
+    if model.config.foreground_head:
+        metrics["foreground_threshold"] = model.config.foreground_threshold
     metrics.update({"model": model.name, "wells": [w for w in chosen if w not in skipped], "skipped_wells": skipped,
                     "seconds_per_image": seconds / len(truths), "device": str(model.device)})
     return metrics
