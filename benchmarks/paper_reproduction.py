@@ -337,6 +337,12 @@ Everything but the mask head is identical (same code, aligned mask targets and p
 
 {brightfield}
 
+Caveat: one seed per head and small CPU budgets (500 and 800 steps). Between neighbouring
+checkpoints one run's validation avAP moves by up to 0.04 (bright-field semi-conv: 0.527,
+0.487, 0.558 at steps 1000, 1200, 1400), so a gap of a few points at one step is suggestive,
+not conclusive. Along the curves the semi-conv avAP is ahead at every compared step but one
+tie (binary input, step 300: 0.484 both).
+
 ### The steered kernel on the same weights
 
 Masks from the region logits s alone vs refined s + log K(Psi_seed, Psi_u), same detections
