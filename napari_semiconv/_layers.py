@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from semiconv import __version__
 from semiconv.data.instances import stack_to_labels
 
 WORM_COLORS = ["#e6194b", "#3cb44b", "#ffe119", "#4363d8", "#f58231", "#911eb4", "#46f0f0", "#f032e6",
@@ -152,4 +153,5 @@ def affinity_layer(pred, worm: int, name: str, plane: int | None = None) -> tupl
     data = pred.affinity(worm - 1)
     where = f" t={plane}" if plane is not None else ""
     return (data, {"name": f"{name} affinity", "colormap": "inferno", "contrast_limits": (0.0, 1.0), "blending": "additive",
-                   "metadata": {"worm": worm, "plane": plane, "description": f"K(seed of worm {worm}{where}, u)"}}, "image")
+                   "metadata": {"worm": worm, "plane": plane, "description": f"K(seed of worm {worm}{where}, u)",
+                                "semiconv_version": __version__}}, "image")

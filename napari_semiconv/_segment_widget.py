@@ -55,7 +55,7 @@ def image_planes(data: np.ndarray, rgb: bool) -> list[np.ndarray]:
 
 
 @thread_worker
-def segment_worker(model_name: str, device: str, planes: list, score_threshold: float, mask_threshold: float,
+def segment_worker(model_name: str, device: str, planes: list, score_threshold: float | None, mask_threshold: float | None,
                    fluorescence: list | None = None, pixel_size: float | None = None, input_mode: str | None = None):
     """Generator run in a thread: yields ('model', model) then ('plane', k) after each plane; returns the
     predictions. Problems with the input or model are yielded as ('error', message) (returns None), so
@@ -111,7 +111,8 @@ class SegmentWidget(QWidget):
                                    value="brightfield", tooltip="what the image layer is; must match the model's input")
         self.score = FloatSpinBox(label="score threshold", min=0.0, max=1.0, step=0.05, value=0.0,
                                   tooltip="0 = the model's own threshold (chosen on validation)")
-        self.mask = FloatSpinBox(label="mask threshold", min=0.05, max=0.95, step=0.05, value=0.5)
+        self.mask = FloatSpinBox(label="mask threshold", min=0.0, max=0.95, step=0.05, value=0.0,
+                                 tooltip="0 = the model's own threshold (chosen on validation)")
         self.fluorescence = ComboBox(label="fluorescence (Sytox)", choices=lambda w: ["none"] + self._image_layers(),
                                      tooltip="optional: w1 channel, measured inside each worm for the live/dead call")
         self.pixel_size = FloatSpinBox(label="pixel size (um)", min=0.0, max=1000.0, step=0.1, value=0.0,
@@ -138,7 +139,9 @@ class SegmentWidget(QWidget):
 
     # -- choices -----------------------------------------------------------------------------
     def _image_layers(self, widget=None):
-        return [layer.name for layer in self.viewer.layers if isinstance(layer, Image)]
+        """Image layers to segment (not this plugin's own result layers: embedding, foreground, affinity)."""
+        return [layer.name for layer in self.viewer.layers
+                if isinstance(layer, Image) and "semiconv_version" not in (layer.metadata or {})]
 
     def _model_choices(self, widget=None):
         return list(list_models()) + [BROWSE]
@@ -179,11 +182,12 @@ class SegmentWidget(QWidget):
             show_error(str(exc))
             return
         score = self.score.value if self.score.value > 0 else None
+        mask = self.mask.value if self.mask.value > 0 else None
         self._job = {"layer": layer.name, "sources": [(n, len(ps)) for n, ps in sources], "model": model_name,
-                     "planes": len(planes), "score": score, "mask": self.mask.value}
+                     "planes": len(planes), "score": score, "mask": mask}
         self._progress = progress(total=len(planes), desc=f"Segmenting {', '.join(names)}")
         self._cancelled = False
-        self.worker = segment_worker(model_name, self.device.value, planes, score, self.mask.value, fluorescence,
+        self.worker = segment_worker(model_name, self.device.value, planes, score, mask, fluorescence,
                                      self.pixel_size.value or None, self.input_mode.value)
         self.worker.yielded.connect(self._on_yield)
         self.worker.returned.connect(self._on_done)
@@ -233,7 +237,7 @@ class SegmentWidget(QWidget):
         model = job.get("model_obj")
         name = f"{source} [{model.name if model else Path(job['model']).name}]"
         metadata = {"model": model.name if model else job["model"], "score_threshold": job["score"] if job["score"] is not None else model.config.score_threshold,
-                    "mask_threshold": job["mask"], "semiconv_version": __version__, "device": str(model.device) if model else "",
+                    "mask_threshold": job["mask"] if job["mask"] is not None or not model else model.config.mask_threshold, "semiconv_version": __version__, "device": str(model.device) if model else "",
                     "source_layer": source}
         for old in [layer for layer in list(self.viewer.layers) if layer.name.startswith(name + " ")]:
             self.viewer.layers.remove(old)

@@ -76,6 +76,12 @@ def test_segment_adds_inspection_layers(make_napari_viewer, qtbot, tiny_models, 
         assert aff.data.shape == (520, 696) and 0 < aff.data.max() <= 1
         assert "worm 1" in widget.row.value
     assert "worms in" in widget.status.value and "cpu" in widget.status.value
+    widget.image.reset_choices()  # result layers (embedding, affinity) are not offered as inputs
+    assert "C01 bright-field" in widget.image.choices
+    assert not any(choice.startswith(name) for choice in widget.image.choices)  # name: the result layers' prefix
+    from semiconv import load_model
+
+    assert inst.metadata["mask_threshold"] == load_model("tiny-test").config.mask_threshold  # 0 = the model's own
     # the worm table lists the features; a click selects the worm
     from napari_semiconv._table_widget import WormTableWidget
 
