@@ -33,9 +33,8 @@ def main():
     for name in VALIDATION_WELLS:
         well = folder.load(name)
         x, _ = model._prepare(well.brightfield)
-        model.network.roi_heads.score_thresh = 0.05
         with torch.no_grad():
-            out = model.network([torch.from_numpy(x)])[0]
+            out, _ = model._forward(x, 0.05)
         outputs.append((out["masks"][:, 0].numpy(), out["scores"].numpy(),
                         out["foreground"].numpy() if "foreground" in out else None, well.masks.any(0)))
         truths.append(well.masks)

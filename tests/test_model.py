@@ -178,8 +178,8 @@ def test_large_images_are_tiled_and_merged(tmp_path, monkeypatch):
     real = model._predict_array
     full = model._prepare(image)[0][0]
 
-    def oracle(x, score_threshold, mask_threshold, dense):
-        raw = real(x, score_threshold, mask_threshold, dense)
+    def oracle(x, score_threshold, mask_threshold, dense, foreground_threshold=None):
+        raw = real(x, score_threshold, mask_threshold, dense, foreground_threshold)
         h, w = x.shape[1:]
         # find this tile's offset by matching its pixels in the full normalised image
         hits = [(r, c) for r in range(0, 300 - h + 1) for c in range(0, 420 - w + 1)

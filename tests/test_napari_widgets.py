@@ -40,19 +40,25 @@ def _run(widget, qtbot, timeout=120_000):
     qtbot.waitUntil(lambda: widget.worker is None, timeout=timeout)
 
 
-def test_segment_adds_inspection_layers(make_napari_viewer, qtbot, tiny_models, notes):
-    from napari.layers import Image, Labels, Points, Vectors
-
+def _segment_sample_c01(make_napari_viewer, qtbot, model: str):
+    """Open the bundled sample, segment C01 bright-field (with its Sytox layer) using `model`."""
     from napari_semiconv._segment_widget import SegmentWidget
 
     viewer = make_napari_viewer()
     viewer.open_sample("napari-semiconv", "bbbc010")
     widget = SegmentWidget(viewer)
-    assert "tiny-test" in widget.model.choices  # user models appear by name
+    assert model in widget.model.choices  # bundled and user models appear by name
     widget.image.value = "C01 bright-field"
-    widget.model.value = "tiny-test"
+    widget.model.value = model
     widget.fluorescence.value = "C01 fluorescence"
     _run(widget, qtbot)
+    return viewer, widget
+
+
+def test_segment_adds_inspection_layers(make_napari_viewer, qtbot, tiny_models, notes):
+    from napari.layers import Image, Labels, Points, Vectors
+
+    viewer, widget = _segment_sample_c01(make_napari_viewer, qtbot, "tiny-test")
     assert notes["error"] == []
     name = "C01 bright-field [tiny-test]"
     inst = viewer.layers[f"{name} instances"]
@@ -270,18 +276,11 @@ def test_finetune_widget_from_labels_and_shapes(make_napari_viewer, qtbot, tiny_
 
 def test_segment_sample_with_bundled_model(make_napari_viewer, qtbot, notes, capsys):
     """The widget itself, the bundled model, a bundled well: plausible worms, AP in the log."""
-    from napari_semiconv._segment_widget import SegmentWidget
     from semiconv.data import Bbbc010Folder
     from semiconv.evaluation import evaluate_predictions
     from semiconv.resources import sample_data_dir
 
-    viewer = make_napari_viewer()
-    viewer.open_sample("napari-semiconv", "bbbc010")
-    widget = SegmentWidget(viewer)
-    widget.image.value = "C01 bright-field"
-    widget.model.value = "bbbc010-brightfield"
-    widget.fluorescence.value = "C01 fluorescence"
-    _run(widget, qtbot)
+    viewer, _ = _segment_sample_c01(make_napari_viewer, qtbot, "bbbc010-brightfield")
     assert notes["error"] == []
     name = "C01 bright-field [bbbc010-brightfield]"
     stack = viewer.layers[f"{name} instance stack (one plane per worm)"].data

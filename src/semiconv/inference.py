@@ -130,20 +130,20 @@ class SemiConvModel:
 
     @torch.no_grad()
     def predict_input(self, x: np.ndarray, score_threshold: float | None = None, mask_threshold: float | None = None,
-                      dense: bool = True) -> Prediction:
-        """Segment an already normalised network input (C x H x W float32, see semiconv.normalize)."""
+                      dense: bool = True, foreground_threshold: float | None = None) -> Prediction:
+        """Segment an already normalised network input (C x H x W float32, see semiconv.normalize).
+        Thresholds left at None are the model's own."""
         start = time.perf_counter()
         cfg = self.config
         score_threshold = cfg.score_threshold if score_threshold is None else score_threshold
         mask_threshold = cfg.mask_threshold if mask_threshold is None else mask_threshold
         H, W = x.shape[1:]
         if max(H, W) > cfg.max_image_side:
-            raw = self._predict_tiled(x, score_threshold, mask_threshold, dense)
+            raw = self._predict_tiled(x, score_threshold, mask_threshold, dense, foreground_threshold)
         else:
-            raw = self._predict_array(x, score_threshold, mask_threshold, dense)
+            raw = self._predict_array(x, score_threshold, mask_threshold, dense, foreground_threshold)
         masks, scores = raw["masks"], raw["scores"]
-        kept = mask_nms(masks, scores, cfg.mask_nms_threshold) if len(masks) else np.zeros(0, np.int64)
-        kept = kept[np.argsort(-scores[kept], kind="stable")]
+        kept = self._nms_order(masks, scores)
         masks, scores, boxes = masks[kept], scores[kept], raw["boxes"][kept]
         seeds_xy, seed_emb = raw["seeds_xy"][kept], raw["seed_emb"][kept]
         seeds = np.stack([seeds_xy[:, 1] - 0.5, seeds_xy[:, 0] - 0.5], 1) if len(seeds_xy) else np.zeros((0, 2))
@@ -178,13 +178,19 @@ class SemiConvModel:
             masks &= out["foreground"][None, :H, :W].float() >= threshold
         return masks
 
-    def _predict_array(self, x: np.ndarray, score_threshold: float, mask_threshold: float, dense: bool) -> dict:
+    def _nms_order(self, masks: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        """Indices that survive mask NMS, highest score first."""
+        kept = mask_nms(masks, scores, self.config.mask_nms_threshold) if len(masks) else np.zeros(0, np.int64)
+        return kept[np.argsort(-scores[kept], kind="stable")]
+
+    def _predict_array(self, x: np.ndarray, score_threshold: float, mask_threshold: float, dense: bool,
+                       foreground_threshold: float | None = None) -> dict:
         """Raw detections of one normalised C x H x W array (before mask NMS)."""
         H, W = x.shape[1:]
         out, keep_t = self._forward(x, score_threshold)
         raw = {
             "foreground": out["foreground"][:H, :W].float().cpu().numpy() if "foreground" in out else None,
-            "masks": self._binary_masks(out, keep_t, H, W, mask_threshold).cpu().numpy(),
+            "masks": self._binary_masks(out, keep_t, H, W, mask_threshold, foreground_threshold).cpu().numpy(),
             "scores": out["scores"][keep_t].float().cpu().numpy(),
             "boxes": out["boxes"][keep_t].float().cpu().numpy().reshape(-1, 4),
             "seeds_xy": out["seed_positions"][keep_t].float().cpu().numpy().reshape(-1, 2),
@@ -202,27 +208,20 @@ class SemiConvModel:
         foreground_threshold) in `combos`, from one forward pass of a normalised C x H x W input
         (used to choose thresholds on validation)."""
         H, W = x.shape[1:]
-        results = []
         if max(H, W) > self.config.max_image_side:  # tiled: one pass per combination
-            saved = self.config.foreground_threshold
-            try:
-                for mask_threshold, fg_threshold in combos:
-                    self.config.foreground_threshold = saved if fg_threshold is None else fg_threshold
-                    p = self.predict_input(x, score_threshold, mask_threshold, dense=False)
-                    results.append((p.masks, p.scores))
-            finally:
-                self.config.foreground_threshold = saved
-            return results
+            predictions = (self.predict_input(x, score_threshold, m, dense=False, foreground_threshold=f) for m, f in combos)
+            return [(p.masks, p.scores) for p in predictions]
         out, keep = self._forward(x, score_threshold)
         scores = out["scores"][keep].float().cpu().numpy()
+        results = []
         for mask_threshold, fg_threshold in combos:
             masks = self._binary_masks(out, keep, H, W, mask_threshold, fg_threshold).cpu().numpy()
-            kept = mask_nms(masks, scores, self.config.mask_nms_threshold) if len(masks) else np.zeros(0, np.int64)
-            kept = kept[np.argsort(-scores[kept], kind="stable")]
+            kept = self._nms_order(masks, scores)
             results.append((masks[kept], scores[kept]))
         return results
 
-    def _predict_tiled(self, x: np.ndarray, score_threshold: float, mask_threshold: float, dense: bool) -> dict:
+    def _predict_tiled(self, x: np.ndarray, score_threshold: float, mask_threshold: float, dense: bool,
+                       foreground_threshold: float | None = None) -> dict:
         """Overlapping tiles of config.max_image_side // 2 pixels; each detection kept by the tile
         whose core (tile minus half the overlap on inner sides) holds its box centre."""
         cfg = self.config
@@ -240,7 +239,7 @@ class SemiConvModel:
         for r0 in starts(H):
             for c0 in starts(W):
                 r1, c1 = min(r0 + size, H), min(c0 + size, W)
-                raw = self._predict_array(x[:, r0:r1, c0:c1], score_threshold, mask_threshold, dense)
+                raw = self._predict_array(x[:, r0:r1, c0:c1], score_threshold, mask_threshold, dense, foreground_threshold)
                 core_r0 = r0 + (overlap // 2 if r0 > 0 else 0)
                 core_c0 = c0 + (overlap // 2 if c0 > 0 else 0)
                 core_r1 = r1 - (overlap // 2 if r1 < H else 0)
