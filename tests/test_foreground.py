@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 import torch
 from helpers import synthetic_samples, tiny_config, tiny_train_config
 
@@ -10,12 +11,13 @@ from semiconv.inference import load_model
 from semiconv.model import build_model
 from semiconv.models_store import read_model_folder
 from semiconv.training import train
-from semiconv.training.loop import MASK_THRESHOLD_CANDIDATES
+from semiconv.training.loop import CONTAINMENT_CANDIDATES, MASK_THRESHOLD_CANDIDATES
 
 
-def test_foreground_head_loss_and_output_shapes():
+@pytest.mark.parametrize("arch", ["shallow", "unet"])
+def test_foreground_head_loss_and_output_shapes(arch):
     torch.manual_seed(0)
-    net = build_model(tiny_config(foreground_head=True))
+    net = build_model(tiny_config(foreground_head=True, foreground_arch=arch))
     samples = synthetic_samples(2)
     from semiconv.training.samples import to_target
 
@@ -46,13 +48,14 @@ def contrasted_samples(n):
     return samples_from_annotated(items, tiny_config())
 
 
-def test_foreground_stage_trains_only_the_new_head(tmp_path):
+@pytest.mark.parametrize("arch", ["shallow", "unet"])
+def test_foreground_stage_trains_only_the_new_head(tmp_path, arch):
     samples = contrasted_samples(4)
     base = tmp_path / "base"
     train(samples[:3], samples[3:], tiny_config(), tiny_train_config(steps=2, val_every=2), base, torch.device("cpu"))
     base_config, base_state, _ = read_model_folder(base)
 
-    config = tiny_config(foreground_head=True)
+    config = tiny_config(foreground_head=True, foreground_arch=arch)
     out = tmp_path / "with_foreground"
     train(samples[:3], samples[3:], config, tiny_train_config(steps=30, val_every=30, lr=5e-3, warmup_steps=1, train_only="foreground"),
           out, torch.device("cpu"), init_state=base_state)
@@ -65,6 +68,7 @@ def test_foreground_stage_trains_only_the_new_head(tmp_path):
     losses = [entry["loss_foreground"] for entry in log if "loss_foreground" in entry]
     assert np.mean(losses[-2:]) < 0.7 * losses[0]
     assert meta["model"]["mask_threshold"] in MASK_THRESHOLD_CANDIDATES
+    assert meta["model"]["mask_containment_threshold"] in CONTAINMENT_CANDIDATES
 
     model = load_model(out, device="cpu")
     pred = model.predict(samples[3].image[0], score_threshold=0.0)
@@ -81,3 +85,21 @@ def test_foreground_stage_trains_only_the_new_head(tmp_path):
     layers = {kwargs["name"]: (data, kind) for data, kwargs, kind in prediction_layers([pred], "w", {})}
     data, kind = layers["w foreground probability"]
     assert kind == "image" and np.array_equal(data, pred.foreground)
+
+
+def test_unet_head_replaces_a_shallow_one_from_the_init_weights():
+    """A U-Net foreground head on a model trained with the shallow one: the detector's weights are
+    taken, the old head's are dropped and the new head starts fresh."""
+    from semiconv.models_store import load_state_checked
+
+    torch.manual_seed(0)
+    shallow = build_model(tiny_config(foreground_head=True)).state_dict()
+    unet = build_model(tiny_config(foreground_head=True, foreground_arch="unet"))
+    fresh = {k: v.clone() for k, v in unet.state_dict().items()}
+    load_state_checked(unet, shallow, "base", new_modules=("foreground_head",))
+    state = unet.state_dict()
+    for key, value in state.items():
+        expected = fresh[key] if key.startswith("foreground_head.") else shallow[key]
+        assert torch.equal(value, expected), key
+    with pytest.raises(Exception, match="do not match"):  # elsewhere a mismatch is still an error
+        load_state_checked(build_model(tiny_config(foreground_head=True, foreground_arch="unet")), shallow, "base")

@@ -229,3 +229,17 @@ def test_dense_embedding_matches_roi_level_psi(tmp_path):
     coarse = out["embedding_stride4"].numpy()  # D x h x w on the padded image, cell (i, j) centred at 4 * (i + 0.5)
     for i, j in ((3, 4), (10, 20), (20, 30)):
         assert np.allclose(pred.embedding[:, 4 * i + 2, 4 * j + 2], coarse[:, i, j], atol=0.05)
+
+
+def test_suppress_contained_drops_fragments_and_keeps_crossing_worms():
+    from semiconv.inference import suppress_contained
+
+    masks = np.zeros((4, 40, 40), bool)
+    masks[0, 5:35, 10:14] = True   # a vertical worm
+    masks[1, 20:24, 0:40] = True   # a horizontal worm crossing it (16 of its 160 pixels shared)
+    masks[2, 8:18, 10:14] = True   # a fragment of the first worm, found again
+    # masks[3] stays empty
+    scores = np.array([0.9, 0.8, 0.85, 0.99])
+    assert sorted(suppress_contained(masks, scores, 0.6)) == [0, 1]
+    assert sorted(suppress_contained(masks, scores, 1.0)) == [0, 1, 2]
+    assert sorted(suppress_contained(masks, scores, 0.05)) == [0]  # stricter: the crossing one goes too

@@ -45,6 +45,7 @@ class ModelConfig:
     kernel_loss_weight: float = 1.0
     # native-resolution foreground (instance masks are intersected with it)
     foreground_head: bool = False
+    foreground_arch: str = "shallow"  # "shallow" (2 convs + FPN level 0) or "unet" (strides 1/2/4)
     foreground_width: int = 16
     foreground_threshold: float = 0.5
     foreground_loss_weight: float = 1.0
@@ -67,6 +68,9 @@ class ModelConfig:
     mask_threshold: float = 0.5
     box_nms_threshold: float = 0.7
     mask_nms_threshold: float = 0.5
+    # after NMS, a mask with more than this fraction of its area under higher-scoring masks is
+    # dropped (a fragment of a worm already found); 1 = off. Chosen on validation.
+    mask_containment_threshold: float = 1.0
     max_detections: int = 100
 
     @property
@@ -78,6 +82,8 @@ class ModelConfig:
             raise ValueError(f"head must be 'semiconv' or 'plain', not {self.head!r}")
         if self.input_mode not in INPUT_CHANNELS:
             raise ValueError(f"input_mode must be one of {sorted(INPUT_CHANNELS)}, not {self.input_mode!r}")
+        if self.foreground_arch not in ("shallow", "unet"):
+            raise ValueError(f"foreground_arch must be 'shallow' or 'unet', not {self.foreground_arch!r}")
         if self.backbone_depth not in (18, 34, 50):
             raise ValueError("backbone_depth must be 18, 34 or 50")
         if len(self.anchor_sizes) != len(self.returned_layers) + 1:

@@ -89,6 +89,23 @@ def mask_nms(masks: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndar
     return np.asarray(kept, dtype=np.int64)
 
 
+def suppress_contained(masks: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
+    """Indices kept when, highest score first, a mask is dropped if more than `threshold` of its
+    area lies under the masks already kept (fragments of a worm found twice; a crossing worm
+    shares only a small part of its area). threshold >= 1 keeps everything non-empty."""
+    order = np.argsort(-scores, kind="stable")
+    flat = masks.reshape(len(masks), -1)
+    union = np.zeros(flat.shape[1], bool)
+    kept: list[int] = []
+    for i in order:
+        area = flat[i].sum()
+        if area == 0 or (threshold < 1 and (flat[i] & union).sum() > threshold * area):
+            continue
+        kept.append(int(i))
+        union |= flat[i]
+    return np.asarray(kept, dtype=np.int64)
+
+
 class SemiConvModel:
     """A loaded model ready to predict; `device` says where it actually runs."""
 
@@ -130,7 +147,8 @@ class SemiConvModel:
 
     @torch.no_grad()
     def predict_input(self, x: np.ndarray, score_threshold: float | None = None, mask_threshold: float | None = None,
-                      dense: bool = True, foreground_threshold: float | None = None) -> Prediction:
+                      dense: bool = True, foreground_threshold: float | None = None,
+                      containment_threshold: float | None = None) -> Prediction:
         """Segment an already normalised network input (C x H x W float32, see semiconv.normalize).
         Thresholds left at None are the model's own."""
         start = time.perf_counter()
@@ -143,7 +161,7 @@ class SemiConvModel:
         else:
             raw = self._predict_array(x, score_threshold, mask_threshold, dense, foreground_threshold)
         masks, scores = raw["masks"], raw["scores"]
-        kept = self._nms_order(masks, scores)
+        kept = self._nms_order(masks, scores, containment_threshold)
         masks, scores, boxes = masks[kept], scores[kept], raw["boxes"][kept]
         seeds_xy, seed_emb = raw["seeds_xy"][kept], raw["seed_emb"][kept]
         seeds = np.stack([seeds_xy[:, 1] - 0.5, seeds_xy[:, 0] - 0.5], 1) if len(seeds_xy) else np.zeros((0, 2))
@@ -178,9 +196,14 @@ class SemiConvModel:
             masks &= out["foreground"][None, :H, :W].float() >= threshold
         return masks
 
-    def _nms_order(self, masks: np.ndarray, scores: np.ndarray) -> np.ndarray:
-        """Indices that survive mask NMS, highest score first."""
-        kept = mask_nms(masks, scores, self.config.mask_nms_threshold) if len(masks) else np.zeros(0, np.int64)
+    def _nms_order(self, masks: np.ndarray, scores: np.ndarray, containment: float | None = None) -> np.ndarray:
+        """Indices that survive mask NMS and then the suppression of masks lying mostly under
+        higher-scoring ones (`containment`, default the model's), highest score first."""
+        if not len(masks):
+            return np.zeros(0, np.int64)
+        containment = self.config.mask_containment_threshold if containment is None else containment
+        kept = mask_nms(masks, scores, self.config.mask_nms_threshold)
+        kept = kept[suppress_contained(masks[kept], scores[kept], containment)]
         return kept[np.argsort(-scores[kept], kind="stable")]
 
     def _predict_array(self, x: np.ndarray, score_threshold: float, mask_threshold: float, dense: bool,
@@ -203,21 +226,29 @@ class SemiConvModel:
         return raw
 
     @torch.no_grad()
-    def predict_variants(self, x: np.ndarray, combos: list[tuple[float, float | None]], score_threshold: float = 0.05) -> list[tuple]:
+    def predict_variants(self, x: np.ndarray, combos: list[tuple], score_threshold: float = 0.05) -> list[tuple]:
         """(masks N x H x W bool, scores N) after mask NMS for each (mask_threshold,
-        foreground_threshold) in `combos`, from one forward pass of a normalised C x H x W input
-        (used to choose thresholds on validation)."""
+        foreground_threshold, containment_threshold) in `combos`, from one forward pass of a
+        normalised C x H x W input (used to choose thresholds on validation)."""
         H, W = x.shape[1:]
-        if max(H, W) > self.config.max_image_side:  # tiled: one pass per combination
-            predictions = (self.predict_input(x, score_threshold, m, dense=False, foreground_threshold=f) for m, f in combos)
-            return [(p.masks, p.scores) for p in predictions]
-        out, keep = self._forward(x, score_threshold)
-        scores = out["scores"][keep].float().cpu().numpy()
+        binary: dict[tuple, tuple] = {}
+        tiled = max(H, W) > self.config.max_image_side
+        if not tiled:
+            out, keep = self._forward(x, score_threshold)
+            scores = out["scores"][keep].float().cpu().numpy()
         results = []
-        for mask_threshold, fg_threshold in combos:
-            masks = self._binary_masks(out, keep, H, W, mask_threshold, fg_threshold).cpu().numpy()
-            kept = self._nms_order(masks, scores)
-            results.append((masks[kept], scores[kept]))
+        for mask_threshold, fg_threshold, containment in combos:
+            if (mask_threshold, fg_threshold) not in binary:
+                if tiled:  # one pass per threshold pair; IoU NMS only, containment below
+                    p = self.predict_input(x, score_threshold, mask_threshold, dense=False,
+                                           foreground_threshold=fg_threshold, containment_threshold=1.0)
+                    binary[mask_threshold, fg_threshold] = p.masks, p.scores
+                else:
+                    masks = self._binary_masks(out, keep, H, W, mask_threshold, fg_threshold).cpu().numpy()
+                    binary[mask_threshold, fg_threshold] = masks, scores
+            masks, scores_ = binary[mask_threshold, fg_threshold]
+            kept = self._nms_order(masks, scores_, containment)
+            results.append((masks[kept], scores_[kept]))
         return results
 
     def _predict_tiled(self, x: np.ndarray, score_threshold: float, mask_threshold: float, dense: bool,

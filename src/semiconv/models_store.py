@@ -93,11 +93,15 @@ def load_state_checked(model: torch.nn.Module, state: dict, source: str, new_mod
     """load_state_dict with a clear error when weights and config disagree.
 
     `new_modules`: name prefixes of modules the weights may lack (added on top of a trained
-    model, e.g. the foreground head); they keep their fresh initialisation.
+    model, e.g. the foreground head); they keep their fresh initialisation, and their weights
+    in `state` of another architecture are ignored.
     """
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     own = model.state_dict()
-    fresh = [k for k in own if k not in state and k.startswith(tuple(p + "." for p in new_modules))]
+    prefixes = tuple(p + "." for p in new_modules)
+    # a new module may replace one of another architecture: its old weights are dropped
+    state = {k: v for k, v in state.items() if not (k.startswith(prefixes) and (k not in own or own[k].shape != v.shape))}
+    fresh = [k for k in own if k not in state and k.startswith(prefixes)]
     state.update({k: own[k] for k in fresh})
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]

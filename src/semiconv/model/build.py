@@ -16,7 +16,7 @@ from torchvision.models.detection.rpn import RPNHead
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
 from ..config import ModelConfig
-from .foreground import ForegroundHead, foreground_loss
+from .foreground import build_foreground_head, foreground_loss
 from .pooling import AlignedMultiScaleRoIAlign
 from .roi_heads import SemiConvRoIHeads
 from .transform import NativeResolutionTransform
@@ -115,7 +115,10 @@ def build_model(config: ModelConfig) -> SemiConvMaskRCNN:
         config=config, fpn_channels=C, featmap_names=names,
     )
     model.transform = NativeResolutionTransform(config.in_channels, config.image_scale)
-    model.foreground_head = ForegroundHead(config.in_channels, C, config.foreground_width) if config.foreground_head else None
+    model.foreground_head = (
+        build_foreground_head(config.foreground_arch, config.in_channels, C, config.foreground_width)
+        if config.foreground_head else None
+    )
     model.foreground_loss_weight = config.foreground_loss_weight
     return model
 

@@ -5,6 +5,10 @@ worm), so their borders are blurred by a few pixels; a thin worm loses most of i
 IoU at 0.9 that way. This head predicts the foreground at stride 1 from the input
 image (two 3x3 convs) fused with the finest FPN level (stride 4, upsampled with
 pixel centres aligned); each instance mask is then intersected with it.
+
+Two architectures (`ModelConfig.foreground_arch`): "shallow" (two 3x3 convs at stride 1
+fused with FPN level 0: the first bundled model's) and "unet" (a small U-Net on the image,
+strides 1/2/4, whose bottleneck is fused with FPN level 0: more context at the border).
 """
 
 from __future__ import annotations
@@ -32,6 +36,52 @@ class ForegroundHead(nn.Module):
     def forward(self, images: torch.Tensor, level0: torch.Tensor) -> torch.Tensor:
         coarse = F.interpolate(self.feature_branch(level0), size=images.shape[-2:], mode="bilinear", align_corners=False)
         return self.fuse(torch.cat([self.image_branch(images), coarse], 1))[:, 0]
+
+
+def _block(cin: int, cout: int) -> nn.Sequential:
+    """Two 3x3 convs with GroupNorm and ReLU (resolution kept)."""
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.GroupNorm(4, cout), nn.ReLU(inplace=True),
+        nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.GroupNorm(4, cout), nn.ReLU(inplace=True),
+    )
+
+
+class ForegroundUNet(nn.Module):
+    """images (B x C x H x W, H and W multiples of 4) + FPN level 0 (B x F x H/4 x W/4) ->
+    foreground logits B x H x W. Encoder at strides 1, 2, 4 (widths w, 2w, 4w); at stride 4
+    the FPN features join; the decoder goes back to stride 1 through skip connections."""
+
+    def __init__(self, in_channels: int, fpn_channels: int, width: int = 16):
+        super().__init__()
+        w = width
+        self.enc1 = _block(in_channels, w)
+        self.enc2 = _block(w, 2 * w)
+        self.features = nn.Sequential(nn.Conv2d(fpn_channels, 2 * w, 1), nn.ReLU(inplace=True))
+        self.enc3 = _block(4 * w, 4 * w)
+        self.dec2 = _block(4 * w + 2 * w, 2 * w)
+        self.dec1 = _block(2 * w + w, w)
+        self.out = nn.Conv2d(w, 1, 1)
+        nn.init.constant_(self.out.bias, -2.0)
+
+    def forward(self, images: torch.Tensor, level0: torch.Tensor) -> torch.Tensor:
+        e1 = self.enc1(images)
+        e2 = self.enc2(F.max_pool2d(e1, 2, ceil_mode=True))
+        pooled = F.max_pool2d(e2, 2, ceil_mode=True)
+        features = self.features(level0)
+        if features.shape[-2:] != pooled.shape[-2:]:
+            features = F.interpolate(features, size=pooled.shape[-2:], mode="bilinear", align_corners=False)
+        e3 = self.enc3(torch.cat([pooled, features], 1))
+        d2 = self.dec2(torch.cat([F.interpolate(e3, size=e2.shape[-2:], mode="bilinear", align_corners=False), e2], 1))
+        d1 = self.dec1(torch.cat([F.interpolate(d2, size=e1.shape[-2:], mode="bilinear", align_corners=False), e1], 1))
+        return self.out(d1)[:, 0]
+
+
+FOREGROUND_ARCHITECTURES = {"shallow": ForegroundHead, "unet": ForegroundUNet}
+
+
+def build_foreground_head(arch: str, in_channels: int, fpn_channels: int, width: int) -> nn.Module:
+    """The foreground head named by `arch` ("shallow" or "unet")."""
+    return FOREGROUND_ARCHITECTURES[arch](in_channels, fpn_channels, width)
 
 
 def foreground_loss(logits: torch.Tensor, targets: list[dict]) -> torch.Tensor:

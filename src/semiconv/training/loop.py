@@ -47,18 +47,21 @@ def _lr_lambda(cfg: TrainConfig):
 
 MASK_THRESHOLD_CANDIDATES = (0.2, 0.3, 0.4, 0.5)  # tried when masks are cut by the foreground head
 FOREGROUND_THRESHOLD_CANDIDATES = (0.5, 0.7, 0.9)
+CONTAINMENT_CANDIDATES = (1.0, 0.8, 0.6)  # 1 = no suppression of masks lying under others
 
 
 def validate(network, config: ModelConfig, samples: list[Sample], device) -> tuple[float, dict]:
     """Predict every validation sample (full image) and pick the score threshold (and, with a
-    foreground head, the mask and foreground thresholds) with the best avAP; the metrics record
-    the chosen mask_threshold and foreground_threshold."""
+    foreground head, the mask and foreground thresholds; and the containment threshold) with the
+    best avAP; the metrics record the chosen mask_threshold, foreground_threshold and
+    containment_threshold."""
     was_training = network.training
     model = SemiConvModel(network, config, device)  # puts the network in eval mode
     if config.foreground_head:
-        combos = [(m, f) for m in MASK_THRESHOLD_CANDIDATES for f in FOREGROUND_THRESHOLD_CANDIDATES]
+        pairs = [(m, f) for m in MASK_THRESHOLD_CANDIDATES for f in FOREGROUND_THRESHOLD_CANDIDATES]
     else:
-        combos = [(config.mask_threshold, None)]
+        pairs = [(config.mask_threshold, None)]
+    combos = [(m, f, c) for m, f in pairs for c in CONTAINMENT_CANDIDATES]
     start = time.perf_counter()
     per_combo = [[] for _ in combos]
     try:
@@ -70,9 +73,10 @@ def validate(network, config: ModelConfig, samples: list[Sample], device) -> tup
     seconds = (time.perf_counter() - start) / max(1, len(samples))
     truths = [s.masks for s in samples]
     best = None
-    for (mask_threshold, fg_threshold), preds in zip(combos, per_combo, strict=True):
+    for (mask_threshold, fg_threshold, containment), preds in zip(combos, per_combo, strict=True):
         threshold, metrics = best_score_threshold(preds, truths)
         metrics["mask_threshold"] = mask_threshold
+        metrics["containment_threshold"] = containment
         metrics["foreground_threshold"] = config.foreground_threshold if fg_threshold is None else fg_threshold
         if best is None or metrics["avAP"] > best[1]["avAP"]:
             best = threshold, metrics
@@ -167,6 +171,7 @@ def train(
             model_config.score_threshold = threshold
             model_config.mask_threshold = metrics["mask_threshold"]
             model_config.foreground_threshold = metrics["foreground_threshold"]
+            model_config.mask_containment_threshold = metrics["containment_threshold"]
             save_model_folder(out, network, model_config, {**meta, "step": step, "validation": metrics})
         return metrics
 
