@@ -205,7 +205,7 @@ def figure_crossing(path: Path, model_name: str, data: str) -> str:
 
 def refinement_effect(model_name: str, data: str) -> dict:
     """Validation metrics of one semi-conv model with masks from s alone vs s + log K (same weights,
-    same detections, mask NMS as in `predict`)."""
+    same detections, mask IoU NMS only: no foreground cut, no containment suppression)."""
     import torch
 
     from semiconv import load_model

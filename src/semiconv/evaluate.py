@@ -53,6 +53,7 @@ def evaluate_model(model: SemiConvModel, data: str | Path, wells: str | None = N
         raise InputError(f"{data}: none of the wells {', '.join(chosen)} could be evaluated")
     metrics = {**coco_metrics(preds, truths), **matching_summary(preds, truths, threshold)}
     metrics["mask_threshold"] = model.config.mask_threshold
+    metrics["containment_threshold"] = model.config.mask_containment_threshold
     if model.config.foreground_head:
         metrics["foreground_threshold"] = model.config.foreground_threshold
     metrics.update({"model": model.name, "wells": [w for w in chosen if w not in skipped], "skipped_wells": skipped,

@@ -62,8 +62,12 @@ class ForegroundUNet(nn.Module):
         self.dec1 = _block(2 * w + w, w)
         self.out = nn.Conv2d(w, 1, 1)
         nn.init.constant_(self.out.bias, -2.0)
+        # channels-last convolutions run about twice as fast on the CPU at these narrow widths
+        self.to(memory_format=torch.channels_last)
 
     def forward(self, images: torch.Tensor, level0: torch.Tensor) -> torch.Tensor:
+        images = images.contiguous(memory_format=torch.channels_last)
+        level0 = level0.contiguous(memory_format=torch.channels_last)
         e1 = self.enc1(images)
         e2 = self.enc2(F.max_pool2d(e1, 2, ceil_mode=True))
         pooled = F.max_pool2d(e2, 2, ceil_mode=True)
