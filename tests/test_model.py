@@ -243,3 +243,4 @@ def test_suppress_contained_drops_fragments_and_keeps_crossing_worms():
     assert sorted(suppress_contained(masks, scores, 0.6)) == [0, 1]
     assert sorted(suppress_contained(masks, scores, 1.0)) == [0, 1, 2]
     assert sorted(suppress_contained(masks, scores, 0.05)) == [0]  # stricter: the crossing one goes too
+    assert len(suppress_contained(masks[:0], scores[:0], 0.6)) == 0  # nothing to suppress

@@ -94,7 +94,7 @@ def suppress_contained(masks: np.ndarray, scores: np.ndarray, threshold: float) 
     area lies under the masks already kept (fragments of a worm found twice; a crossing worm
     shares only a small part of its area). threshold >= 1 keeps everything non-empty."""
     order = np.argsort(-scores, kind="stable")
-    flat = masks.reshape(len(masks), -1)
+    flat = masks.reshape(len(masks), int(np.prod(masks.shape[1:])))
     union = np.zeros(flat.shape[1], bool)
     kept: list[int] = []
     for i in order:
