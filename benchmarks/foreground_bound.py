@@ -38,12 +38,11 @@ def main():
         outputs.append((out["masks"][:, 0].numpy(), out["scores"].numpy(),
                         out["foreground"].numpy() if "foreground" in out else None, well.masks.any(0)))
         truths.append(well.masks)
-    if outputs[0][2] is not None:
+    cuts = {"none": lambda fg, true: None, "true foreground (bound)": lambda fg, true: true}
+    if model.config.foreground_head:
         for threshold in sorted({0.5, model.config.foreground_threshold}):
             ious = [((fg >= threshold) & true).sum() / ((fg >= threshold) | true).sum() for _, _, fg, true in outputs]
             print(f"foreground head at {threshold}: mean pixel IoU with the true foreground {sum(ious) / len(ious):.3f}")
-    cuts = {"none": lambda fg, true: None, "true foreground (bound)": lambda fg, true: true}
-    if outputs[0][2] is not None:
         cuts["foreground head"] = lambda fg, true: fg >= model.config.foreground_threshold
     for label, cut in cuts.items():
         best = None

@@ -231,24 +231,26 @@ class SemiConvModel:
         foreground_threshold, containment_threshold) in `combos`, from one forward pass of a
         normalised C x H x W input (used to choose thresholds on validation)."""
         H, W = x.shape[1:]
-        binary: dict[tuple, tuple] = {}
+        after_nms: dict[tuple, tuple] = {}  # (mask, foreground threshold) -> masks, scores after IoU NMS
         tiled = max(H, W) > self.config.max_image_side
         if not tiled:
             out, keep = self._forward(x, score_threshold)
             scores = out["scores"][keep].float().cpu().numpy()
         results = []
         for mask_threshold, fg_threshold, containment in combos:
-            if (mask_threshold, fg_threshold) not in binary:
-                if tiled:  # one pass per threshold pair; IoU NMS only, containment below
+            pair = mask_threshold, fg_threshold
+            if pair not in after_nms:
+                if tiled:  # one pass per threshold pair
                     p = self.predict_input(x, score_threshold, mask_threshold, dense=False,
                                            foreground_threshold=fg_threshold, containment_threshold=1.0)
-                    binary[mask_threshold, fg_threshold] = p.masks, p.scores
+                    after_nms[pair] = p.masks, p.scores
                 else:
                     masks = self._binary_masks(out, keep, H, W, mask_threshold, fg_threshold).cpu().numpy()
-                    binary[mask_threshold, fg_threshold] = masks, scores
-            masks, scores_ = binary[mask_threshold, fg_threshold]
-            kept = self._nms_order(masks, scores_, containment)
-            results.append((masks[kept], scores_[kept]))
+                    kept = self._nms_order(masks, scores, 1.0)
+                    after_nms[pair] = masks[kept], scores[kept]
+            masks, pair_scores = after_nms[pair]
+            kept = suppress_contained(masks, pair_scores, containment)  # highest score first
+            results.append((masks[kept], pair_scores[kept]))
         return results
 
     def _predict_tiled(self, x: np.ndarray, score_threshold: float, mask_threshold: float, dense: bool,
