@@ -244,3 +244,62 @@ def test_suppress_contained_drops_fragments_and_keeps_crossing_worms():
     assert sorted(suppress_contained(masks, scores, 1.0)) == [0, 1, 2]
     assert sorted(suppress_contained(masks, scores, 0.05)) == [0]  # stricter: the crossing one goes too
     assert len(suppress_contained(masks[:0], scores[:0], 0.6)) == 0  # nothing to suppress
+
+
+def test_mask_nms_and_containment_match_a_full_image_reference():
+    """The box-restricted versions give the same answer as counting over the whole image."""
+    from semiconv.inference import mask_nms, suppress_contained
+
+    rng = np.random.default_rng(5)
+    masks = np.zeros((12, 60, 70), bool)
+    for k in range(11):  # random rectangles, many overlapping; the last mask stays empty
+        r, c = rng.integers(0, 45), rng.integers(0, 55)
+        masks[k, r: r + rng.integers(3, 15), c: c + rng.integers(3, 15)] = True
+    masks[3] = masks[2]  # an exact duplicate
+    masks[5, :, :] |= masks[4] & (rng.random((60, 70)) < 0.8)  # mostly under another mask
+    scores = rng.random(12)
+
+    def reference_nms(threshold):
+        kept = []
+        for i in np.argsort(-scores, kind="stable"):
+            if not masks[i].any():
+                continue
+            ious = [(masks[i] & masks[j]).sum() / (masks[i] | masks[j]).sum() for j in kept]
+            if not any(iou > threshold for iou in ious):
+                kept.append(i)
+        return kept
+
+    def reference_contained(threshold):
+        kept, union = [], np.zeros((60, 70), bool)
+        for i in np.argsort(-scores, kind="stable"):
+            area = masks[i].sum()
+            if area == 0 or (threshold < 1 and (masks[i] & union).sum() > threshold * area):
+                continue
+            kept.append(i)
+            union |= masks[i]
+        return kept
+
+    for threshold in (0.1, 0.3, 0.5, 0.9):
+        assert mask_nms(masks, scores, threshold).tolist() == reference_nms(threshold)
+    for threshold in (0.2, 0.6, 1.0):
+        assert suppress_contained(masks, scores, threshold).tolist() == reference_contained(threshold)
+    assert 3 not in mask_nms(masks, scores, 0.5).tolist() or 2 not in mask_nms(masks, scores, 0.5).tolist()
+
+
+def test_foreground_unet_block_on_parts_equals_concatenation():
+    """The U-Net's decoder skips the channel concatenation; same result and gradients as with it."""
+    import torch
+
+    from semiconv.model.foreground import _block, _block_on_parts
+
+    torch.manual_seed(0)
+    block = _block(12, 8)
+    a = torch.randn(2, 8, 16, 20, requires_grad=True)
+    b = torch.randn(2, 4, 16, 20, requires_grad=True)
+    split = _block_on_parts(block, [a, b])
+    joined = block(torch.cat([a, b], 1))
+    assert torch.allclose(split, joined, atol=1e-5)
+    grads_split = torch.autograd.grad(split.square().sum(), [a, b, block[0].weight])
+    grads_joined = torch.autograd.grad(joined.square().sum(), [a, b, block[0].weight])
+    for g1, g2 in zip(grads_split, grads_joined, strict=True):
+        assert torch.allclose(g1, g2, atol=1e-4)

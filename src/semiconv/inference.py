@@ -71,38 +71,66 @@ class Prediction:
         return np.exp(-d / self.sigma).astype(np.float32)
 
 
+def mask_extents(masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per mask of an N x H x W bool stack: its bounding box (N x 4: row0, row1, col0, col1,
+    end-exclusive; all zero when empty) and its area (N, pixels)."""
+    n = len(masks)
+    boxes = np.zeros((n, 4), np.int64)
+    rows, cols = masks.any(2), masks.any(1)
+    for i in range(n):
+        r, c = np.flatnonzero(rows[i]), np.flatnonzero(cols[i])
+        if len(r):
+            boxes[i] = r[0], r[-1] + 1, c[0], c[-1] + 1
+    areas = np.count_nonzero(masks.reshape(n, -1), axis=1) if n else np.zeros(0, np.int64)
+    return boxes, areas
+
+
+def _intersection(masks: np.ndarray, boxes: np.ndarray, i: int, j: int) -> int:
+    """Pixels shared by masks i and j, counted inside the overlap of their boxes only."""
+    r0, r1 = max(boxes[i, 0], boxes[j, 0]), min(boxes[i, 1], boxes[j, 1])
+    c0, c1 = max(boxes[i, 2], boxes[j, 2]), min(boxes[i, 3], boxes[j, 3])
+    if r0 >= r1 or c0 >= c1:
+        return 0
+    return int(np.count_nonzero(masks[i, r0:r1, c0:c1] & masks[j, r0:r1, c0:c1]))
+
+
 def mask_nms(masks: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
-    """Indices kept by greedy NMS on mask IoU (highest score first)."""
+    """Indices kept by greedy NMS on mask IoU (highest score first). masks: N x H x W bool."""
     order = np.argsort(-scores, kind="stable")
-    flat = masks.reshape(len(masks), -1)
-    areas = flat.sum(1).astype(np.float64)
+    boxes, areas = mask_extents(masks)
     kept: list[int] = []
     for i in order:
         if areas[i] == 0:
             continue
-        if kept:
-            inter = (flat[kept] & flat[i]).sum(1)
-            iou = inter / (areas[kept] + areas[i] - inter)
-            if (iou > threshold).any():
-                continue
-        kept.append(int(i))
+        overlaps = False
+        for j in kept:
+            inter = _intersection(masks, boxes, i, j)
+            if inter and inter / (areas[i] + areas[j] - inter) > threshold:
+                overlaps = True
+                break
+        if not overlaps:
+            kept.append(int(i))
     return np.asarray(kept, dtype=np.int64)
 
 
 def suppress_contained(masks: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
     """Indices kept when, highest score first, a mask is dropped if more than `threshold` of its
     area lies under the masks already kept (fragments of a worm found twice; a crossing worm
-    shares only a small part of its area). threshold >= 1 keeps everything non-empty."""
+    shares only a small part of its area). threshold >= 1 keeps everything non-empty.
+    masks: N x H x W bool."""
     order = np.argsort(-scores, kind="stable")
-    flat = masks.reshape(len(masks), int(np.prod(masks.shape[1:])))
-    union = np.zeros(flat.shape[1], bool)
+    boxes, areas = mask_extents(masks)
+    union = np.zeros(masks.shape[1:], bool)
     kept: list[int] = []
     for i in order:
-        area = flat[i].sum()
-        if area == 0 or (threshold < 1 and (flat[i] & union).sum() > threshold * area):
+        if areas[i] == 0:
+            continue
+        r0, r1, c0, c1 = boxes[i]
+        own = masks[i, r0:r1, c0:c1]
+        if threshold < 1 and np.count_nonzero(own & union[r0:r1, c0:c1]) > threshold * areas[i]:
             continue
         kept.append(int(i))
-        union |= flat[i]
+        union[r0:r1, c0:c1] |= own
     return np.asarray(kept, dtype=np.int64)
 
 

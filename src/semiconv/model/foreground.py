@@ -46,6 +46,24 @@ def _block(cin: int, cout: int) -> nn.Sequential:
     )
 
 
+def _block_on_parts(block: nn.Sequential, parts: list[torch.Tensor]) -> torch.Tensor:
+    """`block(torch.cat(parts, 1))` without the concatenation: the first convolution's weight is
+    split by input channel and the partial results summed (the same numbers; the copy of a
+    full-resolution channels-last tensor costs as much as a convolution on this CPU)."""
+    first = block[0]
+    out, start = None, 0
+    for part in parts:
+        stop = start + part.shape[1]
+        y = F.conv2d(part, first.weight[:, start:stop], None, first.stride, first.padding)
+        out = y if out is None else out.add_(y)
+        start = stop
+    if first.bias is not None:
+        out = out + first.bias[None, :, None, None]
+    for layer in list(block)[1:]:
+        out = layer(out)
+    return out
+
+
 class ForegroundUNet(nn.Module):
     """images (B x C x H x W, H and W multiples of 4) + FPN level 0 (B x F x H/4 x W/4) ->
     foreground logits B x H x W. Encoder at strides 1, 2, 4 (widths w, 2w, 4w); at stride 4
@@ -74,9 +92,9 @@ class ForegroundUNet(nn.Module):
         features = self.features(level0)
         if features.shape[-2:] != pooled.shape[-2:]:
             features = F.interpolate(features, size=pooled.shape[-2:], mode="bilinear", align_corners=False)
-        e3 = self.enc3(torch.cat([pooled, features], 1))
-        d2 = self.dec2(torch.cat([F.interpolate(e3, size=e2.shape[-2:], mode="bilinear", align_corners=False), e2], 1))
-        d1 = self.dec1(torch.cat([F.interpolate(d2, size=e1.shape[-2:], mode="bilinear", align_corners=False), e1], 1))
+        e3 = _block_on_parts(self.enc3, [pooled, features])
+        d2 = _block_on_parts(self.dec2, [F.interpolate(e3, size=e2.shape[-2:], mode="bilinear", align_corners=False), e2])
+        d1 = _block_on_parts(self.dec1, [F.interpolate(d2, size=e1.shape[-2:], mode="bilinear", align_corners=False), e1])
         return self.out(d1)[:, 0]
 
 
