@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from .config import ModelConfig
-from .data.instances import stack_to_labels
+from .data.instances import boxes_from_masks, stack_to_labels
 from .errors import InputError
 from .io import as_grayscale_plane
 from .models_store import load_state_checked, read_model_folder, resolve_model
@@ -71,44 +71,33 @@ class Prediction:
         return np.exp(-d / self.sigma).astype(np.float32)
 
 
-def mask_extents(masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per mask of an N x H x W bool stack: its bounding box (N x 4: row0, row1, col0, col1,
-    end-exclusive; all zero when empty) and its area (N, pixels)."""
-    n = len(masks)
-    boxes = np.zeros((n, 4), np.int64)
-    rows, cols = masks.any(2), masks.any(1)
-    for i in range(n):
-        r, c = np.flatnonzero(rows[i]), np.flatnonzero(cols[i])
-        if len(r):
-            boxes[i] = r[0], r[-1] + 1, c[0], c[-1] + 1
-    areas = np.count_nonzero(masks.reshape(n, -1), axis=1) if n else np.zeros(0, np.int64)
-    return boxes, areas
+def _boxes_and_areas(masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per mask of an N x H x W bool stack: its box (N x 4 int: x1, y1, x2, y2, end-exclusive;
+    zeros when empty, see `boxes_from_masks`) and its area (N, pixels)."""
+    boxes = boxes_from_masks(masks).astype(np.int64)
+    return boxes, np.count_nonzero(masks, axis=(1, 2))
 
 
 def _intersection(masks: np.ndarray, boxes: np.ndarray, i: int, j: int) -> int:
     """Pixels shared by masks i and j, counted inside the overlap of their boxes only."""
-    r0, r1 = max(boxes[i, 0], boxes[j, 0]), min(boxes[i, 1], boxes[j, 1])
-    c0, c1 = max(boxes[i, 2], boxes[j, 2]), min(boxes[i, 3], boxes[j, 3])
-    if r0 >= r1 or c0 >= c1:
+    x0, x1 = max(boxes[i, 0], boxes[j, 0]), min(boxes[i, 2], boxes[j, 2])
+    y0, y1 = max(boxes[i, 1], boxes[j, 1]), min(boxes[i, 3], boxes[j, 3])
+    if y0 >= y1 or x0 >= x1:
         return 0
-    return int(np.count_nonzero(masks[i, r0:r1, c0:c1] & masks[j, r0:r1, c0:c1]))
+    return int(np.count_nonzero(masks[i, y0:y1, x0:x1] & masks[j, y0:y1, x0:x1]))
 
 
 def mask_nms(masks: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
     """Indices kept by greedy NMS on mask IoU (highest score first). masks: N x H x W bool."""
-    order = np.argsort(-scores, kind="stable")
-    boxes, areas = mask_extents(masks)
+    boxes, areas = _boxes_and_areas(masks)
+
+    def iou_above(i: int, j: int) -> bool:
+        inter = _intersection(masks, boxes, i, j)
+        return inter > 0 and inter / (areas[i] + areas[j] - inter) > threshold
+
     kept: list[int] = []
-    for i in order:
-        if areas[i] == 0:
-            continue
-        overlaps = False
-        for j in kept:
-            inter = _intersection(masks, boxes, i, j)
-            if inter and inter / (areas[i] + areas[j] - inter) > threshold:
-                overlaps = True
-                break
-        if not overlaps:
+    for i in np.argsort(-scores, kind="stable"):
+        if areas[i] and not any(iou_above(i, j) for j in kept):
             kept.append(int(i))
     return np.asarray(kept, dtype=np.int64)
 
@@ -119,18 +108,18 @@ def suppress_contained(masks: np.ndarray, scores: np.ndarray, threshold: float) 
     shares only a small part of its area). threshold >= 1 keeps everything non-empty.
     masks: N x H x W bool."""
     order = np.argsort(-scores, kind="stable")
-    boxes, areas = mask_extents(masks)
+    boxes, areas = _boxes_and_areas(masks)
     union = np.zeros(masks.shape[1:], bool)
     kept: list[int] = []
     for i in order:
         if areas[i] == 0:
             continue
-        r0, r1, c0, c1 = boxes[i]
-        own = masks[i, r0:r1, c0:c1]
-        if threshold < 1 and np.count_nonzero(own & union[r0:r1, c0:c1]) > threshold * areas[i]:
+        x0, y0, x1, y1 = boxes[i]
+        own = masks[i, y0:y1, x0:x1]
+        if threshold < 1 and np.count_nonzero(own & union[y0:y1, x0:x1]) > threshold * areas[i]:
             continue
         kept.append(int(i))
-        union[r0:r1, c0:c1] |= own
+        union[y0:y1, x0:x1] |= own
     return np.asarray(kept, dtype=np.int64)
 
 

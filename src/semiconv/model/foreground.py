@@ -59,9 +59,7 @@ def _block_on_parts(block: nn.Sequential, parts: list[torch.Tensor]) -> torch.Te
         start = stop
     if first.bias is not None:
         out = out + first.bias[None, :, None, None]
-    for layer in list(block)[1:]:
-        out = layer(out)
-    return out
+    return block[1:](out)
 
 
 class ForegroundUNet(nn.Module):
