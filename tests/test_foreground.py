@@ -55,7 +55,8 @@ def test_foreground_stage_trains_only_the_new_head(tmp_path, arch):
     train(samples[:3], samples[3:], tiny_config(), tiny_train_config(steps=2, val_every=2), base, torch.device("cpu"))
     base_config, base_state, _ = read_model_folder(base)
 
-    config = tiny_config(foreground_head=True, foreground_arch=arch)
+    growth = 2 if arch == "unet" else 0  # validation then scores masks grown into the foreground
+    config = tiny_config(foreground_head=True, foreground_arch=arch, foreground_growth=growth)
     out = tmp_path / "with_foreground"
     train(samples[:3], samples[3:], config, tiny_train_config(steps=30, val_every=30, lr=5e-3, warmup_steps=1, train_only="foreground"),
           out, torch.device("cpu"), init_state=base_state)
@@ -69,12 +70,20 @@ def test_foreground_stage_trains_only_the_new_head(tmp_path, arch):
     assert np.mean(losses[-2:]) < 0.7 * losses[0]
     assert meta["model"]["mask_threshold"] in MASK_THRESHOLD_CANDIDATES
     assert meta["model"]["mask_containment_threshold"] in CONTAINMENT_CANDIDATES
+    assert meta["model"]["foreground_growth"] == growth
 
     model = load_model(out, device="cpu")
-    pred = model.predict(samples[3].image[0], score_threshold=0.0)
+    pred = model.predict(samples[3].image[0], score_threshold=0.0, grow_from=0.0)
     assert pred.foreground.shape == samples[3].image.shape[1:]
     if len(pred):  # every instance pixel is a foreground pixel
         assert not (pred.masks & (pred.foreground < model.config.foreground_threshold)[None]).any()
+    if growth:  # the same masks without growth lie inside the grown ones; the rest is free foreground
+        model.config.foreground_growth = 0
+        plain = model.predict(samples[3].image[0], score_threshold=0.0)
+        assert np.array_equal(plain.scores, pred.scores)
+        assert not (plain.masks & ~pred.masks).any()
+        added = pred.masks & ~plain.masks
+        assert not (added & (plain.masks.any(0) | (pred.foreground < model.config.foreground_threshold))[None]).any()
     truth = samples[3].masks.any(0)
     learned = pred.foreground >= 0.5
     assert (learned & truth).sum() / (learned | truth).sum() > 0.5

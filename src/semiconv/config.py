@@ -48,6 +48,9 @@ class ModelConfig:
     foreground_arch: str = "shallow"  # "shallow" (2 convs + FPN level 0) or "unet" (strides 1/2/4)
     foreground_width: int = 16
     foreground_threshold: float = 0.5
+    # after NMS, masks scoring at least score_threshold grow up to this many pixels into
+    # foreground no mask covers (semiconv.growth); 0 = off. Chosen on validation.
+    foreground_growth: int = 0
     foreground_loss_weight: float = 1.0
     # input
     input_mode: str = "brightfield"

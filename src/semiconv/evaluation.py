@@ -120,8 +120,26 @@ def evaluate_predictions(preds, truths, score_threshold: float = 0.0) -> dict:
 DEFAULT_CANDIDATES = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
-def best_score_threshold(preds, truths, candidates=DEFAULT_CANDIDATES) -> tuple[float, dict]:
-    """The candidate score threshold with the highest avAP, and all metrics there."""
-    summaries = [matching_summary(preds, truths, t) for t in candidates]
+def best_score_threshold(preds, truths, candidates=DEFAULT_CANDIDATES, finish=None) -> tuple[float, dict]:
+    """The candidate score threshold with the highest avAP, and all metrics there.
+
+    `finish(i, masks)`, if given, post-processes image i's masks scoring at least the candidate
+    (as a model with that score threshold would, e.g. growth into the foreground) before they
+    are scored; COCO AP then sees the finished masks plus the lower-scoring ones unchanged."""
+    if finish is None:
+        summaries = [matching_summary(preds, truths, t) for t in candidates]
+        best = max(range(len(candidates)), key=lambda i: summaries[i]["avAP"])
+        return candidates[best], {**coco_metrics(preds, truths), **summaries[best]}
+
+    def finished(t):
+        out = []
+        for i, (masks, scores) in enumerate(preds):
+            above = np.asarray(scores) >= t
+            out.append((np.concatenate([finish(i, masks[above]), masks[~above]]),
+                        np.concatenate([scores[above], scores[~above]])))
+        return out
+
+    finished_preds = [finished(t) for t in candidates]
+    summaries = [matching_summary(p, truths, t) for p, t in zip(finished_preds, candidates, strict=True)]
     best = max(range(len(candidates)), key=lambda i: summaries[i]["avAP"])
-    return candidates[best], {**coco_metrics(preds, truths), **summaries[best]}
+    return candidates[best], {**coco_metrics(finished_preds[best], truths), **summaries[best]}

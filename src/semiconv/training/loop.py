@@ -21,6 +21,7 @@ import torch
 from ..config import ModelConfig, TrainConfig
 from ..errors import CheckpointError
 from ..evaluation import best_score_threshold
+from ..growth import grow_into_foreground
 from ..inference import SemiConvModel
 from ..io import atomic_path
 from ..model import build_model
@@ -45,8 +46,8 @@ def _lr_lambda(cfg: TrainConfig):
     return f
 
 
-MASK_THRESHOLD_CANDIDATES = (0.2, 0.3, 0.4, 0.5)  # tried when masks are cut by the foreground head
-FOREGROUND_THRESHOLD_CANDIDATES = (0.5, 0.7, 0.9)
+MASK_THRESHOLD_CANDIDATES = (0.3, 0.4, 0.5, 0.6)  # tried when masks are cut by the foreground head
+FOREGROUND_THRESHOLD_CANDIDATES = (0.5, 0.6, 0.7, 0.8)
 CONTAINMENT_CANDIDATES = (1.0, 0.8, 0.6)  # 1 = no suppression of masks lying under others
 
 
@@ -73,8 +74,13 @@ def validate(network, config: ModelConfig, samples: list[Sample], device) -> tup
     seconds = (time.perf_counter() - start) / max(1, len(samples))
     truths = [s.masks for s in samples]
     best = None
-    for (mask_threshold, fg_threshold, containment), preds in zip(combos, per_combo, strict=True):
-        threshold, metrics = best_score_threshold(preds, truths)
+    for (mask_threshold, fg_threshold, containment), variants in zip(combos, per_combo, strict=True):
+        preds = [(masks, scores) for masks, scores, _ in variants]
+        finish = None
+        if config.foreground_growth > 0 and config.foreground_head:
+            def finish(i, masks, variants=variants):
+                return grow_into_foreground(masks, variants[i][2], config.foreground_growth)
+        threshold, metrics = best_score_threshold(preds, truths, finish=finish)
         metrics["mask_threshold"] = mask_threshold
         metrics["containment_threshold"] = containment
         metrics["foreground_threshold"] = config.foreground_threshold if fg_threshold is None else fg_threshold
