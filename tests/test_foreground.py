@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from helpers import synthetic_samples, tiny_config, tiny_train_config
+from scipy import ndimage as ndi
 
 from semiconv.inference import load_model
 from semiconv.model import build_model
@@ -73,7 +74,7 @@ def test_foreground_stage_trains_only_the_new_head(tmp_path, arch):
     assert meta["model"]["foreground_growth"] == growth
 
     model = load_model(out, device="cpu")
-    pred = model.predict(samples[3].image[0], score_threshold=0.0, grow_from=0.0)
+    pred = model.predict(samples[3].image[0], score_threshold=0.0)
     assert pred.foreground.shape == samples[3].image.shape[1:]
     if len(pred):  # every instance pixel is a foreground pixel
         assert not (pred.masks & (pred.foreground < model.config.foreground_threshold)[None]).any()
@@ -84,6 +85,8 @@ def test_foreground_stage_trains_only_the_new_head(tmp_path, arch):
         assert not (plain.masks & ~pred.masks).any()
         added = pred.masks & ~plain.masks
         assert not (added & (plain.masks.any(0) | (pred.foreground < model.config.foreground_threshold))[None]).any()
+    model.config.keep_largest_piece = True  # then every mask is one 8-connected piece
+    assert all(ndi.label(m, np.ones((3, 3)))[1] <= 1 for m in model.predict(samples[3].image[0], score_threshold=0.0).masks)
     truth = samples[3].masks.any(0)
     learned = pred.foreground >= 0.5
     assert (learned & truth).sum() / (learned | truth).sum() > 0.5

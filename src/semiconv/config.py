@@ -51,6 +51,8 @@ class ModelConfig:
     # after NMS, masks scoring at least score_threshold grow up to this many pixels into
     # foreground no mask covers (semiconv.growth); 0 = off. Chosen on validation.
     foreground_growth: int = 0
+    # then each such mask keeps only its largest 8-connected piece (a worm is one body)
+    keep_largest_piece: bool = False
     foreground_loss_weight: float = 1.0
     # input
     input_mode: str = "brightfield"

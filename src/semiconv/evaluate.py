@@ -40,7 +40,7 @@ def evaluate_model(model: SemiConvModel, data: str | Path, wells: str | None = N
         channels = {"fluorescence": well.fluorescence} if model.config.input_mode == "brightfield+fluorescence" else {}
         image = well.channel("binary") if model.config.input_mode == "binary" else well.brightfield
         start = time.perf_counter()
-        pred = model.predict(image, score_threshold=0.05, dense=False, grow_from=threshold, **channels)
+        pred = model.predict(image, score_threshold=0.05, dense=False, clean_from=threshold, **channels)
         seconds += time.perf_counter() - start
         preds.append((pred.masks, pred.scores))
         truths.append(well.masks)

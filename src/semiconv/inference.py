@@ -20,8 +20,8 @@ import torch.nn.functional as F
 from .config import ModelConfig
 from .data.instances import boxes_from_masks, stack_to_labels
 from .errors import InputError
-from .growth import grow_into_foreground
 from .io import as_grayscale_plane
+from .mask_cleanup import clean_masks
 from .models_store import load_state_checked, read_model_folder, resolve_model
 from .normalize import network_input
 
@@ -148,9 +148,9 @@ class SemiConvModel:
 
     @torch.no_grad()
     def predict(self, image: np.ndarray, fluorescence: np.ndarray | None = None, score_threshold: float | None = None,
-                mask_threshold: float | None = None, dense: bool = True, grow_from: float | None = None) -> Prediction:
+                mask_threshold: float | None = None, dense: bool = True, clean_from: float | None = None) -> Prediction:
         """Segment one 2-D image (H x W; RGB is converted to grey with a warning).
-        `grow_from`: see `predict_input`.
+        `clean_from`: see `predict_input`.
 
         Images with a side longer than config.max_image_side are segmented in
         overlapping tiles and merged (detections owned by the tile holding their centre).
@@ -159,7 +159,7 @@ class SemiConvModel:
         x, notes = self._prepare(image, fluorescence)
         for n in notes:
             warnings.warn(n, stacklevel=2)
-        pred = self.predict_input(x, score_threshold, mask_threshold, dense, grow_from=grow_from)
+        pred = self.predict_input(x, score_threshold, mask_threshold, dense, clean_from=clean_from)
         pred.warnings = notes
         pred.seconds = time.perf_counter() - start
         return pred
@@ -167,11 +167,12 @@ class SemiConvModel:
     @torch.no_grad()
     def predict_input(self, x: np.ndarray, score_threshold: float | None = None, mask_threshold: float | None = None,
                       dense: bool = True, foreground_threshold: float | None = None,
-                      containment_threshold: float | None = None, grow_from: float | None = None) -> Prediction:
+                      containment_threshold: float | None = None, clean_from: float | None = None) -> Prediction:
         """Segment an already normalised network input (C x H x W float32, see semiconv.normalize).
-        Thresholds left at None are the model's own. Masks scoring at least `grow_from` (default:
-        the model's score threshold, so a lower `score_threshold` only adds masks as they are)
-        grow `config.foreground_growth` pixels into foreground no mask covers."""
+        Thresholds left at None are the model's own. Masks scoring at least `clean_from` (default:
+        the score threshold in use) are cleaned as the config says (`mask_cleanup.clean_masks`:
+        growth into foreground no mask covers, largest piece); `evaluate` asks for every
+        detection but cleans only those its threshold passes, the rest added as they are."""
         start = time.perf_counter()
         cfg = self.config
         score_threshold = cfg.score_threshold if score_threshold is None else score_threshold
@@ -184,10 +185,11 @@ class SemiConvModel:
         masks, scores = raw["masks"], raw["scores"]
         kept = self._nms_order(masks, scores, containment_threshold)
         masks, scores, boxes = masks[kept], scores[kept], raw["boxes"][kept]
-        if cfg.foreground_growth > 0 and raw.get("foreground") is not None and len(masks):
+        cleaning = scores >= (score_threshold if clean_from is None else clean_from)
+        if (cfg.foreground_growth > 0 or cfg.keep_largest_piece) and cleaning.any():
             threshold = cfg.foreground_threshold if foreground_threshold is None else foreground_threshold
-            growing = scores >= (cfg.score_threshold if grow_from is None else grow_from)
-            masks[growing] = grow_into_foreground(masks[growing], raw["foreground"] >= threshold, cfg.foreground_growth)
+            foreground = raw["foreground"] >= threshold if raw.get("foreground") is not None else None
+            masks[cleaning] = clean_masks(masks[cleaning], foreground, cfg.foreground_growth, cfg.keep_largest_piece)
         seeds_xy, seed_emb = raw["seeds_xy"][kept], raw["seed_emb"][kept]
         seeds = np.stack([seeds_xy[:, 1] - 0.5, seeds_xy[:, 0] - 0.5], 1) if len(seeds_xy) else np.zeros((0, 2))
         pred = Prediction(masks.reshape(-1, H, W), scores, boxes.reshape(-1, 4), stack_to_labels(masks.reshape(-1, H, W), scores),
@@ -255,7 +257,7 @@ class SemiConvModel:
         """(masks N x H x W bool, scores N, foreground H x W bool or None) after mask NMS for each
         (mask_threshold, foreground_threshold, containment_threshold) in `combos`, from one
         forward pass of a normalised C x H x W input (used to choose thresholds on validation).
-        The masks are not grown into the foreground (that depends on the score threshold)."""
+        The masks are not cleaned (growth depends on which masks pass the score threshold)."""
         H, W = x.shape[1:]
         after_nms: dict[tuple, tuple] = {}  # (mask, foreground threshold) -> masks, scores after IoU NMS, foreground
         tiled = max(H, W) > self.config.max_image_side
@@ -269,7 +271,7 @@ class SemiConvModel:
             if pair not in after_nms:
                 if tiled:  # one pass per threshold pair
                     p = self.predict_input(x, score_threshold, mask_threshold, dense=False, foreground_threshold=fg_threshold,
-                                           containment_threshold=1.0, grow_from=float("inf"))
+                                           containment_threshold=1.0, clean_from=float("inf"))
                     probability = p.foreground
                     masks, kept_scores = p.masks, p.scores
                 else:

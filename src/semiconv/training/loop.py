@@ -20,10 +20,10 @@ import torch
 
 from ..config import ModelConfig, TrainConfig
 from ..errors import CheckpointError
-from ..evaluation import best_score_threshold
-from ..growth import grow_into_foreground
+from ..evaluation import best_score_threshold, preferred
 from ..inference import SemiConvModel
 from ..io import atomic_path
+from ..mask_cleanup import clean_masks
 from ..model import build_model
 from ..models_store import load_state_checked, save_model_folder
 from .samples import Sample, make_batch
@@ -54,8 +54,8 @@ CONTAINMENT_CANDIDATES = (1.0, 0.8, 0.6)  # 1 = no suppression of masks lying un
 def validate(network, config: ModelConfig, samples: list[Sample], device) -> tuple[float, dict]:
     """Predict every validation sample (full image) and pick the score threshold (and, with a
     foreground head, the mask and foreground thresholds; and the containment threshold) with the
-    best avAP; the metrics record the chosen mask_threshold, foreground_threshold and
-    containment_threshold."""
+    best avAP (near-ties to TP/(TP+FP+FN) at IoU 0.5, see `evaluation.preferred`); the metrics
+    record the chosen mask_threshold, foreground_threshold and containment_threshold."""
     was_training = network.training
     model = SemiConvModel(network, config, device)  # puts the network in eval mode
     if config.foreground_head:
@@ -73,20 +73,22 @@ def validate(network, config: ModelConfig, samples: list[Sample], device) -> tup
         network.train(was_training)
     seconds = (time.perf_counter() - start) / max(1, len(samples))
     truths = [s.masks for s in samples]
-    best = None
-    for (mask_threshold, fg_threshold, containment), variants in zip(combos, per_combo, strict=True):
+
+    def choose(variants, with_coco):
         preds = [(masks, scores) for masks, scores, _ in variants]
         finish = None
-        if config.foreground_growth > 0 and config.foreground_head:
-            def finish(i, masks, variants=variants):
-                return grow_into_foreground(masks, variants[i][2], config.foreground_growth)
-        threshold, metrics = best_score_threshold(preds, truths, finish=finish)
-        metrics["mask_threshold"] = mask_threshold
-        metrics["containment_threshold"] = containment
-        metrics["foreground_threshold"] = config.foreground_threshold if fg_threshold is None else fg_threshold
-        if best is None or metrics["avAP"] > best[1]["avAP"]:
-            best = threshold, metrics
-    threshold, metrics = best
+        if config.foreground_growth > 0 or config.keep_largest_piece:
+            def finish(i, masks):
+                return clean_masks(masks, variants[i][2], config.foreground_growth, config.keep_largest_piece)
+        return best_score_threshold(preds, truths, finish=finish, with_coco=with_coco)
+
+    chosen = [choose(variants, with_coco=False) for variants in per_combo]
+    best = preferred([m for _, m in chosen])
+    threshold, metrics = choose(per_combo[best], with_coco=True)  # COCO AP for the chosen variant only
+    mask_threshold, fg_threshold, containment = combos[best]
+    metrics["mask_threshold"] = mask_threshold
+    metrics["containment_threshold"] = containment
+    metrics["foreground_threshold"] = config.foreground_threshold if fg_threshold is None else fg_threshold
     metrics["seconds_per_image"] = seconds
     return threshold, metrics
 

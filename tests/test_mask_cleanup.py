@@ -1,8 +1,8 @@
-"""Growth of instance masks into foreground no mask covers (semiconv.growth)."""
+"""Mask clean-up after NMS (semiconv.mask_cleanup): growth into uncovered foreground, largest piece."""
 
 import numpy as np
 
-from semiconv.growth import grow_into_foreground
+from semiconv.mask_cleanup import clean_masks, grow_into_foreground, keep_largest_component
 
 
 def _strip_scene():
@@ -49,3 +49,26 @@ def test_growth_of_nothing():
     assert grow_into_foreground(empty, foreground, 3).shape == (0, 10, 20)
     none_left = grow_into_foreground(masks, masks.any(0), 3)  # no free foreground
     assert np.array_equal(none_left, masks)
+
+
+def test_largest_piece_drops_islands_and_keeps_diagonal_contact():
+    masks = np.zeros((3, 12, 12), bool)
+    masks[0, 1:6, 1:3] = True  # the worm, 10 px
+    masks[0, 8:10, 8:10] = True  # an island, 4 px: dropped
+    masks[1, 2, 2] = masks[1, 3, 3] = masks[1, 4, 4] = True  # touching at corners: one 8-connected piece
+    masks[2, 0, 0] = masks[2, 0, 5] = True  # a tie: the first piece stays
+    cleaned = keep_largest_component(masks)
+    assert cleaned[0].sum() == 10 and not cleaned[0, 8:10, 8:10].any()
+    assert np.array_equal(cleaned[1], masks[1])
+    assert cleaned[2].sum() == 1 and cleaned[2, 0, 0]
+    assert masks[0].sum() == 14  # the input is unchanged
+    assert keep_largest_component(masks[:0]).shape == (0, 12, 12)
+
+
+def test_clean_masks_grows_then_keeps_the_largest_piece():
+    masks, foreground = _strip_scene()
+    masks[0, 0, 19] = True  # a stray pixel of mask A far from its body
+    cleaned = clean_masks(masks, foreground, 2, largest_piece=True)
+    assert np.flatnonzero(cleaned[0, 5]).tolist() == list(range(0, 7)) and not cleaned[0, 0, 19]
+    assert np.array_equal(clean_masks(masks, None, 2, largest_piece=False), masks)  # no foreground: no growth
+    assert np.array_equal(clean_masks(masks, foreground, 0, largest_piece=False), masks)
