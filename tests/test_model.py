@@ -303,3 +303,22 @@ def test_foreground_unet_block_on_parts_equals_concatenation():
     grads_joined = torch.autograd.grad(joined.square().sum(), [a, b, block[0].weight])
     for g1, g2 in zip(grads_split, grads_joined, strict=True):
         assert torch.allclose(g1, g2, atol=1e-4)
+
+
+def test_stop_after_keeps_the_planned_schedule(tmp_path):
+    """stop_after ends a run early (validated, checkpointed) while the lr follows the cosine
+    planned over `steps`: the learning rate at the stop is still high, not the schedule's floor."""
+    samples = synthetic_samples(3)
+    runs = {}
+    for name, overrides in (("stopped", {"steps": 8, "stop_after": 4}), ("full", {"steps": 4})):
+        out = tmp_path / name
+        result = train(samples[:2], samples[2:], tiny_config(), tiny_train_config(val_every=100, warmup_steps=1, **overrides),
+                       out, torch.device("cpu"))
+        log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+        runs[name] = result, {e["step"]: e["lr"] for e in log if "lr" in e}, log
+    stopped, lrs, log = runs["stopped"]
+    assert stopped.steps == 4 and max(lrs) == 4
+    assert any("validation" in e for e in log)  # validated at the stop
+    assert torch.load(tmp_path / "stopped" / "checkpoints" / "last.pt", weights_only=False)["step"] == 4
+    full_lrs = runs["full"][1]
+    assert lrs[4] > 5 * full_lrs[4]  # mid-schedule vs the end of a 4-step schedule

@@ -126,6 +126,7 @@ class TrainConfig:
     num_threads: int = 0  # 0 = torch default
     autocast_bf16: bool = False
     train_only: str = ""  # "" trains everything; "foreground" trains only the foreground head
+    stop_after: int = 0  # 0 = all `steps`; else stop after this many, the lr schedule still planned over `steps`
     augment: dict = field(default_factory=lambda: {
         "flip": True, "rot90": True, "gamma": (0.7, 1.4), "gain": (0.8, 1.25),
         "offset": (-0.05, 0.05), "blur": (0.0, 1.2), "noise": (0.0, 0.03),

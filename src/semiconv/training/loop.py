@@ -183,7 +183,8 @@ def train(
             save_model_folder(out, network, model_config, {**meta, "step": step, "validation": metrics})
         return metrics
 
-    while step < cfg.steps:
+    final_step = min(cfg.stop_after, cfg.steps) if cfg.stop_after > 0 else cfg.steps
+    while step < final_step:
         if should_stop and should_stop():
             stopped = True
             break
@@ -204,15 +205,15 @@ def train(
         values = {k: float(v.detach()) for k, v in losses.items()}
         values["loss"] = float(total.detach())
         val_metrics = None
-        if step % 10 == 0 or step == 1 or step == cfg.steps:
+        if step % 10 == 0 or step == 1 or step == final_step:
             with open(log_path, "a") as fh:
                 fh.write(json.dumps({"step": step, "lr": scheduler.get_last_lr()[0], "time": time.perf_counter() - start, **values}) + "\n")
-        if step % cfg.val_every == 0 or step == cfg.steps:
+        if step % cfg.val_every == 0 or step == final_step:
             val_metrics = run_validation()
-        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+        if step % cfg.checkpoint_every == 0 or step == final_step:
             save_checkpoint()
         if progress:
-            progress(step, cfg.steps, values, val_metrics)
+            progress(step, final_step, values, val_metrics)
     if stopped:
         save_checkpoint()
         if not (out / "weights.pt").exists():
