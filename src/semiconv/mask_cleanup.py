@@ -3,7 +3,7 @@
 Growth: instance masks come from an M x M grid per box and are cut by the native-resolution
 foreground, so a worm's mask often stops a pixel or two short of the foreground around it
 (blurred borders, clipped tips). Measured on the validation wells with the stage-8 model,
-3.3 % of the true worm pixels were foreground, in their worm's box, and in no mask at all.
+3.3 % of the true worm pixels (of matched worms) were foreground but in no mask at all.
 This step hands such pixels to the mask that reaches them first (geodesic growth inside the
 foreground, one pixel per step); a pixel two masks reach in the same step stays unclaimed.
 
