@@ -17,9 +17,9 @@ from pathlib import Path
 
 import torch
 
+from semiconv.config import save_json
 from semiconv.data.bbbc010 import VALIDATION_WELLS, Bbbc010Folder
 from semiconv.inference import load_model
-from semiconv.io import atomic_path
 from semiconv.training.loop import validate
 from semiconv.training.samples import samples_from_bbbc010
 
@@ -60,8 +60,7 @@ def main():
         payload = json.loads(path.read_text())
         payload["model"] = config.to_dict()
         payload["validation"] = {**metrics, "chosen_by": "benchmarks/choose_cleanup.py"}
-        with atomic_path(path, overwrite=True) as tmp:
-            Path(tmp).write_text(json.dumps(payload, indent=2))
+        save_json(path, payload)  # atomic
         print(f"wrote {path}")
 
 

@@ -20,6 +20,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from semiconv.config import TrainConfig
+
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "benchmarks" / "configs"
 
@@ -37,9 +39,8 @@ STAGES = [
 
 
 def final_step(config: Path) -> int:
-    """The step a stage ends at (stop_after if set, else steps)."""
-    train = json.loads(config.read_text()).get("train", {})
-    return min(train["stop_after"], train["steps"]) if train.get("stop_after") else train["steps"]
+    """The step a stage's config ends at (`TrainConfig.final_step`)."""
+    return TrainConfig.from_dict(json.loads(config.read_text()).get("train", {})).final_step
 
 
 def finished(run: Path, config: Path) -> bool:

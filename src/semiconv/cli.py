@@ -129,7 +129,7 @@ def train(
         for line in job.problems:
             typer.secho(f"warning: {line}", fg=typer.colors.YELLOW, err=True)
         typer.echo(f"training on {len(job.train)} images, validating on {len(job.val)}; device {resolve_device(device)}", err=True)
-        bar = tqdm(total=min(train_cfg.stop_after, train_cfg.steps) if train_cfg.stop_after > 0 else train_cfg.steps, desc="training", unit="step", file=sys.stderr, mininterval=2 if sys.stderr.isatty() else 60)
+        bar = tqdm(total=train_cfg.final_step, desc="training", unit="step", file=sys.stderr, mininterval=2 if sys.stderr.isatty() else 60)
 
         def progress(step, total, losses, val):
             bar.set_postfix(loss=f"{losses['loss']:.3f}", refresh=False,

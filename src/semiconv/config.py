@@ -49,7 +49,7 @@ class ModelConfig:
     foreground_width: int = 16
     foreground_threshold: float = 0.5
     # after NMS, masks scoring at least score_threshold grow up to this many pixels into
-    # foreground no mask covers (semiconv.growth); 0 = off. Chosen on validation.
+    # foreground no mask covers (semiconv.mask_cleanup); 0 = off. Chosen on validation.
     foreground_growth: int = 0
     # then each such mask keeps only its largest 8-connected piece (a worm is one body)
     keep_largest_piece: bool = False
@@ -131,6 +131,11 @@ class TrainConfig:
         "flip": True, "rot90": True, "gamma": (0.7, 1.4), "gain": (0.8, 1.25),
         "offset": (-0.05, 0.05), "blur": (0.0, 1.2), "noise": (0.0, 0.03),
     })
+
+    @property
+    def final_step(self) -> int:
+        """The step training ends at: `stop_after` when set (and below `steps`), else `steps`."""
+        return min(self.stop_after, self.steps) if self.stop_after > 0 else self.steps
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -139,11 +139,6 @@ def best_score_threshold(preds, truths, candidates=DEFAULT_CANDIDATES, finish=No
     (as a model with that score threshold would, e.g. growth into the foreground) before they
     are scored; COCO AP then sees the finished masks plus the lower-scoring ones unchanged.
     with_coco=False leaves the COCO figures out (the costly part when many variants are compared)."""
-    if finish is None:
-        summaries = [matching_summary(preds, truths, t) for t in candidates]
-        best = preferred(summaries)
-        return candidates[best], {**(coco_metrics(preds, truths) if with_coco else {}), **summaries[best]}
-
     def finished(t):
         out = []
         for i, (masks, scores) in enumerate(preds):
@@ -152,7 +147,7 @@ def best_score_threshold(preds, truths, candidates=DEFAULT_CANDIDATES, finish=No
                         np.concatenate([scores[above], scores[~above]])))
         return out
 
-    finished_preds = [finished(t) for t in candidates]
-    summaries = [matching_summary(p, truths, t) for p, t in zip(finished_preds, candidates, strict=True)]
+    scored = [finished(t) for t in candidates] if finish else [preds] * len(candidates)
+    summaries = [matching_summary(p, truths, t) for p, t in zip(scored, candidates, strict=True)]
     best = preferred(summaries)
-    return candidates[best], {**(coco_metrics(finished_preds[best], truths) if with_coco else {}), **summaries[best]}
+    return candidates[best], {**(coco_metrics(scored[best], truths) if with_coco else {}), **summaries[best]}

@@ -187,7 +187,7 @@ class SemiConvModel:
         masks, scores, boxes = masks[kept], scores[kept], raw["boxes"][kept]
         cleaning = scores >= (score_threshold if clean_from is None else clean_from)
         if (cfg.foreground_growth > 0 or cfg.keep_largest_piece) and cleaning.any():
-            threshold = cfg.foreground_threshold if foreground_threshold is None else foreground_threshold
+            threshold = self._foreground_threshold(foreground_threshold)
             foreground = raw["foreground"] >= threshold if raw.get("foreground") is not None else None
             masks[cleaning] = clean_masks(masks[cleaning], foreground, cfg.foreground_growth, cfg.keep_largest_piece)
         seeds_xy, seed_emb = raw["seeds_xy"][kept], raw["seed_emb"][kept]
@@ -219,9 +219,12 @@ class SemiConvModel:
         """Instance masks (N x H x W bool); with a foreground head, cut to the native-resolution foreground."""
         masks = out["masks"][keep, 0, :H, :W].float() >= mask_threshold
         if "foreground" in out:
-            threshold = self.config.foreground_threshold if foreground_threshold is None else foreground_threshold
-            masks &= out["foreground"][None, :H, :W].float() >= threshold
+            masks &= out["foreground"][None, :H, :W].float() >= self._foreground_threshold(foreground_threshold)
         return masks
+
+    def _foreground_threshold(self, threshold: float | None) -> float:
+        """`threshold`, or the model's own foreground threshold when None."""
+        return self.config.foreground_threshold if threshold is None else threshold
 
     def _nms_order(self, masks: np.ndarray, scores: np.ndarray, containment: float | None = None) -> np.ndarray:
         """Indices that survive mask NMS and then the suppression of masks lying mostly under
@@ -278,7 +281,7 @@ class SemiConvModel:
                     masks = self._binary_masks(out, keep, H, W, mask_threshold, fg_threshold).cpu().numpy()
                     kept = self._nms_order(masks, scores, 1.0)
                     masks, kept_scores = masks[kept], scores[kept]
-                threshold = self.config.foreground_threshold if fg_threshold is None else fg_threshold
+                threshold = self._foreground_threshold(fg_threshold)
                 foreground = probability >= threshold if probability is not None else None
                 after_nms[pair] = masks, kept_scores, foreground
             masks, pair_scores, foreground = after_nms[pair]

@@ -88,7 +88,7 @@ def validate(network, config: ModelConfig, samples: list[Sample], device) -> tup
     mask_threshold, fg_threshold, containment = combos[best]
     metrics["mask_threshold"] = mask_threshold
     metrics["containment_threshold"] = containment
-    metrics["foreground_threshold"] = config.foreground_threshold if fg_threshold is None else fg_threshold
+    metrics["foreground_threshold"] = model._foreground_threshold(fg_threshold)
     metrics["seconds_per_image"] = seconds
     return threshold, metrics
 
@@ -183,7 +183,7 @@ def train(
             save_model_folder(out, network, model_config, {**meta, "step": step, "validation": metrics})
         return metrics
 
-    final_step = min(cfg.stop_after, cfg.steps) if cfg.stop_after > 0 else cfg.steps
+    final_step = cfg.final_step
     while step < final_step:
         if should_stop and should_stop():
             stopped = True
