@@ -34,7 +34,7 @@ def main():
         r = run_batch(src, out, args.model, workers=workers)
         seconds = time.perf_counter() - start
         result[label] = {"seconds": round(seconds, 1), "images_per_s": round(r["processed"] / seconds, 3),
-                         "workers": len(r["worker_pids"]), "failed": r["failed"]}
+                         "workers": r["local_workers"], "failed": r["failed"]}
         shutil.rmtree(out)
     result["speedup_default_over_1"] = round(result["localcluster_default"]["images_per_s"] / result["1_worker"]["images_per_s"], 2)
     shutil.rmtree(src)

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import torch
 
+from semiconv.calibration import choose_thresholds
 from semiconv.config import save_json
 from semiconv.data.bbbc010 import VALIDATION_WELLS, Bbbc010Folder
 from semiconv.inference import load_model
-from semiconv.training.loop import validate
 from semiconv.training.samples import samples_from_bbbc010
 
 KEYS = ("AP", "AP50", "AP75", "score@0.5", "score@0.8", "score@0.9", "avAP", "overlap_recall@0.5")
@@ -46,7 +46,7 @@ def main():
     rows = []
     for steps, largest in variants:
         config = dataclasses.replace(model.config, foreground_growth=steps, keep_largest_piece=largest)
-        threshold, metrics = validate(model.network, config, samples, model.device)
+        threshold, metrics = choose_thresholds(model.network, config, samples, model.device)
         config = dataclasses.replace(config, score_threshold=threshold, mask_threshold=metrics["mask_threshold"],
                                      foreground_threshold=metrics["foreground_threshold"],
                                      mask_containment_threshold=metrics["containment_threshold"])

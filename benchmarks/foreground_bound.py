@@ -12,12 +12,11 @@ from __future__ import annotations
 import argparse
 import json
 
-import torch
-
 from semiconv import load_model
+from semiconv.calibration import best_score_threshold
 from semiconv.data.bbbc010 import VALIDATION_WELLS, Bbbc010Folder
-from semiconv.evaluation import best_score_threshold
 from semiconv.mask_cleanup import clean_masks
+from semiconv.postprocess import nms_order
 
 KEYS = ("AP", "AP50", "AP75", "score@0.5", "score@0.8", "score@0.9", "avAP")
 
@@ -34,11 +33,9 @@ def main():
     outputs = []
     for name in VALIDATION_WELLS:
         well = folder.load(name)
-        x, _ = model._prepare(well.brightfield)
-        with torch.no_grad():
-            out, _ = model._forward(x, 0.05)
-        outputs.append((out["masks"][:, 0].numpy(), out["scores"].numpy(),
-                        out["foreground"].numpy() if "foreground" in out else None, well.masks.any(0)))
+        x, _ = model.network_input(well.brightfield)
+        tile = model.raw_outputs(x, min_score=0.05, dense=False).tiles[0]  # 520 x 696: one tile
+        outputs.append((tile.mask_probability, tile.scores, tile.foreground, well.masks.any(0)))
         truths.append(well.masks)
     cuts = {"none": lambda fg, true: None, "true foreground (bound)": lambda fg, true: true}
     if model.config.foreground_head:
@@ -55,7 +52,7 @@ def main():
                 region = cut(fg, true)
                 if region is not None:
                     masks &= region[None]
-                keep = model._nms_order(masks, scores)
+                keep = nms_order(masks, scores, model.config.mask_nms_threshold, model.config.mask_containment_threshold)
                 preds.append((masks[keep], scores[keep]))
                 regions.append(region)
 

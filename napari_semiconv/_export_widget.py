@@ -11,21 +11,20 @@ from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import QMessageBox, QVBoxLayout, QWidget
 
 from semiconv.data.instances import labels_to_stack
-from semiconv.io import write_text, write_tiff
-from semiconv.segment import rows_to_csv
+from semiconv.outputs import output_paths, worm_rows, write_outputs
 
 
 def export_paths(folder: Path, stem: str) -> dict[str, Path]:
-    return {"labels": folder / f"{stem}_labels.tif", "instances": folder / f"{stem}_instances.tif", "csv": folder / f"{stem}_worms.csv"}
+    """The files an export writes: the names `semiconv segment` gives its outputs."""
+    instances, labels, csv = output_paths(Path(stem), Path(folder), 1)
+    return {"labels": labels, "instances": instances, "csv": csv}
 
 
 def export_layer(layer: Labels, folder: Path, stem: str, overwrite: bool = False, stack_layer: Labels | None = None,
                  fluorescence: np.ndarray | None = None, pixel_size: float | None = None) -> list[Path]:
-    """Write labels (uint16), the per-worm stack (uint8, overlaps kept where a stack layer is given) and a CSV.
-
-    Per-worm rows come from the label image as edited; the stack is rebuilt from the labels unless
-    an unedited overlap stack is given. Atomic writes; FileExistsError unless `overwrite`.
-    """
+    """Write labels (uint16), the per-worm stack (uint8, overlaps kept where a stack layer is given) and
+    the per-worm table (semiconv.outputs; measured from the masks as edited, scores and seeds kept
+    from the layer's features by label). Atomic writes; FileExistsError unless `overwrite`."""
     labels = np.asarray(layer.data)
     if labels.ndim != 2:
         raise ValueError("export works on 2-D label layers (one plane); choose a single image's result")
@@ -36,30 +35,23 @@ def export_layer(layer: Labels, folder: Path, stem: str, overwrite: bool = False
     if stack_layer is not None and np.asarray(stack_layer.data).ndim == 3:
         stack = np.asarray(stack_layer.data) > 0
         stack = stack[stack.reshape(len(stack), -1).any(1)]
+        ids = np.arange(1, len(stack) + 1)
     else:
         stack = labels_to_stack(labels)
-    ids = np.unique(labels[labels > 0]) if stack_layer is None else np.arange(1, len(stack) + 1)
+        ids = np.unique(labels[labels > 0])
     features = layer.features
-    from semiconv.measure import measure_worms
+    known = {int(k): i for i, k in enumerate(features["label"])} if len(features) and "label" in features else {}
 
-    measured = measure_worms(stack, pixel_size, fluorescence)  # from the masks as edited
-    rows = []
-    for i, mask in enumerate(stack):
-        label = int(ids[i]) if i < len(ids) else i + 1
-        rr, cc = np.nonzero(mask)
-        row = {"label": label, "area": int(mask.sum()), "bbox_x1": int(cc.min()), "bbox_y1": int(rr.min()),
-               "bbox_x2": int(cc.max()) + 1, "bbox_y2": int(rr.max()) + 1}
-        if len(features) and "label" in features and "score" in features:
-            match = features[features["label"] == label]
-            row["score"] = round(float(match["score"].iloc[0]), 4) if len(match) else ""
-        row.update({k: v for k, v in measured[i].items() if k not in row and not k.startswith("bbox")})
-        rows.append(row)
-    columns = ["label", "score", "area", "bbox_x1", "bbox_y1", "bbox_x2", "bbox_y2"]
-    columns += [k for k in (rows[0] if rows else {}) if k not in columns]
+    def kept(column):  # the layer's values of a column, per exported worm (NaN where unknown)
+        if column not in features:
+            return None
+        return np.array([float(features[column].iloc[known[int(k)]]) if int(k) in known else np.nan for k in ids])
+
+    scores, seed_rows, seed_cols = kept("score"), kept("seed_row"), kept("seed_col")
+    seeds = np.stack([seed_rows, seed_cols], 1) if seed_rows is not None and seed_cols is not None else None
+    rows = worm_rows(stack, scores, seeds, 0, pixel_size, fluorescence, labels=ids)
     folder.mkdir(parents=True, exist_ok=True)
-    write_tiff(paths["labels"], labels.astype(np.uint16), overwrite=overwrite)
-    write_tiff(paths["instances"], stack.astype(np.uint8), overwrite=overwrite)
-    write_text(paths["csv"], rows_to_csv(rows, columns), overwrite=overwrite)
+    write_outputs([paths["instances"], paths["labels"], paths["csv"]], [stack], labels, rows, overwrite=overwrite)
     return list(paths.values())
 
 

@@ -31,13 +31,15 @@ from semiconv.data.generic import AnnotatedImage
 from semiconv.data.instances import boxes_from_masks, labels_to_stack
 from semiconv.errors import SemiconvError
 from semiconv.models_store import list_models
+from semiconv.planes import grey_plane, split_planes
 
 
-def annotation_stacks(image: np.ndarray, layer) -> list[np.ndarray]:
-    """Per image plane, the N x H x W bool worms of an annotation layer (checked against the image)."""
+def annotation_stacks(image: np.ndarray, layer, rgb: bool | None = None) -> list[np.ndarray]:
+    """Per image plane (semiconv.planes.split_planes), the N x H x W bool worms of an annotation
+    layer (checked against the image)."""
     image = np.asarray(image)
-    planes = [image] if image.ndim == 2 else list(image)
-    shape = planes[0].shape[-2:]
+    planes = split_planes(image, rgb)
+    shape = planes[0].shape[:2]
     if isinstance(layer, Shapes):
         if len(planes) != 1:
             raise SemiconvError("Shapes annotations work on 2-D images; use Labels for stacks")
@@ -116,7 +118,8 @@ class FinetuneWidget(QWidget):
             show_error("choose an image layer and an annotation layer")
             return
         try:
-            annotation_stacks(self.viewer.layers[self.image.value].data, self.viewer.layers[self.annotation.value])
+            layer = self.viewer.layers[self.image.value]
+            annotation_stacks(layer.data, self.viewer.layers[self.annotation.value], layer.rgb)
         except SemiconvError as exc:
             show_error(str(exc))
             return
@@ -132,9 +135,9 @@ class FinetuneWidget(QWidget):
         annotation layers for one image (e.g. corrected labels plus drawn paths) are merged."""
         merged: dict[str, tuple[np.ndarray, list[np.ndarray]]] = {}
         for image_name, ann_name in self.pairs:
-            image = np.asarray(self.viewer.layers[image_name].data)
-            stacks = annotation_stacks(image, self.viewer.layers[ann_name])
-            planes = [image] if image.ndim == 2 else list(image)
+            layer = self.viewer.layers[image_name]
+            stacks = annotation_stacks(layer.data, self.viewer.layers[ann_name], layer.rgb)
+            planes = [grey_plane(p, image_name)[0] for p in split_planes(np.asarray(layer.data), layer.rgb)]
             for t, (plane, masks) in enumerate(zip(planes, stacks, strict=True)):
                 name = image_name if len(planes) == 1 else f"{image_name}_t{t:03d}"
                 merged.setdefault(name, (plane, []))[1].append(masks)

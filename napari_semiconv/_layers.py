@@ -10,6 +10,7 @@ import numpy as np
 
 from semiconv import __version__
 from semiconv.data.instances import stack_to_labels
+from semiconv.outputs import prediction_rows, table_features, worm_rows
 
 WORM_COLORS = ["#e6194b", "#3cb44b", "#ffe119", "#4363d8", "#f58231", "#911eb4", "#46f0f0", "#f032e6",
                "#bcf60c", "#fabebe", "#008080", "#e6beff", "#9a6324", "#fffac8", "#800000", "#aaffc3"]
@@ -19,44 +20,17 @@ def image_layer(image: np.ndarray, name: str, **kwargs) -> tuple:
     return (image, {"name": name, **kwargs}, "image")
 
 
-MEASUREMENT_COLUMNS = ("length_px", "mean_width_px", "straightness", "curvature", "length_um", "mean_width_um",
-                       "fluorescence_mean", "fluorescence_integrated", "fluorescence_ratio", "dead")
-
-
-def worm_features(preds, measurements=None) -> dict:
-    """One row per worm (per plane): plane, label, score, area, bbox, seed, and the measurements
-    (a list per plane of semiconv.measure rows) when given."""
-    cols = {k: [] for k in ("plane", "label", "score", "area", "bbox_x1", "bbox_y1", "bbox_x2", "bbox_y2", "seed_row", "seed_col")}
-    present = [c for c in MEASUREMENT_COLUMNS if measurements and any(c in row for rows in measurements for row in rows)]
-    for c in present:
-        cols[c] = []
-    for t, p in enumerate(preds):
-        for i in range(len(p)):
-            for c in present:
-                cols[c].append(measurements[t][i].get(c, np.nan))
-            cols["plane"].append(t)
-            cols["label"].append(i + 1)
-            cols["score"].append(float(p.scores[i]))
-            cols["area"].append(int(p.masks[i].sum()))
-            for j, k in enumerate(("bbox_x1", "bbox_y1", "bbox_x2", "bbox_y2")):
-                cols[k].append(float(p.boxes[i, j]))
-            cols["seed_row"].append(float(p.seeds[i, 0]))
-            cols["seed_col"].append(float(p.seeds[i, 1]))
-    return cols
-
-
 def _stackify(arrays):
     return arrays[0] if len(arrays) == 1 else np.stack(arrays)
 
 
 def instance_layers(masks: np.ndarray, name: str, scores=None, visible_stack: bool = False) -> list[tuple]:
-    """Ground truth or loaded stacks: a Labels layer (overlaps resolved) and the per-worm stack."""
+    """Ground truth or loaded stacks: a Labels layer (overlaps resolved) and the per-worm stack,
+    both with the per-worm table (semiconv.outputs) as features."""
     masks = np.asarray(masks, dtype=bool)
     labels = stack_to_labels(masks, scores)
     ids = np.arange(1, len(masks) + 1)
-    features = {"label": ids, "area": masks.reshape(len(masks), -1).sum(1)}
-    if scores is not None:
-        features["score"] = np.asarray(scores, dtype=float)
+    features = table_features(worm_rows(masks, scores))
     dtype = np.uint8 if len(masks) < 256 else np.uint16
     stack = masks.astype(dtype) * ids[:, None, None].astype(dtype)
     return [
@@ -65,11 +39,15 @@ def instance_layers(masks: np.ndarray, name: str, scores=None, visible_stack: bo
     ]
 
 
-def prediction_layers(preds: list, name: str, metadata: dict, vector_step: int = 6, measurements=None) -> list[tuple]:
-    """All result layers of a segmentation: instances, instance stack, displacement, embedding,
-    foreground probability (models with a foreground head), seeds."""
+def prediction_layers(preds: list, name: str, metadata: dict, rows: list[dict] | None = None, vector_step: int = 6) -> list[tuple]:
+    """All result layers of a segmentation of one image layer (preds: one per plane): instances
+    (its features: the per-worm table `rows` of semiconv.outputs; default: measured here),
+    instance stack, displacement, embedding, foreground probability (models with a
+    foreground head), seeds."""
     multi = len(preds) > 1
-    features = worm_features(preds, measurements)
+    if rows is None:
+        rows = prediction_rows(preds)
+    features = table_features(rows)
     labels = _stackify([p.labels for p in preds])
     layers = [(labels, {"name": f"{name} instances", "features": features, "metadata": dict(metadata), "opacity": 0.6}, "labels")]
     n_max = max((len(p) for p in preds), default=0)

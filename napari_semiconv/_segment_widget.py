@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 from magicgui.widgets import (
     ComboBox,
     Container,
@@ -26,64 +25,54 @@ from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from semiconv import __version__
 from semiconv.errors import SemiconvError
+from semiconv.inference import cached_model
 from semiconv.models_store import list_models
+from semiconv.outputs import prediction_rows
+from semiconv.planes import grey_plane, split_planes
 
 from ._layers import affinity_layer, prediction_layers
 
 BROWSE = "Model folder..."
-_MODEL_CACHE: dict = {}
-
-
-def get_model(name_or_path: str, device: str):
-    """Load (once per name and device) a model through the core API."""
-    from semiconv import load_model
-
-    key = (str(name_or_path), device)
-    if key not in _MODEL_CACHE:
-        _MODEL_CACHE[key] = load_model(name_or_path, device=device)
-    return _MODEL_CACHE[key]
-
-
-def image_planes(data: np.ndarray, rgb: bool) -> list[np.ndarray]:
-    """Planes to segment: 2-D (or RGB) -> [image]; T x H x W -> T planes. Raises SemiconvError otherwise."""
-    data = np.asarray(data)
-    if data.ndim == 2 or (rgb and data.ndim == 3):
-        return [data]
-    if data.ndim == 3:
-        return list(data)
-    raise SemiconvError(f"cannot segment a {data.ndim}-D layer of shape {data.shape}: use 2-D images or T x H x W stacks")
 
 
 @thread_worker
-def segment_worker(model_name: str, device: str, planes: list, score_threshold: float | None, mask_threshold: float | None,
-                   fluorescence: list | None = None, pixel_size: float | None = None, input_mode: str | None = None):
-    """Generator run in a thread: yields ('model', model) then ('plane', k) after each plane; returns the
-    predictions. Problems with the input or model are yielded as ('error', message) (returns None), so
-    they reach the user as a notification, not a traceback."""
+def segment_worker(model_name: str, device: str, planes: list, groups: list[int], score_threshold: float | None,
+                   mask_threshold: float | None, fluorescence: list | None = None, pixel_size: float | None = None,
+                   input_mode: str | None = None):
+    """Generator run in a thread: yields ('model', model) then ('plane', k) after each plane; returns
+    (predictions, per-worm table rows of each group of planes); `groups`: how many planes each
+    source layer has, in order. Fluorescence planes (one group only) are measured in each worm and
+    fed to models that take them. Problems with the input or model are yielded as ('error',
+    message) (returns None), so they reach the user as a notification, not a traceback."""
     import warnings
 
+    preds = []
     try:
-        model = get_model(model_name, device)
+        model = cached_model(model_name, device)
         if input_mode and input_mode != model.config.input_mode:
             raise SemiconvError(f"model {model.name!r} takes {model.config.input_mode!r} images, not {input_mode!r}")
+        feed = model.config.input_mode == "brightfield+fluorescence"
+        if feed and fluorescence is None:
+            raise SemiconvError(f"model {model.name!r} also takes the fluorescence image: choose its layer")
         yield ("model", model)
-        preds = []
         for k, plane in enumerate(planes):
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                preds.append(model.predict(plane, score_threshold=score_threshold, mask_threshold=mask_threshold))
+                preds.append(model.predict(plane, fluorescence=fluorescence[k] if feed else None,
+                                           score_threshold=score_threshold, mask_threshold=mask_threshold))
             for w in caught:
                 yield ("warning", str(w.message))
             yield ("plane", k + 1)
-        from semiconv.measure import measure_worms
-
-        measurements = [measure_worms(p.masks, pixel_size, fluorescence[k] if fluorescence else None, p.scores)
-                        for k, p in enumerate(preds)]
+        rows, start = [], 0
+        for count in groups:
+            fl = fluorescence[start:start + count] if fluorescence is not None else None
+            rows.append(prediction_rows(preds[start:start + count], pixel_size, fl))
+            start += count
     except (SemiconvError, MemoryError) as exc:
-        where = f" (plane {len(preds) + 1})" if len(planes) > 1 and "preds" in locals() else ""
+        where = f" (plane {len(preds) + 1})" if len(planes) > 1 else ""
         yield ("error", f"{exc}{where}")
         return None
-    return preds, measurements
+    return preds, rows
 
 
 class SegmentWidget(QWidget):
@@ -167,7 +156,7 @@ class SegmentWidget(QWidget):
                 raise SemiconvError("no image layer to segment")
             layer = self.viewer.layers[self.image.value]
             names = [layer.name] + [n for n in (self.more.value or []) if n != layer.name]
-            sources = [(n, image_planes(self.viewer.layers[n].data, self.viewer.layers[n].rgb)) for n in names]
+            sources = [(n, split_planes(self.viewer.layers[n].data, self.viewer.layers[n].rgb, n)) for n in names]
             planes = [p for _, ps in sources for p in ps]
             model_name = self.selected_model()
             fluorescence = None
@@ -175,7 +164,7 @@ class SegmentWidget(QWidget):
                 if len(sources) > 1:
                     raise SemiconvError("fluorescence can be measured when one image layer is segmented at a time")
                 fl_layer = self.viewer.layers[self.fluorescence.value]
-                fluorescence = image_planes(fl_layer.data, fl_layer.rgb)
+                fluorescence = [grey_plane(p, fl_layer.name)[0] for p in split_planes(fl_layer.data, fl_layer.rgb, fl_layer.name)]
                 if len(fluorescence) != len(planes) or fluorescence[0].shape[:2] != planes[0].shape[:2]:
                     raise SemiconvError(f"fluorescence layer {fl_layer.name!r} does not match the image's shape")
         except SemiconvError as exc:
@@ -187,8 +176,8 @@ class SegmentWidget(QWidget):
                      "planes": len(planes), "score": score, "mask": mask}
         self._progress = progress(total=len(planes), desc=f"Segmenting {', '.join(names)}")
         self._cancelled = False
-        self.worker = segment_worker(model_name, self.device.value, planes, score, mask, fluorescence,
-                                     self.pixel_size.value or None, self.input_mode.value)
+        self.worker = segment_worker(model_name, self.device.value, planes, [len(ps) for _, ps in sources], score, mask,
+                                     fluorescence, self.pixel_size.value or None, self.input_mode.value)
         self.worker.yielded.connect(self._on_yield)
         self.worker.returned.connect(self._on_done)
         self.worker.errored.connect(self._on_error)
@@ -221,17 +210,17 @@ class SegmentWidget(QWidget):
     def _on_done(self, result):
         if result is None:
             return
-        all_preds, all_measurements = result
+        all_preds, rows_per_source = result
         start = 0
-        for source, count in self._job["sources"]:
-            self._add_results(source, all_preds[start:start + count], all_measurements[start:start + count])
+        for (source, count), rows in zip(self._job["sources"], rows_per_source, strict=True):
+            self._add_results(source, all_preds[start:start + count], rows)
             start += count
         model = self._job.get("model_obj")
         n = sum(len(p) for p in all_preds)
         seconds = sum(p.seconds for p in all_preds)
         self.status.value = f"{n} worms in {seconds:.1f} s on {model.device if model else ''}"
 
-    def _add_results(self, source: str, preds: list, measurements: list):
+    def _add_results(self, source: str, preds: list, rows: list[dict]):
         """Add the result layers of one source image layer."""
         job = self._job
         model = job.get("model_obj")
@@ -242,7 +231,7 @@ class SegmentWidget(QWidget):
         for old in [layer for layer in list(self.viewer.layers) if layer.name.startswith(name + " ")]:
             self.viewer.layers.remove(old)
         added = []
-        for data, kwargs, kind in prediction_layers(preds, name, metadata, measurements=measurements):
+        for data, kwargs, kind in prediction_layers(preds, name, metadata, rows):
             added.append(getattr(self.viewer, f"add_{kind}")(data, **kwargs))
         instances = added[0]
         self.results[instances.name] = {"preds": preds, "name": name}

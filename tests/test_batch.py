@@ -50,19 +50,33 @@ def test_batch_outputs_errors_and_resume(plate, tiny_model, tmp_path):
     out = tmp_path / "out"
     result = run_batch(str(plate), out, str(tiny_model), workers=2)
     assert result["processed"] == 6 and result["failed"] == 1 and result["skipped"] == 0
-    assert result["model_loads_per_worker"] == 1  # loaded once per worker, not per image
-    assert len(result["worker_pids"]) == 2
+    assert result["local_workers"] == 2
     assert "bad" in (out / "errors.log").read_text()
     wells = list(csv.DictReader(open(out / "wells.csv")))
     assert {w["well"] for w in wells} >= {"A01", "C24"}
     assert (out / "plate.png").read_bytes()[:4] == b"\x89PNG"
     rows = list(csv.DictReader(open(out / "worms.csv")))
-    if rows:
-        assert {"length_px", "dead", "fluorescence_ratio", "well"} <= set(rows[0])
+    assert rows and {"score", "length_px", "dead", "fluorescence_ratio", "well", "image"} <= set(rows[0])
+    one = list(csv.DictReader(open(next(out.glob("plate_A01_*_worms.csv")))))
+    assert list(one[0]) == list(rows[0])  # the same table per image as for the plate
     # resume: only missing outputs are redone
     next(out.glob("plate_A02_*_labels.tif")).unlink()
     again = run_batch(str(plate), out, str(tiny_model), workers=1)
     assert again["processed"] == 1 and again["skipped"] == 5
+
+
+def test_each_worker_loads_the_model_once(plate, tiny_model, tmp_path, monkeypatch):
+    """process_image (what a worker runs) loads the model on its first image only."""
+    import semiconv.inference as inference
+    from semiconv.batch import process_image
+
+    loads = []
+    real = inference.load_model
+    monkeypatch.setattr(inference, "load_model", lambda *a, **k: loads.append(a) or real(*a, **k))
+    monkeypatch.setattr(inference, "_CACHE", {})
+    items = [i for i in find_inputs(str(plate)) if "bad" not in i.image.name][:3]
+    results = [process_image(item, str(tmp_path), str(tiny_model)) for item in items]
+    assert all("error" not in r for r in results) and len(loads) == 1
 
 
 def test_batch_killed_then_resumed(plate, tiny_model, tmp_path):

@@ -8,11 +8,11 @@ import torch
 from helpers import synthetic_samples, tiny_config, tiny_train_config
 from scipy import ndimage as ndi
 
+from semiconv.calibration import CONTAINMENT_CANDIDATES, MASK_THRESHOLD_CANDIDATES
 from semiconv.inference import load_model
 from semiconv.model import build_model
 from semiconv.models_store import read_model_folder
 from semiconv.training import train
-from semiconv.training.loop import CONTAINMENT_CANDIDATES, MASK_THRESHOLD_CANDIDATES
 
 
 @pytest.mark.parametrize("arch", ["shallow", "unet"])
@@ -76,8 +76,8 @@ def test_foreground_stage_trains_only_the_new_head(tmp_path, arch):
     model = load_model(out, device="cpu")
     pred = model.predict(samples[3].image[0], score_threshold=0.0)
     assert pred.foreground.shape == samples[3].image.shape[1:]
-    if len(pred):  # every instance pixel is a foreground pixel
-        assert not (pred.masks & (pred.foreground < model.config.foreground_threshold)[None]).any()
+    assert len(pred) > 0  # every instance pixel is a foreground pixel
+    assert not (pred.masks & (pred.foreground < model.config.foreground_threshold)[None]).any()
     if growth:  # the same masks without growth lie inside the grown ones; the rest is free foreground
         model.config.foreground_growth = 0
         plain = model.predict(samples[3].image[0], score_threshold=0.0)

@@ -4,7 +4,7 @@ import tifffile
 
 from semiconv.data.generic import list_annotated_folder, load_pair, read_annotations, save_annotated
 from semiconv.errors import InputError
-from semiconv.io import as_grayscale_plane, read_array, read_mask, write_tiff
+from semiconv.io import read_array, read_mask, write_tiff
 
 
 def test_missing_and_empty_and_corrupt(tmp_path):
@@ -22,17 +22,6 @@ def test_missing_and_empty_and_corrupt(tmp_path):
     (tmp_path / "x.txt").write_text("hello")
     with pytest.raises(InputError, match="unsupported"):
         read_array(tmp_path / "x.txt")
-
-
-def test_wrong_shapes_and_values():
-    with pytest.raises(InputError, match="2-D"):
-        as_grayscale_plane(np.zeros((2, 3, 4, 5)))
-    with pytest.raises(InputError, match="NaN"):
-        as_grayscale_plane(np.array([[0, np.nan]], dtype=np.float32))
-    with pytest.raises(InputError, match="empty"):
-        as_grayscale_plane(np.zeros((0, 5)))
-    plane, converted = as_grayscale_plane(np.ones((4, 5, 3), np.uint8))
-    assert converted and plane.shape == (4, 5)
 
 
 def test_annotations_three_ways(tmp_path):

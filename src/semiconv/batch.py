@@ -18,11 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .io import IMAGE_SUFFIXES, write_text, write_tiff
+from .io import IMAGE_SUFFIXES, write_text
 
 WELL_RE = re.compile(r"(?:^|_)(?P<well>[A-P]\d{2})(?:_|$)")
-_MODELS: dict = {}
-_LOADS = {"count": 0}
 
 
 @dataclass
@@ -34,77 +32,56 @@ class BatchItem:
 
 def find_inputs(source: str) -> list[BatchItem]:
     """Bright-field images from a folder, a BBBC010-layout folder or a glob; w1 partners found by name."""
+    from .segment import fluorescence_partner
+
     path = Path(source)
     if path.is_dir():
         root = path / "BBBC010_v1_images" if (path / "BBBC010_v1_images").is_dir() else path
         files = sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     else:
         files = sorted(Path(p) for p in glob.glob(source))
-    by_name = {p.name: p for p in files}
     items = []
     for p in files:
         if "_w1_" in p.name:
             continue  # fluorescence: attached to its bright-field image below
-        partner = None
-        if "_w2_" in p.name:
-            prefix = p.name.split("_w2_")[0] + "_w1_"
-            partner = next((by_name[n] for n in by_name if n.startswith(prefix)), None)
         match = WELL_RE.search(p.stem)
-        items.append(BatchItem(p, partner, match["well"] if match else p.stem))
+        items.append(BatchItem(p, fluorescence_partner(p, files), match["well"] if match else p.stem))
     return items
 
 
 def output_files(item: BatchItem, out: Path) -> list[Path]:
-    stem = item.image.stem
-    return [out / f"{stem}_instances.tif", out / f"{stem}_labels.tif", out / f"{stem}_worms.csv"]
+    """The outputs `semiconv segment` writes for this image (2-D images: instances, labels, CSV)."""
+    from .outputs import output_paths
+
+    return output_paths(item.image, out, 1)
 
 
 def is_complete(item: BatchItem, out: Path) -> bool:
-    return all(p.exists() for p in output_files(item, out))
-
-
-def _model(name: str, device: str, threads: int):
-    key = (name, device)
-    if key not in _MODELS:
-        import torch
-
-        from .inference import load_model
-
-        if threads:
-            torch.set_num_threads(threads)
-        _MODELS[key] = load_model(name, device=device)
-        _LOADS["count"] += 1
-    return _MODELS[key]
+    """All of the image's outputs are there (a stack's instance files are named per plane)."""
+    instances, labels, table = output_files(item, out)
+    first_plane = instances.with_name(instances.name.replace("_instances.tif", "_t000_instances.tif"))
+    return labels.exists() and table.exists() and (instances.exists() or first_plane.exists())
 
 
 def process_image(item: BatchItem, out: str, model_name: str, device: str = "cpu", pixel_size: float | None = None,
                   threads: int = 0) -> dict:
-    """Segment + measure one image on a worker; returns a summary (or {'error': ...})."""
-    from .data.generic import read_image
+    """Segment + measure one image on a worker, as `semiconv segment` does (the model is loaded once
+    per worker process); returns a summary (or {'error': ...})."""
     from .errors import SemiconvError
-    from .measure import measure_worms
-    from .segment import prediction_rows, rows_to_csv
+    from .inference import cached_model
+    from .segment import segment_file
 
-    out_dir = Path(out)
     try:
-        model = _model(model_name, device, threads)
-        image = read_image(item.image)
-        fluorescence = read_image(item.fluorescence) if item.fluorescence else None
-        pred = model.predict(image, dense=False)
-        rows = prediction_rows(pred)
-        measured = measure_worms(pred.masks, pixel_size, fluorescence, pred.scores)
-        for row, m in zip(rows, measured, strict=True):
-            row.update({k: v for k, v in m.items() if k not in row})
-            row["well"] = item.well
-            row["image"] = item.image.name
-        paths = output_files(item, out_dir)
-        write_tiff(paths[0], pred.masks.astype(np.uint8), overwrite=True)
-        write_tiff(paths[1], pred.labels, overwrite=True)
-        columns = list(rows[0]) if rows else ["plane", "label", "score", "area", "well", "image"]
-        write_text(paths[2], rows_to_csv(rows, columns), overwrite=True)  # last: marks the image complete
-        return {"image": str(item.image), "well": item.well, "worms": len(rows), "pid": os.getpid(), "loads": _LOADS["count"]}
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        model = cached_model(model_name, device=device)
+        _, rows, _ = segment_file(model, item.image, Path(out), overwrite=True, fluorescence=item.fluorescence,
+                                  pixel_size=pixel_size, extra_columns={"well": item.well, "image": item.image.name})
+        return {"image": str(item.image), "well": item.well, "worms": len(rows)}
     except (SemiconvError, OSError, ValueError) as exc:
-        return {"image": str(item.image), "well": item.well, "error": str(exc), "pid": os.getpid()}
+        return {"image": str(item.image), "well": item.well, "error": str(exc)}
 
 
 def summarise(out: Path, items: list[BatchItem]) -> tuple[list[dict], list[dict]]:
@@ -165,7 +142,7 @@ def run_batch(source: str, out: str | Path, model: str = "bbbc010-brightfield", 
     from dask.distributed import Client, LocalCluster, as_completed
 
     from .errors import InputError
-    from .segment import rows_to_csv
+    from .outputs import rows_to_csv
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -177,6 +154,7 @@ def run_batch(source: str, out: str | Path, model: str = "bbbc010-brightfield", 
     todo = [i for i in items if not is_complete(i, out)]
     skipped = len(items) - len(todo)
     results, errors = [], []
+    n_workers = 0
     if todo:
         cores = os.cpu_count() or 1
         if scheduler:
@@ -184,10 +162,10 @@ def run_batch(source: str, out: str | Path, model: str = "bbbc010-brightfield", 
             cluster = None
             threads = 0
         else:
-            n = workers or max(1, min(cores, len(todo)))
-            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
+            n_workers = workers or max(1, min(cores, len(todo)))
+            cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None)
             client = Client(cluster)
-            threads = max(1, cores // n)
+            threads = max(1, cores // n_workers)
         try:
             futures = [client.submit(process_image, i, str(out), model, device, pixel_size, threads, pure=False) for i in todo]
             for future in (progress(as_completed(futures), len(futures)) if progress else as_completed(futures)):
@@ -202,9 +180,9 @@ def run_batch(source: str, out: str | Path, model: str = "bbbc010-brightfield", 
         write_text(out / "errors.log", lines, overwrite=True)
     worms, wells = summarise(out, items)
     if worms:
-        write_text(out / "worms.csv", rows_to_csv(worms, list(worms[0])), overwrite=True)
+        write_text(out / "worms.csv", rows_to_csv(worms), overwrite=True)
     write_text(out / "wells.csv", rows_to_csv(wells, ["well", "count", "live", "dead", "fraction_dead", "mean_length_px"]), overwrite=True)
     plate_figure(wells, out / "plate.png")
     return {"images": len(items), "processed": len(results), "skipped": skipped, "failed": len(errors),
-            "errors": [f"{e['image']}: {e['error']}" for e in errors], "worker_pids": sorted({r["pid"] for r in results}),
-            "model_loads_per_worker": max((r["loads"] for r in results), default=0)}
+            "local_workers": n_workers,
+            "errors": [f"{e['image']}: {e['error']}" for e in errors]}

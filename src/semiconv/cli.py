@@ -101,6 +101,8 @@ def train(
     try:
         _set_threads(threads)
         overrides = json.loads(config.read_text()) if config else {}
+        if set(overrides) - {"model", "train"}:
+            raise SemiconvError(f"{config}: unknown section(s) {sorted(set(overrides) - {'model', 'train'})}; a config has 'model' and/or 'train'")
         model_cfg = ModelConfig.from_dict(overrides.get("model", {})) if overrides.get("model") else ModelConfig()
         train_cfg = TrainConfig.from_dict(overrides.get("train", {}))
         if head:
@@ -154,28 +156,43 @@ def segment(
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     score_threshold: Optional[float] = typer.Option(None, "--score-threshold", help="Default: the model's (chosen on validation)."),
     mask_threshold: Optional[float] = typer.Option(None, "--mask-threshold", help="Default: the model's."),
+    fluorescence: Optional[list[str]] = typer.Option(None, "--fluorescence", help="Sytox (w1) image of each input, in order (repeat the option), or 'auto': each BBBC010 w2 image's w1 partner by name. Measured in each worm for the live/dead call."),
+    pixel_size: Optional[float] = typer.Option(None, "--pixel-size", help="Micrometres per pixel, for lengths in um."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
     threads: int = typer.Option(0, "--threads", help="CPU threads (0: torch default)."),
 ):
-    """Segment worms; per input writes <stem>_instances.tif, <stem>_labels.tif and <stem>_worms.csv."""
+    """Segment worms; per input writes <stem>_instances.tif, <stem>_labels.tif and <stem>_worms.csv
+    (the per-worm table: score, box, area, length, width, straightness, curvature, fluorescence, dead)."""
     from tqdm import tqdm
 
     from .inference import load_model
-    from .segment import segment_file
+    from .segment import fluorescence_partner, segment_file
 
     try:
         _set_threads(threads)
+        if fluorescence == ["auto"]:
+            partners = [fluorescence_partner(p) if p.exists() else None for p in images]
+        elif fluorescence:
+            if len(fluorescence) != len(images):
+                raise SemiconvError(f"--fluorescence given {len(fluorescence)} times for {len(images)} images: give one per image, in order, or 'auto'")
+            partners = [Path(f) for f in fluorescence]
+        else:
+            partners = [None] * len(images)
         net = load_model(model, device=device)
     except SemiconvError as exc:
         _fail(str(exc))
     typer.echo(f"model {net.name} on {net.device}", err=True)
     failed, worms = [], 0
-    for path in tqdm(images, desc="segmenting", unit="image", file=sys.stderr, disable=len(images) < 2):
+    for path, partner in tqdm(list(zip(images, partners, strict=True)), desc="segmenting", unit="image", file=sys.stderr, disable=len(images) < 2):
         try:
-            files, n, seconds = segment_file(net, path, out, overwrite, score_threshold=score_threshold, mask_threshold=mask_threshold)
+            if fluorescence == ["auto"] and partner is None:
+                raise SemiconvError(f"{path}: no fluorescence (w1) image found next to it")
+            files, rows, seconds = segment_file(net, path, out, overwrite, score_threshold=score_threshold, mask_threshold=mask_threshold,
+                                                fluorescence=partner, pixel_size=pixel_size)
         except (SemiconvError, OSError) as exc:
             failed.append(str(exc))
             continue
+        n = len(rows)
         worms += n
         typer.echo(f"{path}: {n} worms in {seconds:.2f} s -> {files[-1].parent}")
     typer.echo(f"{len(images) - len(failed)} of {len(images)} images segmented, {worms} worms")

@@ -142,22 +142,15 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> TrainConfig:
+        """From a config's "train" section; an unknown key (a typo) is an error naming it."""
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown training setting(s) {unknown}; known: {', '.join(sorted(known))}")
+        return cls(**data)
 
 
 def save_json(path: str | Path, payload: dict) -> None:
     from .io import write_text
 
     write_text(path, json.dumps(payload, indent=2, sort_keys=True), overwrite=True)
-
-
-def load_model_config(path: str | Path) -> ModelConfig:
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError as exc:
-        raise CheckpointError(f"{path}: model config not found") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{path}: not valid JSON ({exc})") from exc
-    return ModelConfig.from_dict(data.get("model", data))

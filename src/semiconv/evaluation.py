@@ -115,39 +115,3 @@ def matching_summary(preds: list[tuple[np.ndarray, np.ndarray]], truths: list[np
 def evaluate_predictions(preds, truths, score_threshold: float = 0.0) -> dict:
     """COCO AP (every prediction, with its score) plus the matching summary at `score_threshold`."""
     return {**coco_metrics(preds, truths), **matching_summary(preds, truths, score_threshold)}
-
-
-DEFAULT_CANDIDATES = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
-# avAP differences below this are a few worm-level events on the 137 validation worms (one worm
-# at one IoU threshold in one of 10 images moves avAP by about 0.0015): treated as a tie
-AVAP_TIE = 0.005
-
-
-def preferred(summaries: list[dict]) -> int:
-    """Index of the summary to choose: the highest avAP, and among those within AVAP_TIE of it
-    the highest TP/(TP+FP+FN) at IoU 0.5 (then avAP)."""
-    top = max(s["avAP"] for s in summaries)
-    close = [i for i, s in enumerate(summaries) if s["avAP"] >= top - AVAP_TIE]
-    return max(close, key=lambda i: (summaries[i]["score@0.5"], summaries[i]["avAP"]))
-
-
-def best_score_threshold(preds, truths, candidates=DEFAULT_CANDIDATES, finish=None, with_coco=True) -> tuple[float, dict]:
-    """The candidate score threshold `preferred` picks (the best avAP, ties to TP/(TP+FP+FN)
-    at IoU 0.5), and all metrics there.
-
-    `finish(i, masks)`, if given, post-processes image i's masks scoring at least the candidate
-    (as a model with that score threshold would, e.g. growth into the foreground) before they
-    are scored; COCO AP then sees the finished masks plus the lower-scoring ones unchanged.
-    with_coco=False leaves the COCO figures out (the costly part when many variants are compared)."""
-    def finished(t):
-        out = []
-        for i, (masks, scores) in enumerate(preds):
-            above = np.asarray(scores) >= t
-            out.append((np.concatenate([finish(i, masks[above]), masks[~above]]),
-                        np.concatenate([scores[above], scores[~above]])))
-        return out
-
-    scored = [finished(t) for t in candidates] if finish else [preds] * len(candidates)
-    summaries = [matching_summary(p, truths, t) for p, t in zip(scored, candidates, strict=True)]
-    best = preferred(summaries)
-    return candidates[best], {**(coco_metrics(scored[best], truths) if with_coco else {}), **summaries[best]}

@@ -67,32 +67,6 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
     return array > 0
 
 
-def as_grayscale_plane(image: np.ndarray, name: str = "image") -> tuple[np.ndarray, bool]:
-    """Return a 2-D float32 view of `image` and whether an RGB conversion happened.
-
-    Accepts H x W, or H x W x 3/4 (RGB/RGBA, converted to luminance).
-    Raises InputError for other shapes, empty arrays and NaN/Inf values.
-    """
-    image = np.asarray(image)
-    if image.size == 0:
-        raise InputError(f"{name}: image is empty (shape {image.shape})")
-    if image.dtype == bool:
-        image = image.astype(np.uint8)
-    if not (np.issubdtype(image.dtype, np.integer) or np.issubdtype(image.dtype, np.floating)):
-        raise InputError(f"{name}: unsupported dtype {image.dtype}")
-    converted = False
-    if image.ndim == 3 and image.shape[-1] in (3, 4):
-        weights = np.array([0.2125, 0.7154, 0.0721], dtype=np.float32)
-        image = image[..., :3].astype(np.float32) @ weights
-        converted = True
-    if image.ndim != 2:
-        raise InputError(f"{name}: expected a 2-D image (H x W or H x W x RGB), got shape {image.shape}")
-    image = image.astype(np.float32, copy=False)
-    if not np.isfinite(image).all():
-        raise InputError(f"{name}: image contains NaN or Inf values")
-    return image, converted
-
-
 @contextmanager
 def atomic_path(target: str | os.PathLike, overwrite: bool = False):
     """Yield a temporary path next to `target`; move it into place on success.

@@ -1,83 +1,68 @@
-"""`semiconv segment`: files in, per-worm outputs out (instances stack, label image, CSV)."""
+"""Segment one image file into its outputs (`semiconv segment`, and each image of `semiconv batch`).
+
+file -> planes (semiconv.planes) -> Prediction per plane (SemiConvModel.predict) -> per-worm table
+(semiconv.outputs.prediction_rows, with measurements) -> files (semiconv.outputs.write_outputs).
+"""
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 
 import numpy as np
 
 from .data.generic import read_image
 from .errors import InputError
-from .inference import Prediction, SemiConvModel
-from .io import write_text, write_tiff
-
-CSV_COLUMNS = ["plane", "label", "score", "area", "bbox_x1", "bbox_y1", "bbox_x2", "bbox_y2", "seed_row", "seed_col"]
-
-
-def prediction_rows(pred: Prediction, plane: int = 0) -> list[dict]:
-    """One row per mask of the prediction, in stack order (label = plane index + 1)."""
-    rows = []
-    for i in range(len(pred)):
-        x1, y1, x2, y2 = (float(v) for v in pred.boxes[i])
-        rows.append({
-            "plane": plane, "label": i + 1, "score": round(float(pred.scores[i]), 4), "area": int(pred.masks[i].sum()),
-            "bbox_x1": round(x1, 1), "bbox_y1": round(y1, 1), "bbox_x2": round(x2, 1), "bbox_y2": round(y2, 1),
-            "seed_row": round(float(pred.seeds[i, 0]), 1), "seed_col": round(float(pred.seeds[i, 1]), 1),
-        })
-    return rows
+from .inference import SemiConvModel
+from .outputs import output_paths, prediction_rows, write_outputs
+from .planes import grey_plane, split_planes
 
 
-def rows_to_csv(rows: list[dict], columns=CSV_COLUMNS) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
-
-
-def output_paths(image_path: Path, out_dir: Path, planes: int) -> list[Path]:
-    stem = image_path.stem
-    if planes == 1:
-        inst = [out_dir / f"{stem}_instances.tif"]
-    else:
-        inst = [out_dir / f"{stem}_t{t:03d}_instances.tif" for t in range(planes)]
-    return inst + [out_dir / f"{stem}_labels.tif", out_dir / f"{stem}_worms.csv"]
-
-
-def planes_of(image: np.ndarray, path: Path) -> list[np.ndarray]:
-    """2-D image (or RGB) -> one plane; T x H x W stack -> T planes."""
-    if image.ndim == 2 or (image.ndim == 3 and image.shape[-1] in (3, 4)):
-        return [image]
-    if image.ndim == 3:
-        return list(image)
-    raise InputError(f"{path}: expected a 2-D image or a 3-D stack, got shape {image.shape}")
+def fluorescence_partner(image_path: Path, candidates: list[Path] | None = None) -> Path | None:
+    """The BBBC010-style fluorescence (w1) image of a bright-field (w2) image, found by name in the
+    same folder (or among `candidates`); None when there is none."""
+    image_path = Path(image_path)
+    if "_w2_" not in image_path.name:
+        return None
+    prefix = image_path.name.split("_w2_")[0] + "_w1_"
+    pool = candidates if candidates is not None else sorted(image_path.parent.iterdir())
+    return next((p for p in pool if p.name.startswith(prefix)), None)
 
 
 def segment_file(model: SemiConvModel, path: Path, out_dir: Path, overwrite: bool = False, progress=None,
-                 score_threshold=None, mask_threshold=None) -> tuple[list[Path], int, float]:
-    """Segment one file; writes nothing unless every plane succeeded. Returns (files, worms, seconds)."""
-    image = read_image(path)
-    planes = planes_of(image, path)
+                 score_threshold=None, mask_threshold=None, fluorescence: Path | None = None,
+                 pixel_size: float | None = None, extra_columns: dict | None = None) -> tuple[list[Path], list[dict], float]:
+    """Segment one file (a 2-D image or a T x H x W stack) and write its outputs; writes nothing
+    unless every plane succeeded. `fluorescence`: its Sytox image (same planes), measured in each
+    worm (and fed to models that take it); `pixel_size` in micrometres; `extra_columns` are added to
+    every table row (e.g. well, image). Returns (files written, table rows, seconds)."""
+    path = Path(path)
+    planes = split_planes(read_image(path), name=str(path))
+    fl_planes = None
+    if fluorescence is not None:
+        fl_planes = [grey_plane(p, str(fluorescence))[0] for p in split_planes(read_image(fluorescence), name=str(fluorescence))]
+        if len(fl_planes) != len(planes) or fl_planes[0].shape[:2] != planes[0].shape[:2]:
+            raise InputError(f"{fluorescence}: does not match {path.name} ({len(fl_planes)} planes of "
+                             f"{fl_planes[0].shape[:2]} vs {len(planes)} of {planes[0].shape[:2]})")
+    elif model.config.input_mode == "brightfield+fluorescence":
+        raise InputError(f"{path}: model {model.name!r} also takes the fluorescence image: give it with --fluorescence")
     targets = output_paths(path, out_dir, len(planes))
     existing = [t for t in targets if t.exists()]
     if existing and not overwrite:
         raise InputError(f"{existing[0]}: exists already (use --overwrite to replace)")
+    feed = model.config.input_mode == "brightfield+fluorescence"
     preds = []
     for t, plane in enumerate(planes):
         try:
-            preds.append(model.predict(plane, score_threshold=score_threshold, mask_threshold=mask_threshold, dense=False))
+            preds.append(model.predict(plane, fluorescence=fl_planes[t] if feed else None, score_threshold=score_threshold,
+                                       mask_threshold=mask_threshold, dense=False))
         except InputError as exc:
             where = f" plane {t}" if len(planes) > 1 else ""
             raise InputError(f"{path}{where}: {exc}") from exc
         if progress:
             progress(t + 1, len(planes))
-    rows = [row for t, p in enumerate(preds) for row in prediction_rows(p, t)]
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for target, pred in zip(targets[:-2], preds, strict=True):
-        write_tiff(target, pred.masks.astype(np.uint8), overwrite=overwrite)
-    labels = preds[0].labels if len(preds) == 1 else np.stack([p.labels for p in preds])
-    write_tiff(targets[-2], labels, overwrite=overwrite)
-    write_text(targets[-1], rows_to_csv(rows), overwrite=overwrite)
-    return targets, len(rows), sum(p.seconds for p in preds)
+    rows = prediction_rows(preds, pixel_size, fl_planes)
+    for row in rows:
+        row.update(extra_columns or {})
+    labels = preds[0].labels if len(preds) == 1 else [p.labels for p in preds]
+    write_outputs(targets, [p.masks for p in preds], np.asarray(labels), rows, overwrite=overwrite)
+    return targets, rows, sum(p.seconds for p in preds)

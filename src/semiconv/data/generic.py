@@ -21,6 +21,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..io import IMAGE_SUFFIXES, read_array, read_mask
+from ..planes import grey_plane, split_planes
 from .instances import boxes_from_masks, labels_to_stack
 
 
@@ -73,10 +74,10 @@ def read_annotations(path: str | Path, image_shape: tuple[int, int]) -> np.ndarr
 def load_pair(image_path: str | Path, annotation_path: str | Path) -> AnnotatedImage:
     """Load a 2-D image and its annotations, checking that their sizes agree."""
     image = read_image(image_path)
-    if image.ndim == 3 and image.shape[-1] in (3, 4):
-        image = image[..., :3].mean(axis=-1)
-    if image.ndim != 2:
+    planes = split_planes(image, name=str(image_path))
+    if len(planes) != 1:
         raise InputError(f"{image_path}: expected a 2-D image for training, got shape {image.shape}")
+    image, _ = grey_plane(planes[0], str(image_path))  # the same grey as at inference
     masks = read_annotations(annotation_path, image.shape)
     return AnnotatedImage(Path(image_path).stem, image, masks, boxes_from_masks(masks))
 

@@ -1,5 +1,5 @@
 """The semi-convolutional Mask R-CNN (torchvision extended)."""
 
-from .build import SemiConvMaskRCNN, build_model, count_parameters
+from .build import SemiConvMaskRCNN, build_model
 
-__all__ = ["SemiConvMaskRCNN", "build_model", "count_parameters"]
+__all__ = ["SemiConvMaskRCNN", "build_model"]

@@ -121,7 +121,3 @@ def build_model(config: ModelConfig) -> SemiConvMaskRCNN:
     )
     model.foreground_loss_weight = config.foreground_loss_weight
     return model
-
-
-def count_parameters(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())

@@ -9,7 +9,14 @@ from __future__ import annotations
 
 import torch
 from torchvision.ops import MultiScaleRoIAlign, roi_align
-from torchvision.ops.poolers import _convert_to_roi_format, _filter_input, _setup_scales
+
+try:  # private torchvision helpers (tested with torchvision 0.19-0.29; tests/test_model.py checks them)
+    from torchvision.ops.poolers import _convert_to_roi_format, _filter_input, _setup_scales
+except ImportError as exc:  # pragma: no cover - only on a torchvision that moved them
+    import torchvision
+
+    raise ImportError(f"torchvision {torchvision.__version__} no longer has the MultiScaleRoIAlign helpers "
+                      f"semiconv.model.pooling uses ({exc}); install torchvision<0.30 or update pooling.py") from exc
 
 
 class AlignedMultiScaleRoIAlign(MultiScaleRoIAlign):
@@ -30,7 +37,3 @@ class AlignedMultiScaleRoIAlign(MultiScaleRoIAlign):
             if idx.numel():
                 result[idx] = roi_align(feature, rois[idx], size, scale, self.sampling_ratio, aligned=True).to(result.dtype)
         return result
-
-    def levels_of(self, boxes: list[torch.Tensor]) -> torch.Tensor:
-        """FPN level index of each box (after forward has been called once)."""
-        return self.map_levels(boxes)

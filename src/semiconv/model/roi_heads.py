@@ -103,7 +103,6 @@ class SemiConvRoIHeads(RoIHeads):
 
         counts = [len(b) for b in mask_boxes]
         for r, s0, sh, sd, pos in zip(result, s.split(counts), s_hat.split(counts), seed.split(counts), position.split(counts), strict=True):
-            r["mask_logits"] = sh
             r["mask_logits_unrefined"] = s0
             r["masks"] = torch.sigmoid(sh)[:, None]
             r["seed_embeddings"] = sd

@@ -1,7 +1,8 @@
 """The one training loop, shared by `semiconv train` and `semiconv finetune`.
 
 Writes into a model folder:
-    config.json, weights.pt      the best model so far (by validation avAP) - loadable at any time
+    config.json, weights.pt      the best model so far (by validation avAP; thresholds chosen by
+                                 semiconv.calibration) - loadable at any time
     checkpoints/last.pt          model + optimiser + scheduler + RNG state, for --resume
     log.jsonl                    one JSON line per logged step / validation
 """
@@ -18,12 +19,10 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..calibration import choose_thresholds
 from ..config import ModelConfig, TrainConfig
 from ..errors import CheckpointError
-from ..evaluation import best_score_threshold, preferred
-from ..inference import SemiConvModel
 from ..io import atomic_path
-from ..mask_cleanup import clean_masks
 from ..model import build_model
 from ..models_store import load_state_checked, save_model_folder
 from .samples import Sample, make_batch
@@ -44,53 +43,6 @@ def _lr_lambda(cfg: TrainConfig):
         progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
         return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
     return f
-
-
-MASK_THRESHOLD_CANDIDATES = (0.3, 0.4, 0.5, 0.6)  # tried when masks are cut by the foreground head
-FOREGROUND_THRESHOLD_CANDIDATES = (0.5, 0.6, 0.7, 0.8)
-CONTAINMENT_CANDIDATES = (1.0, 0.8, 0.6)  # 1 = no suppression of masks lying under others
-
-
-def validate(network, config: ModelConfig, samples: list[Sample], device) -> tuple[float, dict]:
-    """Predict every validation sample (full image) and pick the score threshold (and, with a
-    foreground head, the mask and foreground thresholds; and the containment threshold) with the
-    best avAP (near-ties to TP/(TP+FP+FN) at IoU 0.5, see `evaluation.preferred`); the metrics
-    record the chosen mask_threshold, foreground_threshold and containment_threshold."""
-    was_training = network.training
-    model = SemiConvModel(network, config, device)  # puts the network in eval mode
-    if config.foreground_head:
-        pairs = [(m, f) for m in MASK_THRESHOLD_CANDIDATES for f in FOREGROUND_THRESHOLD_CANDIDATES]
-    else:
-        pairs = [(config.mask_threshold, None)]
-    combos = [(m, f, c) for m, f in pairs for c in CONTAINMENT_CANDIDATES]
-    start = time.perf_counter()
-    per_combo = [[] for _ in combos]
-    try:
-        for s in samples:
-            for i, variant in enumerate(model.predict_variants(s.image, combos)):
-                per_combo[i].append(variant)
-    finally:
-        network.train(was_training)
-    seconds = (time.perf_counter() - start) / max(1, len(samples))
-    truths = [s.masks for s in samples]
-
-    def choose(variants, with_coco):
-        preds = [(masks, scores) for masks, scores, _ in variants]
-        finish = None
-        if config.foreground_growth > 0 or config.keep_largest_piece:
-            def finish(i, masks):
-                return clean_masks(masks, variants[i][2], config.foreground_growth, config.keep_largest_piece)
-        return best_score_threshold(preds, truths, finish=finish, with_coco=with_coco)
-
-    chosen = [choose(variants, with_coco=False) for variants in per_combo]
-    best = preferred([m for _, m in chosen])
-    threshold, metrics = choose(per_combo[best], with_coco=True)  # COCO AP for the chosen variant only
-    mask_threshold, fg_threshold, containment = combos[best]
-    metrics["mask_threshold"] = mask_threshold
-    metrics["containment_threshold"] = containment
-    metrics["foreground_threshold"] = model._foreground_threshold(fg_threshold)
-    metrics["seconds_per_image"] = seconds
-    return threshold, metrics
 
 
 def train(
@@ -169,7 +121,7 @@ def train(
         if not val_samples:
             save_model_folder(out, network, model_config, {**meta, "step": step})
             return None
-        threshold, metrics = validate(network, model_config, val_samples, device)
+        threshold, metrics = choose_thresholds(network, model_config, val_samples, device)
         metrics["step"] = step
         metrics["chosen_score_threshold"] = threshold
         with open(log_path, "a") as fh:

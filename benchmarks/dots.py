@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..evaluation import matching_summary
-from ..model.embedding import attraction_loss
+from semiconv.evaluation import matching_summary
+from semiconv.model.embedding import attraction_loss
 
 
 # ---- 1-D ---------------------------------------------------------------------------------

@@ -1,0 +1,128 @@
+"""Layer 3 of inference: choosing a model's thresholds on annotated images.
+
+One network pass per image (`network_outputs.raw_outputs`), then every candidate combination of
+mask, foreground and containment thresholds is post-processed (`semiconv.postprocess`) and scored
+at every candidate score threshold; the best avAP wins, near-ties going to TP/(TP+FP+FN) at IoU
+0.5. Used by the training loop after each validation pass and by benchmarks/choose_cleanup.py.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from .config import ModelConfig
+from .evaluation import coco_metrics, matching_summary
+from .mask_cleanup import clean_masks
+from .network_outputs import raw_outputs
+from .postprocess import candidates, dense_maps, nms_order, suppress_contained
+
+SCORE_THRESHOLD_CANDIDATES = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+MASK_THRESHOLD_CANDIDATES = (0.3, 0.4, 0.5, 0.6)  # tried when masks are cut by the foreground head
+FOREGROUND_THRESHOLD_CANDIDATES = (0.5, 0.6, 0.7, 0.8)
+CONTAINMENT_CANDIDATES = (1.0, 0.8, 0.6)  # 1 = no suppression of masks lying under others
+#: lowest detection score computed: below every candidate, and what COCO AP sees
+MIN_SCORE = 0.05
+# avAP differences below this are a few worm-level events on the 137 validation worms (one worm
+# at one IoU threshold in one of 10 images moves avAP by about 0.0015): treated as a tie
+AVAP_TIE = 0.005
+
+
+def preferred(summaries: list[dict]) -> int:
+    """Index of the summary to choose: the highest avAP, and among those within AVAP_TIE of it
+    the highest TP/(TP+FP+FN) at IoU 0.5 (then avAP)."""
+    top = max(s["avAP"] for s in summaries)
+    close = [i for i, s in enumerate(summaries) if s["avAP"] >= top - AVAP_TIE]
+    return max(close, key=lambda i: (summaries[i]["score@0.5"], summaries[i]["avAP"]))
+
+
+def best_score_threshold(preds, truths, candidates=SCORE_THRESHOLD_CANDIDATES, finish=None, with_coco=True) -> tuple[float, dict]:
+    """The candidate score threshold `preferred` picks (the best avAP, ties to TP/(TP+FP+FN)
+    at IoU 0.5), and all metrics there. preds: per image (masks N x H x W bool, scores N).
+
+    `finish(i, masks)`, if given, post-processes image i's masks scoring at least the candidate
+    (as a model with that score threshold would, e.g. growth into the foreground) before they
+    are scored; COCO AP then sees the finished masks plus the lower-scoring ones unchanged.
+    with_coco=False leaves the COCO figures out (the costly part when many variants are compared)."""
+    def finished(t):
+        out = []
+        for i, (masks, scores) in enumerate(preds):
+            above = np.asarray(scores) >= t
+            out.append((np.concatenate([finish(i, masks[above]), masks[~above]]),
+                        np.concatenate([scores[above], scores[~above]])))
+        return out
+
+    scored = [finished(t) for t in candidates] if finish else [preds] * len(candidates)
+    summaries = [matching_summary(p, truths, t) for p, t in zip(scored, candidates, strict=True)]
+    best = preferred(summaries)
+    return candidates[best], {**(coco_metrics(scored[best], truths) if with_coco else {}), **summaries[best]}
+
+
+def threshold_combinations(config: ModelConfig) -> list[tuple[float, float, float]]:
+    """(mask, foreground, containment) thresholds tried; mask and foreground are tried only with a
+    foreground head (else the model's mask threshold, and the foreground value is unused)."""
+    if config.foreground_head:
+        pairs = [(m, f) for m in MASK_THRESHOLD_CANDIDATES for f in FOREGROUND_THRESHOLD_CANDIDATES]
+    else:
+        pairs = [(config.mask_threshold, config.foreground_threshold)]
+    return [(m, f, c) for m, f in pairs for c in CONTAINMENT_CANDIDATES]
+
+
+def variants(raw, config: ModelConfig, combos: list[tuple]) -> list[tuple]:
+    """For each (mask, foreground, containment) in `combos`: (masks N x H x W bool, scores N,
+    allowed foreground H x W bool or None) after NMS and containment, highest score first, masks not
+    yet cleaned (growth depends on which masks pass the score threshold)."""
+    foreground_probability, _, _ = dense_maps(raw, config.coord_scale)
+    after_nms: dict[tuple, tuple] = {}  # (mask, foreground) -> masks, scores after IoU NMS, foreground
+    results = []
+    for mask, foreground, containment in combos:
+        if (mask, foreground) not in after_nms:
+            found = candidates(raw, MIN_SCORE, mask, foreground, config.coord_scale)
+            kept = nms_order(found.masks, found.scores, config.mask_nms_threshold, 1.0)
+            allowed = foreground_probability >= foreground if foreground_probability is not None else None
+            after_nms[mask, foreground] = found.masks[kept], found.scores[kept], allowed
+        masks, scores, allowed = after_nms[mask, foreground]
+        kept = suppress_contained(masks, scores, containment)  # highest score first
+        results.append((masks[kept], scores[kept], allowed))
+    return results
+
+
+def choose_thresholds(network, config: ModelConfig, samples, device) -> tuple[float, dict]:
+    """Predict every sample (objects with .image C x H x W normalised and .masks N x H x W bool)
+    and pick the score threshold, and the (mask, foreground, containment) thresholds, with the best
+    avAP (near-ties to TP/(TP+FP+FN) at IoU 0.5). Returns the score threshold and the metrics there,
+    which record mask_threshold, foreground_threshold, containment_threshold and seconds_per_image.
+    The network is left in the mode it was in."""
+    was_training = network.training
+    network.eval()
+    combos = threshold_combinations(config)
+    start = time.perf_counter()
+    per_combo = [[] for _ in combos]
+    try:
+        with torch.no_grad():
+            for s in samples:
+                raw = raw_outputs(network, config, s.image, device, MIN_SCORE, dense=False)
+                for i, variant in enumerate(variants(raw, config, combos)):
+                    per_combo[i].append(variant)
+    finally:
+        network.train(was_training)
+    seconds = (time.perf_counter() - start) / max(1, len(samples))
+    truths = [s.masks for s in samples]
+
+    def choose(chosen_variants, with_coco):
+        preds = [(masks, scores) for masks, scores, _ in chosen_variants]
+        finish = None
+        if config.foreground_growth > 0 or config.keep_largest_piece:
+            def finish(i, masks):
+                return clean_masks(masks, chosen_variants[i][2], config.foreground_growth, config.keep_largest_piece)
+        return best_score_threshold(preds, truths, finish=finish, with_coco=with_coco)
+
+    chosen = [choose(v, with_coco=False) for v in per_combo]
+    best = preferred([m for _, m in chosen])
+    threshold, metrics = choose(per_combo[best], with_coco=True)  # COCO AP for the chosen variant only
+    mask, foreground, containment = combos[best]
+    metrics.update(mask_threshold=mask, foreground_threshold=foreground, containment_threshold=containment,
+                   seconds_per_image=seconds)
+    return threshold, metrics

@@ -1,1 +1,0 @@
-"""Small experiments that reproduce the paper's synthetic evidence."""

@@ -1,0 +1,111 @@
+"""Layer 4 of inference: what a segmentation leaves behind. The one per-worm table (used by
+`semiconv segment`, `semiconv batch`, the Export widget and the napari features), the output file
+names, and writing them (atomically; nothing replaced without `overwrite`).
+
+Per input image `<stem>`:
+    <stem>_instances.tif   N x H x W uint8, one plane per worm, overlaps kept
+                           (stacks: <stem>_t000_instances.tif, ... one per plane)
+    <stem>_labels.tif      H x W (or T x H x W) uint16; where worms overlap the higher score wins
+    <stem>_worms.csv       the per-worm table, one row per plane of the instance stack(s), same order
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from pathlib import Path
+
+import numpy as np
+
+from .io import write_text, write_tiff
+from .measure import measure_worms
+
+#: The per-worm table's columns, in order; a table holds those it has values for.
+#: bbox: the mask's extent (x2, y2 end-exclusive pixels); seed: the detection's seed (row, col);
+#: lengths in pixels (and micrometres with a pixel size); fluorescence with a fluorescence image;
+#: dead: see semiconv.measure.call_dead.
+TABLE_COLUMNS = (
+    "plane", "label", "score", "area", "bbox_x1", "bbox_y1", "bbox_x2", "bbox_y2", "seed_row", "seed_col",
+    "length_px", "mean_width_px", "straightness", "curvature", "length_um", "mean_width_um", "area_um2",
+    "fluorescence_mean", "fluorescence_integrated", "fluorescence_ratio", "dead",
+)
+BOX_COLUMNS = ("bbox_x1", "bbox_y1", "bbox_x2", "bbox_y2")
+
+
+def worm_rows(masks: np.ndarray, scores: np.ndarray | None = None, seeds: np.ndarray | None = None, plane: int = 0,
+              pixel_size: float | None = None, fluorescence: np.ndarray | None = None, labels=None) -> list[dict]:
+    """One table row per mask of an N x H x W bool stack, same order: plane, label (default i + 1;
+    or `labels`), score, area, box, seed (N x 2 row, col) and the measurements of semiconv.measure.
+    pixel_size in micrometres per pixel; fluorescence H x W (the Sytox channel)."""
+    rows = []
+    for i, measured in enumerate(measure_worms(masks, pixel_size, fluorescence, scores)):
+        row = {"plane": plane, "label": int(labels[i]) if labels is not None else i + 1}
+        if scores is not None:
+            row["score"] = float(scores[i])
+        row.update({k: v for k, v in measured.items() if k not in ("label", "score")})
+        for key in BOX_COLUMNS:
+            row.setdefault(key, math.nan)  # an empty mask has no extent
+        if seeds is not None:
+            row["seed_row"], row["seed_col"] = float(seeds[i, 0]), float(seeds[i, 1])
+        rows.append(row)
+    return rows
+
+
+def prediction_rows(preds, pixel_size: float | None = None, fluorescence: list | None = None) -> list[dict]:
+    """Table rows of per-plane Predictions (plane t's worms, then plane t + 1's)."""
+    return [row for t, p in enumerate(preds) for row in
+            worm_rows(p.masks, p.scores, p.seeds, t, pixel_size, fluorescence[t] if fluorescence is not None else None)]
+
+
+def table_columns(rows: list[dict]) -> list[str]:
+    """The columns of these rows: TABLE_COLUMNS present, in order, then any others (e.g. well, image);
+    with no rows, the columns every prediction has (a header for an empty table)."""
+    if not rows:
+        return list(TABLE_COLUMNS[:10])
+    present = {k for row in rows for k in row}
+    extra = [k for row in rows for k in row if k not in TABLE_COLUMNS]
+    return [c for c in TABLE_COLUMNS if c in present] + list(dict.fromkeys(extra))
+
+
+def table_features(rows: list[dict]) -> dict[str, list]:
+    """The table as columns (what napari layers take as `features`); missing values are NaN."""
+    return {c: [row.get(c, math.nan) for row in rows] for c in table_columns(rows)}
+
+
+def _cell(value):
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, float | np.floating):
+        return "" if math.isnan(value) else round(float(value), 4)
+    return value
+
+
+def rows_to_csv(rows: list[dict], columns: list[str] | None = None) -> str:
+    """CSV text of table rows (floats to 4 decimals, NaN as empty)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns or table_columns(rows), extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows({k: _cell(v) for k, v in row.items()} for row in rows)
+    return buffer.getvalue()
+
+
+def output_paths(image_path: Path, out_dir: Path, planes: int) -> list[Path]:
+    """Instance stack file(s) (one per plane), then the label image, then the CSV."""
+    stem = Path(image_path).stem
+    if planes == 1:
+        inst = [out_dir / f"{stem}_instances.tif"]
+    else:
+        inst = [out_dir / f"{stem}_t{t:03d}_instances.tif" for t in range(planes)]
+    return inst + [out_dir / f"{stem}_labels.tif", out_dir / f"{stem}_worms.csv"]
+
+
+def write_outputs(paths: list[Path], stacks: list[np.ndarray], labels: np.ndarray, rows: list[dict],
+                  overwrite: bool = False) -> list[Path]:
+    """Write the instance stack(s) (N x H x W each, as uint8), the label image (uint16) and the CSV
+    (`output_paths` order); the CSV last, so its presence marks a complete output."""
+    for target, masks in zip(paths[:-2], stacks, strict=True):
+        write_tiff(target, np.asarray(masks).astype(np.uint8), overwrite=overwrite)
+    write_tiff(paths[-2], np.asarray(labels).astype(np.uint16), overwrite=overwrite)
+    write_text(paths[-1], rows_to_csv(rows), overwrite=overwrite)
+    return paths

@@ -1,0 +1,59 @@
+"""The one rule for what gets segmented: which arrays are planes, and how colour becomes grey.
+
+Used by `semiconv segment`, `semiconv batch`, the napari widgets, training and fine-tuning,
+so a model sees the same intensities at inference as in training.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import InputError
+
+#: RGB -> luminance (ITU-R BT.709, the weights of skimage.color.rgb2gray); alpha is ignored.
+LUMINANCE_WEIGHTS = np.array([0.2125, 0.7154, 0.0721], dtype=np.float32)
+
+
+def looks_rgb(array: np.ndarray) -> bool:
+    """Whether an array without other metadata is a colour image: H x W x 3/4 (or a stack of them).
+
+    A T x H x W stack whose last axis happens to be 3 or 4 pixels wide is not a real image."""
+    return array.ndim in (3, 4) and array.shape[-1] in (3, 4) and array.shape[-3] > 4
+
+
+def split_planes(image: np.ndarray, rgb: bool | None = None, name: str = "image") -> list[np.ndarray]:
+    """Planes to segment, in order: H x W (or H x W x RGB) -> [image]; T x H x W (or T x H x W x RGB)
+    -> T planes. `rgb`: whether the last axis is colour (napari knows; None = `looks_rgb`).
+    Raises InputError for other shapes."""
+    image = np.asarray(image)
+    rgb = looks_rgb(image) if rgb is None else rgb
+    spatial = image.ndim - (1 if rgb else 0)
+    if spatial == 2:
+        return [image]
+    if spatial == 3:
+        return list(image)
+    raise InputError(f"{name}: cannot segment an array of shape {image.shape}: "
+                     "use 2-D images or T x H x W stacks (optionally RGB)")
+
+
+def grey_plane(image: np.ndarray, name: str = "image") -> tuple[np.ndarray, bool]:
+    """One plane as H x W float32, and whether it was converted from colour (luminance weights).
+
+    Accepts H x W or H x W x 3/4. Raises InputError for other shapes, empty arrays, unsupported
+    dtypes and NaN/Inf values."""
+    image = np.asarray(image)
+    if image.size == 0:
+        raise InputError(f"{name}: image is empty (shape {image.shape})")
+    if image.dtype == bool:
+        image = image.astype(np.uint8)
+    if not (np.issubdtype(image.dtype, np.integer) or np.issubdtype(image.dtype, np.floating)):
+        raise InputError(f"{name}: unsupported dtype {image.dtype}")
+    converted = image.ndim == 3 and image.shape[-1] in (3, 4)
+    if converted:
+        image = image[..., :3].astype(np.float32) @ LUMINANCE_WEIGHTS
+    if image.ndim != 2:
+        raise InputError(f"{name}: expected a 2-D image (H x W or H x W x RGB), got shape {image.shape}")
+    image = image.astype(np.float32, copy=False)
+    if not np.isfinite(image).all():
+        raise InputError(f"{name}: image contains NaN or Inf values")
+    return image, converted

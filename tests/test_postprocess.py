@@ -1,0 +1,96 @@
+"""Inference in layers: raw outputs once, post-processing and calibration as functions of them."""
+
+import numpy as np
+import pytest
+import torch
+from helpers import synthetic_samples, tiny_config
+
+from semiconv.calibration import choose_thresholds, threshold_combinations, variants
+from semiconv.inference import cached_model, load_model
+from semiconv.mask_cleanup import clean_masks
+from semiconv.model import build_model
+from semiconv.models_store import save_model_folder
+from semiconv.postprocess import Thresholds, postprocess
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    torch.manual_seed(0)
+    cfg = tiny_config(foreground_head=True, score_threshold=0.0, foreground_growth=2, keep_largest_piece=True)
+    network = build_model(cfg)
+    last = [m for m in network.foreground_head.modules() if isinstance(m, torch.nn.Conv2d) and m.out_channels == 1][-1]
+    with torch.no_grad():  # untrained, the foreground head says ~0.1 everywhere: lift it to 0.5-0.7
+        last.bias += 2.5
+    folder = tmp_path_factory.mktemp("m") / "tiny-fg"
+    save_model_folder(folder, network, cfg)
+    return load_model(folder, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def sample():
+    return synthetic_samples(1, (130, 170), seed=3)[0]
+
+
+def test_predict_is_raw_outputs_then_postprocess(model):
+    from semiconv.data.synthetic import generate
+
+    image = generate((130, 170), 3).image
+    x, _ = model.network_input(image)
+    raw = model.raw_outputs(x, min_score=0.2)
+    assert len(raw.tiles) == 1 and raw.tiles[0].mask_probability.shape[1:] == (130, 170)
+    assert raw.tiles[0].mask_probability.dtype == np.float32 and (raw.tiles[0].scores >= 0.2).all()
+    by_hand = postprocess(raw, model.thresholds(score=0.2, mask=0.4), model.config.coord_scale)
+    pred = model.predict(image, score_threshold=0.2, mask_threshold=0.4)
+    assert len(pred) > 0
+    for field in ("masks", "scores", "boxes", "labels", "seeds", "embedding", "displacement", "foreground"):
+        assert np.array_equal(getattr(by_hand, field), getattr(pred, field)), field
+
+
+def test_thresholds_default_to_the_models_own(model):
+    t = Thresholds.of(model.config, score=0.7, mask=None)
+    assert t.score == 0.7 and t.mask == model.config.mask_threshold
+    assert t.growth == 2 and t.largest_piece and t.cleans
+
+
+def test_calibration_variants_are_what_postprocess_gives(model, sample):
+    """Each (mask, foreground, containment) variant the calibration scores, cleaned at a score
+    threshold, is exactly the prediction a model with those thresholds makes."""
+    raw = model.raw_outputs(sample.image, min_score=0.05, dense=False)
+    combos = threshold_combinations(model.config)
+    assert len(combos) == 4 * 4 * 3
+    compared = 0
+    for combo, (masks, scores, allowed) in list(zip(combos, variants(raw, model.config, combos), strict=True))[::7]:
+        mask, foreground, containment = combo
+        for score in (0.3, 0.6):
+            above = scores >= score
+            cleaned = clean_masks(masks[above], allowed, 2, True)
+            thresholds = model.thresholds(score=score, mask=mask, foreground=foreground, containment=containment)
+            pred = postprocess(raw, thresholds, model.config.coord_scale)
+            assert np.array_equal(pred.scores, scores[above]) and np.array_equal(pred.masks, cleaned), (combo, score)
+            compared += int(cleaned.any())
+    assert compared > 5  # not only empty predictions
+
+
+def test_choose_thresholds_records_its_choice_and_restores_the_mode(model, sample):
+    network = model.network
+    network.train()
+    threshold, metrics = choose_thresholds(network, model.config, [sample], torch.device("cpu"))
+    assert network.training  # left as it was
+    network.eval()
+    combos = threshold_combinations(model.config)
+    assert (metrics["mask_threshold"], metrics["foreground_threshold"], metrics["containment_threshold"]) in combos
+    assert threshold in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9) and "AP" in metrics and metrics["images"] == 1
+
+
+def test_cached_model_loads_once_and_again_after_the_weights_change(tmp_path):
+    torch.manual_seed(0)
+    cfg = tiny_config()
+    folder = tmp_path / "tiny"
+    save_model_folder(folder, build_model(cfg), cfg)
+    first = cached_model(folder, device="cpu")
+    assert cached_model(str(folder), device="cpu") is first
+    import os
+
+    stat = (folder / "weights.pt").stat()
+    os.utime(folder / "weights.pt", ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # a new fine-tune saved
+    assert cached_model(folder, device="cpu") is not first
