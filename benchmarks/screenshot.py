@@ -1,75 +1,167 @@
-"""Screenshot of napari after Segment on the bundled sample (docs/images/napari-segment.png), and
-the time from the click to the layers on this machine. Run under Xvfb:
+"""The README pictures, regenerated, and the first Segment click timed as a biologist meets it.
 
     xvfb-run -a -s "-screen 0 1600x1000x24" python benchmarks/screenshot.py [--model bbbc010-brightfield] [--well C01]
+
+1. docs/images/napari-segment.png: a sample well opened from File > Open Sample, the Segment
+   widget docked, Segment clicked; the view zoomed on the crossing pair of worms that overlap
+   most, with the instances over the bright-field image, both worms' displacement vectors and
+   the affinity map K(seed, u) of one of them (as a click on the worm shows it).
+2. docs/images/napari-finetune.png: the Fine-tune widget docked under the Segment widget, a
+   short fine-tune on the well's corrected instances, its live loss / validation plot.
+Prints JSON: seconds from the click to the layers (model load included: first use in the
+process), once clicked as soon as the widget opened and once after its background load.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
-OUT = Path(__file__).resolve().parent.parent / "docs" / "images" / "napari-segment.png"
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "images"
+
+
+def _wait(app, condition, timeout=600.0):
+    start = time.perf_counter()
+    while not condition() and time.perf_counter() - start < timeout:
+        app.processEvents()
+        time.sleep(0.01)
+
+
+def _settle(app, seconds=1.0):
+    for _ in range(int(seconds / 0.05)):
+        app.processEvents()
+        time.sleep(0.05)
+
+
+def crossing_pair(masks):
+    """Indices (i, j) of the two predicted worms sharing the most pixels."""
+    best, pair = -1, (0, min(1, len(masks) - 1))
+    for i in range(len(masks)):
+        for j in range(i + 1, len(masks)):
+            shared = int((masks[i] & masks[j]).sum())
+            if shared > best:
+                best, pair = shared, (i, j)
+    return pair
+
+
+def click_timing(model: str, well: str, wait_for_load: bool) -> float:
+    """Seconds from the Segment click to the layers, in a fresh process (first use of the model)."""
+    code = f"""
+import time, napari
+from qtpy.QtWidgets import QApplication
+from napari_semiconv._segment_widget import SegmentWidget
+viewer = napari.Viewer(show=True)
+viewer.open_sample("napari-semiconv", "bbbc010_{well.lower()}")
+widget = SegmentWidget(viewer)
+viewer.window.add_dock_widget(widget, name="Segment", area="right")
+widget.model.value = {model!r}
+app = QApplication.instance()
+while {wait_for_load!r} and widget._preloader is not None:
+    app.processEvents(); time.sleep(0.01)
+start = time.perf_counter()
+widget.run()
+while widget.worker is not None:
+    app.processEvents(); time.sleep(0.01)
+print("SECONDS", time.perf_counter() - start, widget.status.value)
+viewer.close()
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    if "SECONDS" not in r.stdout:
+        raise RuntimeError(r.stderr[-2000:])
+    return float(r.stdout.split("SECONDS")[1].split()[0])
 
 
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default="bbbc010-brightfield")
     parser.add_argument("--well", default="C01")
-    parser.add_argument("--out", default=str(OUT))
+    parser.add_argument("--finetune-steps", type=int, default=12)
+    parser.add_argument("--no-timing", action="store_true")
     args = parser.parse_args()
     import warnings
 
     warnings.filterwarnings("ignore", message=".*PyQt5 backend is deprecated.*")
+    result = {}
+    if not args.no_timing:
+        result["click_to_layers_s_clicked_at_once"] = round(click_timing(args.model, args.well, False), 2)
+        result["click_to_layers_s_after_background_load"] = round(click_timing(args.model, args.well, True), 2)
+
     import napari
+    import numpy as np
     from qtpy.QtWidgets import QApplication
 
-    from napari_semiconv._reader import read_bbbc010_folder
+    from napari_semiconv._finetune_widget import FinetuneWidget
     from napari_semiconv._segment_widget import SegmentWidget
-    from semiconv.resources import sample_data_dir
 
+    app = QApplication.instance() or QApplication([])
     viewer = napari.Viewer(show=True)
     viewer.window.resize(1600, 1000)
-    for data, kwargs, kind in read_bbbc010_folder(sample_data_dir() / "bbbc010", wells=[args.well]):
-        getattr(viewer, f"add_{kind}")(data, **kwargs)
+    viewer.open_sample("napari-semiconv", f"bbbc010_{args.well.lower()}")
+    image_name = f"{args.well} bright-field"
     widget = SegmentWidget(viewer)
     viewer.window.add_dock_widget(widget, name="Segment", area="right")
-    widget.image.value = f"{args.well} bright-field"
-    if Path(args.model).is_dir():
-        from napari_semiconv._segment_widget import BROWSE
-
-        widget.model.value = BROWSE
-        widget.model_folder.value = args.model
-    else:
-        widget.model.value = args.model
+    widget.model.value = args.model
     widget.fluorescence.value = f"{args.well} fluorescence"
-    app = QApplication.instance()
-    start = time.perf_counter()
     widget.run()
-    while widget.worker is not None:
-        app.processEvents()
-        time.sleep(0.01)
-    seconds = time.perf_counter() - start
-    name = f"{args.well} bright-field [{Path(args.model).name}]"
+    _wait(app, lambda: widget.worker is None)
+    name = f"{image_name} [{args.model}]"
     inst = viewer.layers[f"{name} instances"]
-    worm = int(inst.features["label"].iloc[0]) if len(inst.features) else 0
-    if worm:
-        widget.show_affinity(worm)
+    preds = widget.results[inst.name]["preds"]
+    i, j = crossing_pair(preds[0].masks)
+    widget.show_affinity(i + 1)  # what a click on worm i shows
+    keep = {image_name, f"{name} instances", f"{name} displacement", f"{name} affinity", f"{name} seeds"}
     for layer in viewer.layers:
-        layer.visible = layer.name in (f"{args.well} bright-field", f"{name} instances", f"{name} displacement",
-                                       f"{name} embedding", f"{name} seeds", f"{name} affinity")
-    viewer.grid.enabled = True
-    viewer.grid.stride = 1
-    viewer.reset_view()
-    for _ in range(20):
-        app.processEvents()
-        time.sleep(0.05)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    viewer.screenshot(args.out, canvas_only=False)
-    print(json.dumps({"click_to_layers_s": round(seconds, 2), "worms": len(inst.features), "status": widget.status.value,
-                      "screenshot": args.out}))
+        layer.visible = layer.name in keep
+    inst.opacity = 0.35
+    vectors = viewer.layers[f"{name} displacement"]
+    worms = vectors.features["worm"].to_numpy()
+    vectors.data = vectors.data[np.isin(worms, [i + 1, j + 1])]  # only the pair's votes, for the picture
+    vectors.edge_width = 1.5
+    rows, cols = np.nonzero(preds[0].masks[i] | preds[0].masks[j])
+    viewer.camera.center = ((rows.min() + rows.max()) / 2, (cols.min() + cols.max()) / 2)
+    _settle(app)
+    canvas_h, canvas_w = viewer.window._qt_viewer.canvas.size
+    span = max(rows.ptp() + 40, (cols.ptp() + 40) * canvas_h / max(canvas_w, 1))
+    viewer.camera.zoom = canvas_h / span
+    viewer.layers.selection.active = inst
+    _settle(app, 2.0)
+    DOCS.mkdir(parents=True, exist_ok=True)
+    viewer.screenshot(str(DOCS / "napari-segment.png"), canvas_only=False)
+    result.update(worms=len(preds[0]), crossing_pair=[i + 1, j + 1], status=widget.status.value)
+
+    # the Fine-tune widget under Segment: the well's instances (as corrected by a user) and two
+    # more wells' ground truth; a short run, its live loss / validation plot
+    tune = FinetuneWidget(viewer)
+    viewer.window.add_dock_widget(tune, name="Fine-tune", area="right")
+    tune.image.value = image_name
+    tune.annotation.value = inst.name
+    tune.add_pair()
+    for other in ("C02", "B20"):
+        viewer.open_sample("napari-semiconv", f"bbbc010_{other.lower()}")
+        viewer.layers[f"{other} bright-field"].visible = False
+        tune.image.value = f"{other} bright-field"
+        tune.annotation.value = f"{other} ground truth instance stack"
+        tune.add_pair()
+    viewer.layers.selection.active = inst
+    tune.base.value = args.model
+    tune.steps.value = args.finetune_steps
+    tune.val_fraction.value = 0.34
+    tune.name.value = f"screenshot-{int(time.time())}"
+    tune.run()
+    _wait(app, lambda: tune.worker is None)
+    _settle(app, 2.0)
+    viewer.screenshot(str(DOCS / "napari-finetune.png"), canvas_only=False)
+    result.update(finetune_status=tune.status.value, plot_height_px=tune.canvas.height())
+    import shutil
+
+    from semiconv.training.finetune import output_folder
+
+    shutil.rmtree(output_folder(tune.name.value), ignore_errors=True)
+    print(json.dumps(result))
     viewer.close()
 
 

@@ -57,6 +57,9 @@ def annotation_stacks(image: np.ndarray, layer, rgb: bool | None = None) -> list
     raise SemiconvError(f"annotation {layer.name!r} of shape {data.shape} does not fit an image of shape {image.shape}")
 
 
+PLOT_MIN_HEIGHT = 200  # pixels
+
+
 class _Relay(QObject):
     step = Signal(int, int, object, object)
 
@@ -97,6 +100,7 @@ class FinetuneWidget(QWidget):
 
         self.figure = Figure(figsize=(3.5, 2.2), tight_layout=True)
         self.canvas = FigureCanvasQTAgg(self.figure)
+        self.canvas.setMinimumHeight(PLOT_MIN_HEIGHT)  # readable when docked under other widgets
         self.axes = self.figure.add_subplot(111)
         layout = QVBoxLayout()
         layout.addWidget(self.container.native)

@@ -1,4 +1,7 @@
-"""napari sample data: bundled BBBC010 wells and the synthetic stack."""
+"""napari sample data: each bundled BBBC010 well on its own, and the synthetic stack.
+
+A well opens as its bright-field image (visible) with its Sytox fluorescence and ground-truth
+worms (hidden), so Segment works on what the user sees."""
 
 from __future__ import annotations
 
@@ -8,10 +11,24 @@ from semiconv.resources import sample_data_dir
 from ._layers import image_layer
 from ._reader import read_bbbc010_folder
 
+SAMPLE_WELLS = ("C01", "C02", "B20")  # live (C01, C02: curved, crossing worms) and dead (B20: straight, clumped)
 
-def bbbc010_sample() -> list[tuple]:
-    """The bundled BBBC010 wells: bright-field, fluorescence and ground-truth worms per well."""
-    return read_bbbc010_folder(sample_data_dir() / "bbbc010")
+
+def bbbc010_well(well: str) -> list[tuple]:
+    """One bundled BBBC010 well: bright-field (visible), fluorescence and ground truth (hidden)."""
+    return read_bbbc010_folder(sample_data_dir() / "bbbc010", wells=[well])
+
+
+def bbbc010_c01() -> list[tuple]:
+    return bbbc010_well("C01")
+
+
+def bbbc010_c02() -> list[tuple]:
+    return bbbc010_well("C02")
+
+
+def bbbc010_b20() -> list[tuple]:
+    return bbbc010_well("B20")
 
 
 def synthetic_sample() -> list[tuple]:

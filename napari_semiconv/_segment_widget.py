@@ -75,6 +75,14 @@ def segment_worker(model_name: str, device: str, planes: list, groups: list[int]
     return preds, rows
 
 
+@thread_worker
+def _preload(model_name: str, device: str) -> None:
+    try:
+        cached_model(model_name, device)
+    except SemiconvError:  # reported when the user clicks Segment
+        pass
+
+
 class SegmentWidget(QWidget):
     """Dock widget: Segment (with inspection of what the model saw)."""
 
@@ -125,6 +133,28 @@ class SegmentWidget(QWidget):
         self.worm.changed.connect(lambda v: self.show_affinity(v) if v else None)
         for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
             event.connect(lambda e: (self.image.reset_choices(), self.more.reset_choices(), self.fluorescence.reset_choices()))
+        # the image to segment is the one the user works on: the active layer, following the selection
+        self.viewer.layers.selection.events.active.connect(self._follow_active_layer)
+        self._follow_active_layer()
+        self.model.changed.connect(self.preload_model)
+        self.device.changed.connect(self.preload_model)
+        self._preloader = None
+        self.preload_model()
+
+    def _follow_active_layer(self, *_):
+        active = self.viewer.layers.selection.active
+        if active is not None and active.name in self._image_layers():
+            self.image.reset_choices()
+            self.image.value = active.name
+
+    def preload_model(self, *_):
+        """Load the chosen model in the background (once per process), so the first Segment click
+        does not wait for it; errors surface at the click instead."""
+        if self.model.value in (None, BROWSE) or self._preloader is not None:
+            return
+        self._preloader = _preload(self.model.value, self.device.value)
+        self._preloader.finished.connect(lambda: setattr(self, "_preloader", None))
+        self._preloader.start()
 
     # -- choices -----------------------------------------------------------------------------
     def _image_layers(self, widget=None):
@@ -233,10 +263,26 @@ class SegmentWidget(QWidget):
         added = []
         for data, kwargs, kind in prediction_layers(preds, name, metadata, rows):
             added.append(getattr(self.viewer, f"add_{kind}")(data, **kwargs))
+        self._place_over_source(source, added)
         instances = added[0]
         self.results[instances.name] = {"preds": preds, "name": name}
         instances.mouse_drag_callbacks.append(self._on_click)
         self.last_instances = instances
+
+    def _place_over_source(self, source: str, added: list) -> None:
+        """Results lie over the image they came from: same scale and offset, and the source
+        (made visible) just beneath them, above any other image."""
+        if source not in self.viewer.layers:
+            return
+        src = self.viewer.layers[source]
+        for layer in added:
+            if layer.ndim == src.ndim:
+                layer.scale, layer.translate = src.scale, src.translate
+        src.visible = True
+        below_results = len(self.viewer.layers) - len(added) - 1
+        index = self.viewer.layers.index(src)
+        if index < below_results:
+            self.viewer.layers.move(index, below_results + 1)  # napari inserts before the destination
 
     def _on_error(self, exc):
         show_error(f"Segmentation failed: {exc}")

@@ -86,3 +86,27 @@ def test_full_disk_leaves_no_half_written_model(base_model, tmp_path, monkeypatc
     with pytest.raises(InputError, match="No space left"):
         finetune(_items(2), str(base_model), tmp_path / "full", finetune_config(steps=2, val_every=2, crop_size=96), device="cpu")
     assert not (tmp_path / "full").exists() and not list(tmp_path.glob(".full*"))
+
+
+def test_finetune_annotations_in_the_bbbc010_layout(sample_root, tmp_path):
+    """--annotations takes BBBC010's per-worm mask folder: masks matched to images by well; images
+    without masks are named and left out; fluorescence partners are skipped."""
+    import shutil
+
+    from semiconv.data import Bbbc010Folder
+    from semiconv.training.finetune import load_items, pair_inputs
+
+    root = sample_root / "bbbc010"
+    masks = tmp_path / "eachworm"
+    shutil.copytree(root / "BBBC010_v1_foreground_eachworm", masks)
+    for extra in masks.glob("B20_*"):  # B20 left unannotated
+        extra.unlink()
+    images = sorted((root / "BBBC010_v1_images").iterdir())  # w1 and w2 of C01, C02, B20
+    pairs, problems = pair_inputs(images, [masks])
+    assert sorted(p[0].name.split("_")[-2] for p in pairs) == ["w2", "w2"]
+    assert len(problems) == 1 and "B20" in problems[0] and "w2" in problems[0]
+    items = load_items(pairs)
+    folder = Bbbc010Folder(root)
+    for item in items:
+        well = "C01" if "_C01_" in item.name else "C02"
+        assert np.array_equal(item.masks, folder.load(well).masks)

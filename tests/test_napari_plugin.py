@@ -10,7 +10,7 @@ def test_manifest_validates():
     manifest = PluginManifest.from_distribution("napari-semiconv")
     assert manifest.name == "napari-semiconv"
     keys = {s.key for s in manifest.contributions.sample_data}
-    assert keys == {"bbbc010", "synthetic"}
+    assert keys == {"bbbc010_c01", "bbbc010_c02", "bbbc010_b20", "synthetic"}  # one entry per well
 
 
 def test_reader_and_writers_roundtrip(tmp_path):
@@ -34,10 +34,14 @@ def test_reader_and_writers_roundtrip(tmp_path):
 @pytest.mark.gui
 def test_sample_data_opens_in_viewer(make_napari_viewer):
     viewer = make_napari_viewer()
-    viewer.open_sample("napari-semiconv", "bbbc010")
+    viewer.open_sample("napari-semiconv", "bbbc010_c01")
     names = [layer.name for layer in viewer.layers]
-    assert "C01 bright-field" in names and "C01 ground truth instances" in names
+    assert names == ["C01 bright-field", "C01 fluorescence", "C01 ground truth instances", "C01 ground truth instance stack"]
+    assert [layer.visible for layer in viewer.layers] == [True, False, False, False]  # one well, bright-field shown
     gt = viewer.layers["C01 ground truth instances"]
     assert gt.data.shape == (520, 696) and gt.data.max() >= 10
+    assert {"length_px", "straightness", "bbox_x1"} <= set(gt.features.columns)  # the per-worm table
+    viewer.open_sample("napari-semiconv", "bbbc010_b20")
+    assert "B20 bright-field" in viewer.layers and len(viewer.layers) == 8
     viewer.open_sample("napari-semiconv", "synthetic")
     assert viewer.layers["synthetic worms"].data.ndim == 3

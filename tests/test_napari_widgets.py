@@ -45,7 +45,7 @@ def _segment_sample_c01(make_napari_viewer, qtbot, model: str):
     from napari_semiconv._segment_widget import SegmentWidget
 
     viewer = make_napari_viewer()
-    viewer.open_sample("napari-semiconv", "bbbc010")
+    viewer.open_sample("napari-semiconv", "bbbc010_c01")
     widget = SegmentWidget(viewer)
     assert model in widget.model.choices  # bundled and user models appear by name
     widget.image.value = "C01 bright-field"
@@ -120,6 +120,8 @@ def test_stack_cancel_and_second_click(make_napari_viewer, qtbot, tiny_models, n
     # the viewer is still usable and a full stack run keeps the leading axis; several layers at once
     viewer.layers["stack"].data = viewer.layers["stack"].data[:2]
     viewer.add_image(rng.random((80, 70)).astype(np.float32), name="single")
+    assert widget.image.value == "single"  # a new layer is the active one: the widget follows
+    widget.image.value = "stack"
     widget.more.value = ["single"]
     _run(widget, qtbot)
     assert viewer.layers["stack [tiny-test] instances"].data.shape == (2, 96, 96)
@@ -297,3 +299,59 @@ def test_segment_sample_with_bundled_model(make_napari_viewer, qtbot, notes, cap
     assert metrics["AP50"] >= 0.7
     vec = viewer.layers[f"{name} displacement"].data
     assert vec.shape[1:] == (2, 2) and len(vec) > 100
+
+
+def test_first_click_on_sample_wells_segments_the_well_in_view(make_napari_viewer, qtbot, tiny_models, notes):
+    """Three sample wells open: Segment preselects the active image layer, follows the selection,
+    and its results lie over the image they came from."""
+    from napari_semiconv._segment_widget import SegmentWidget
+
+    viewer = make_napari_viewer()
+    for key in ("bbbc010_b20", "bbbc010_c02", "bbbc010_c01"):
+        viewer.open_sample("napari-semiconv", key)
+    viewer.layers.selection.active = viewer.layers["C02 bright-field"]
+    widget = SegmentWidget(viewer)
+    assert widget.image.value == "C02 bright-field"  # the active layer, not the first in the list
+    viewer.layers.selection.active = viewer.layers["B20 bright-field"]
+    assert widget.image.value == "B20 bright-field"  # follows the selection
+    viewer.layers.selection.active = viewer.layers["B20 ground truth instances"]
+    assert widget.image.value == "B20 bright-field"  # a Labels layer is no image to segment
+    widget.model.value = "tiny-test"
+    _run(widget, qtbot)
+    assert notes["error"] == []
+    names = [layer.name for layer in viewer.layers]
+    results = [n for n in names if n.startswith("B20 bright-field [tiny-test]")]
+    first = names.index(results[0])
+    assert names[first - 1] == "B20 bright-field" and viewer.layers["B20 bright-field"].visible
+    assert names[first:] == results  # the results on top, the image they came from right beneath
+
+
+def test_fluorescence_reaches_a_model_that_takes_it(make_napari_viewer, qtbot, tmp_path, monkeypatch, notes):
+    import torch
+
+    from napari_semiconv._segment_widget import SegmentWidget
+    from semiconv.model import build_model
+    from semiconv.models_store import save_model_folder
+
+    torch.manual_seed(0)
+    monkeypatch.setenv("SEMICONV_MODELS_DIR", str(tmp_path / "models"))
+    cfg = tiny_config(score_threshold=0.0, max_detections=10, input_mode="brightfield+fluorescence")
+    save_model_folder(tmp_path / "models" / "tiny-two", build_model(cfg), cfg)
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-semiconv", "bbbc010_c01")
+    widget = SegmentWidget(viewer)
+    widget.image.value = "C01 bright-field"
+    widget.model.value = "tiny-two"
+    widget.input_mode.value = "brightfield+fluorescence"
+    _run(widget, qtbot)  # no fluorescence layer chosen: a one-line refusal
+    assert any("fluorescence" in m for m in notes["error"])
+    seen = []
+    import semiconv.inference as inference
+
+    real = inference.SemiConvModel.predict
+    monkeypatch.setattr(inference.SemiConvModel, "predict",
+                        lambda self, image, fluorescence=None, **k: seen.append(fluorescence) or real(self, image, fluorescence, **k))
+    widget.fluorescence.value = "C01 fluorescence"
+    _run(widget, qtbot)
+    assert len(seen) == 1 and seen[0] is not None and seen[0].shape == (520, 696)
+    assert "C01 bright-field [tiny-two] instances" in viewer.layers

@@ -20,8 +20,6 @@ import numpy as np
 
 from .io import IMAGE_SUFFIXES, write_text
 
-WELL_RE = re.compile(r"(?:^|_)(?P<well>[A-P]\d{2})(?:_|$)")
-
 
 @dataclass
 class BatchItem:
@@ -32,6 +30,7 @@ class BatchItem:
 
 def find_inputs(source: str) -> list[BatchItem]:
     """Bright-field images from a folder, a BBBC010-layout folder or a glob; w1 partners found by name."""
+    from .data.bbbc010 import well_of
     from .segment import fluorescence_partner
 
     path = Path(source)
@@ -44,8 +43,7 @@ def find_inputs(source: str) -> list[BatchItem]:
     for p in files:
         if "_w1_" in p.name:
             continue  # fluorescence: attached to its bright-field image below
-        match = WELL_RE.search(p.stem)
-        items.append(BatchItem(p, fluorescence_partner(p, files), match["well"] if match else p.stem))
+        items.append(BatchItem(p, fluorescence_partner(p, files), well_of(p.name) or p.stem))
     return items
 
 

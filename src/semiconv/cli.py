@@ -68,6 +68,21 @@ def data_check(
         write_text(json_out, json.dumps(payload, indent=2), overwrite=True)
 
 
+@data_app.command("pack")
+def data_pack(
+    folder: Path = typer.Argument(..., help="A BBBC010-layout folder."),
+    out: Path = typer.Argument(..., help="The .npz file to write (bright-field images and per-worm masks)."),
+):
+    """Pack a BBBC010-layout training set into one compressed file that travels with the code."""
+    from .data.packed import pack_folder
+
+    try:
+        path = pack_folder(folder, out)
+    except SemiconvError as exc:
+        _fail(str(exc))
+    typer.echo(f"{path}: {path.stat().st_size / 1e6:.1f} MB")
+
+
 def _set_threads(threads: int) -> None:
     if threads:
         import torch
@@ -77,7 +92,7 @@ def _set_threads(threads: int) -> None:
 
 @app.command()
 def train(
-    data: Path = typer.Option(..., "--data", help="BBBC010-layout folder or annotated folder (images/, annotations/)."),
+    data: Path = typer.Option(..., "--data", help="BBBC010-layout folder, packed .npz (semiconv data pack) or annotated folder (images/, annotations/)."),
     out: Path = typer.Option(..., "--out", help="Model folder to write (config.json, weights.pt, checkpoints/, log.jsonl)."),
     config: Optional[Path] = typer.Option(None, "--config", help="JSON with 'model' and/or 'train' sections overriding defaults."),
     head: Optional[str] = typer.Option(None, "--head", help="semiconv or plain."),
@@ -86,6 +101,7 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoints/last.pt."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Training steps (overrides the config)."),
     all_wells: bool = typer.Option(False, "--all-wells", help="Train on all wells, validation wells included (final model)."),
+    fold: Optional[int] = typer.Option(None, "--fold", help="Cross-validation: validate on fold 0-4 of semiconv.data.folds, train on the other 40 wells."),
     init: Optional[str] = typer.Option(None, "--init", help="Start from this model's weights and config (name or folder), e.g. to train the bundled model further."),
     threads: int = typer.Option(0, "--threads", help="CPU threads (0: torch default)."),
 ):
@@ -127,7 +143,7 @@ def train(
             if overrides.get("model"):  # e.g. {"foreground_head": true} adds a head to the model
                 model_cfg = ModelConfig.from_dict({**model_cfg.to_dict(), **overrides["model"]})
         model_cfg.validate()
-        job = prepare_training(data, model_cfg, all_wells=all_wells)
+        job = prepare_training(data, model_cfg, all_wells=all_wells, fold=fold)
         for line in job.problems:
             typer.secho(f"warning: {line}", fg=typer.colors.YELLOW, err=True)
         typer.echo(f"training on {len(job.train)} images, validating on {len(job.val)}; device {resolve_device(device)}", err=True)
@@ -265,7 +281,7 @@ def batch(
 @app.command()
 def finetune(
     images: list[Path] = typer.Option(..., "--images", help="Annotated images (repeat the option, or give a folder)."),
-    annotations: list[Path] = typer.Option(..., "--annotations", help="Label image, N x H x W stack or folder of masks per image; or one folder named by image stems."),
+    annotations: list[Path] = typer.Option(..., "--annotations", help="Label image, N x H x W stack or folder of masks per image; or one folder named by image stems; or a BBBC010 per-worm mask folder (<WELL>_<NN>_ground_truth.png, matched by well)."),
     base: str = typer.Option("bbbc010-brightfield", "--base", help="Model to start from."),
     out: str = typer.Option(..., "--out", help="Name of the new model (saved in the user's model folder) or a folder path."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Training steps (default 200)."),
@@ -289,7 +305,11 @@ def finetune(
         _set_threads(threads)
         if len(images) == 1 and images[0].is_dir():
             images = sorted(p for p in images[0].iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        items = load_items(pair_inputs(list(images), list(annotations)))
+        pairs, problems = pair_inputs(list(images), list(annotations))
+        for line in problems:
+            typer.secho(f"warning: {line}", fg=typer.colors.YELLOW, err=True)
+        items = load_items(pairs)
+        typer.echo(f"fine-tuning on {len(items)} annotated images ({len(problems)} without annotation left out)", err=True)
         cfg = finetune_config(steps=steps, lr=lr, crop_size=crop)
         bar = tqdm(total=cfg.steps, desc="fine-tuning", unit="step", file=sys.stderr)
 

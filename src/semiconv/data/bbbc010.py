@@ -34,6 +34,24 @@ FOREGROUND_ROW_SHIFT = 1
 _IMAGE_RE = re.compile(r"_(?P<well>[A-P]\d{2})_(?P<channel>w[12])_[^/]*\.tiff?$", re.IGNORECASE)
 _WORM_RE = re.compile(r"^(?P<well>[A-P]\d{2})_(?P<index>\d+)_ground_truth\.png$", re.IGNORECASE)
 _BINARY_RE = re.compile(r"^(?P<well>[A-P]\d{2})_binary\.png$", re.IGNORECASE)
+_WELL_IN_NAME_RE = re.compile(r"(?:^|_)(?P<well>[A-P]\d{2})(?:_|$)")
+
+
+def well_of(name: str) -> str | None:
+    """The plate well a file name names (`..._C01_w2_...` -> 'C01'), or None."""
+    match = _WELL_IN_NAME_RE.search(Path(name).stem)
+    return match["well"].upper() if match else None
+
+
+def worm_mask_files(folder: str | Path) -> dict[str, list[Path]]:
+    """Per well, the per-worm masks `<WELL>_<NN>_ground_truth.png` of a folder (BBBC010's
+    BBBC010_v1_foreground_eachworm layout); empty when the folder holds none."""
+    found: dict[str, list[Path]] = {}
+    for path in sorted(Path(folder).glob("*.png")):
+        match = _WORM_RE.match(path.name)
+        if match:
+            found.setdefault(match["well"].upper(), []).append(path)
+    return found
 
 
 @dataclass

@@ -43,11 +43,14 @@ def read_image(path: str | Path) -> np.ndarray:
     return array
 
 
-def read_annotations(path: str | Path, image_shape: tuple[int, int]) -> np.ndarray:
-    """Read instance annotations for a 2-D image of shape (H, W) as N x H x W bool."""
-    path = Path(path)
-    if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+def read_annotations(path: str | Path | list, image_shape: tuple[int, int]) -> np.ndarray:
+    """Read instance annotations for a 2-D image of shape (H, W) as N x H x W bool: a label image,
+    an N x H x W stack, a folder of one mask per worm, or a list of such mask files."""
+    files = [Path(p) for p in path] if isinstance(path, list | tuple) else None
+    path = Path(path) if files is None else (files[0].parent if files else Path("."))
+    if files is not None or path.is_dir():
+        if files is None:
+            files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
             raise InputError(f"{path}: folder holds no mask images")
         masks = [read_mask(p) for p in files]
@@ -71,7 +74,7 @@ def read_annotations(path: str | Path, image_shape: tuple[int, int]) -> np.ndarr
     raise InputError(f"{path}: annotations must be 2-D labels or an N x H x W stack, got shape {array.shape}")
 
 
-def load_pair(image_path: str | Path, annotation_path: str | Path) -> AnnotatedImage:
+def load_pair(image_path: str | Path, annotation_path: str | Path | list) -> AnnotatedImage:
     """Load a 2-D image and its annotations, checking that their sizes agree."""
     image = read_image(image_path)
     planes = split_planes(image, name=str(image_path))

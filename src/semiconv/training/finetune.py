@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import TrainConfig
+from ..data.bbbc010 import well_of, worm_mask_files
 from ..data.generic import AnnotatedImage, load_pair
 from ..errors import InputError
 from ..inference import resolve_device
@@ -33,21 +34,42 @@ def finetune_config(**overrides) -> TrainConfig:
     return cfg
 
 
-def pair_inputs(images: list[Path], annotations: list[Path]) -> list[tuple[Path, Path]]:
-    """Match images with annotations: one list each in the same order, or annotation folders/files by stem."""
-    if len(annotations) == 1 and annotations[0].is_dir() and len(images) > 1:
+def pair_inputs(images: list[Path], annotations: list[Path]) -> tuple[list[tuple[Path, object]], list[str]]:
+    """Match images with annotations; returns (pairs, problems). Annotations are one per image in
+    the same order; or one folder with an annotation per image stem; or one folder of per-worm
+    masks in the BBBC010 layout (`<WELL>_<NN>_ground_truth.png`, as `semiconv train` reads),
+    matched to images by the well in their name. Images without an annotation in a folder are
+    left out and named in `problems` (fluorescence partners of a BBBC010 folder silently)."""
+    if len(annotations) == 1 and annotations[0].is_dir():
         root = annotations[0]
-        pairs = []
-        for image in images:
-            found = next((c for c in [root / image.stem, root / f"{image.stem}.tif", root / f"{image.stem}.tiff",
-                                       root / f"{image.stem}.png"] if c.exists()), None)
-            if found is None:
-                raise InputError(f"{image}: no annotation named {image.stem} in {root}")
-            pairs.append((image, found))
-        return pairs
+        by_well = worm_mask_files(root)
+        pairs, problems = [], []
+        if by_well:
+            brightfield = {p.name.split("_w2_")[0] for p in images if "_w2_" in p.name}
+            for image in images:
+                if "_w1_" in image.name and image.name.split("_w1_")[0] in brightfield:
+                    continue  # the fluorescence channel of a bright-field image given too
+                well = well_of(image.name)
+                if well in by_well:
+                    pairs.append((image, by_well[well]))
+                else:
+                    problems.append(f"{image.name}: no per-worm masks for {f'well {well}' if well else 'it'} in {root}; left out")
+        elif len(images) > 1:
+            for image in images:
+                found = next((c for c in [root / image.stem, root / f"{image.stem}.tif", root / f"{image.stem}.tiff",
+                                           root / f"{image.stem}.png"] if c.exists()), None)
+                if found is None:
+                    problems.append(f"{image.name}: no annotation named {image.stem} in {root}; left out")
+                else:
+                    pairs.append((image, found))
+        else:
+            pairs = [(images[0], root)]  # one image, a folder of its worms
+        if not pairs:
+            raise InputError(f"{root}: no annotation matches any of the {len(images)} images")
+        return pairs, problems
     if len(images) != len(annotations):
         raise InputError(f"{len(images)} images but {len(annotations)} annotations: give one annotation per image")
-    return list(zip(images, annotations, strict=True))
+    return list(zip(images, annotations, strict=True)), []
 
 
 def output_folder(name_or_path: str) -> Path:
@@ -100,5 +122,5 @@ def finetune(items: list[AnnotatedImage], base: str, out: str | Path, train_conf
     return target, result
 
 
-def load_items(pairs: list[tuple[Path, Path]]) -> list[AnnotatedImage]:
+def load_items(pairs: list[tuple[Path, object]]) -> list[AnnotatedImage]:
     return [load_pair(i, a) for i, a in pairs]

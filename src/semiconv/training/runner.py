@@ -7,7 +7,9 @@ from pathlib import Path
 
 from ..config import ModelConfig, TrainConfig
 from ..data.bbbc010 import Bbbc010Folder, is_bbbc010_folder
+from ..data.folds import fold_split
 from ..data.generic import is_annotated_folder, list_annotated_folder, load_pair
+from ..data.packed import PackedWells, is_packed_file
 from ..errors import InputError
 from ..inference import resolve_device
 from .loop import train
@@ -27,12 +29,15 @@ class TrainingJob:
                      init_state=init_state, extra_meta={"data": self.sources}, progress=progress, should_stop=should_stop)
 
 
-def prepare_training(data: str | Path, model_config: ModelConfig, all_wells: bool = False, val_fraction: float = 0.2, seed: int = 0) -> TrainingJob:
-    """Load a BBBC010-layout folder (fixed validation wells) or an annotated folder (random held-out fraction)."""
+def prepare_training(data: str | Path, model_config: ModelConfig, all_wells: bool = False, val_fraction: float = 0.2,
+                     seed: int = 0, fold: int | None = None) -> TrainingJob:
+    """Load a BBBC010-layout folder or packed file (`semiconv data pack`; validation on the fixed
+    validation wells, or on cross-validation fold `fold` of semiconv.data.folds) or an annotated
+    folder (random held-out fraction)."""
     data = Path(data)
-    if is_bbbc010_folder(data):
-        folder = Bbbc010Folder(data)
-        train_wells, val_wells = folder.split()
+    if is_bbbc010_folder(data) or is_packed_file(data):
+        folder = PackedWells(data) if is_packed_file(data) else Bbbc010Folder(data)
+        train_wells, val_wells = folder.split() if fold is None else fold_split(fold, folder.wells)
         if all_wells:
             train_wells = train_wells + val_wells
         if not train_wells:
@@ -54,4 +59,4 @@ def prepare_training(data: str | Path, model_config: ModelConfig, all_wells: boo
         va = [items[i] for i in sorted(val_idx)]
         return TrainingJob(model_config, samples_from_annotated(tr, model_config), samples_from_annotated(va, model_config), problems,
                            {"folder": str(data), "train": [i.name for i in tr], "validation": [i.name for i in va]})
-    raise InputError(f"{data}: neither a BBBC010-layout folder nor an annotated folder (images/, annotations/)")
+    raise InputError(f"{data}: neither a BBBC010-layout folder, a packed .npz nor an annotated folder (images/, annotations/)")

@@ -93,6 +93,60 @@ def augment(image: np.ndarray, masks: np.ndarray, rng: np.random.Generator, para
     return image.astype(np.float32), masks
 
 
+def paste_worms(image: np.ndarray, masks: np.ndarray, donors: list[Sample], rng: np.random.Generator, count: int,
+                feather: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Copy-paste: `count` real annotated worms from `donors` (random worm, flip and 90-degree
+    turn) pasted over a C x s x s crop, each centred near a pixel of a worm already there so that
+    it crosses or touches it; the worms beneath keep their whole masks (overlaps kept, as
+    BBBC010's annotations do). The pasted worm multiplies the crop by its transmission (its
+    pixels over its own local background), with a `feather`-pixel soft edge. Returns the new
+    image and masks (N + pasted) x s x s."""
+    image, masks = image.copy(), list(masks)
+    C, S, _ = image.shape
+    for _ in range(count):
+        donor = donors[int(rng.integers(len(donors)))]
+        if not len(donor.masks):
+            continue
+        worm = donor.masks[int(rng.integers(len(donor.masks)))]
+        rows, cols = np.nonzero(worm)
+        r0, r1, c0, c1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+        if max(r1 - r0, c1 - c0) > S:
+            continue
+        patch, shape = donor.image[:, r0:r1, c0:c1], worm[r0:r1, c0:c1]
+        k = int(rng.integers(4))
+        patch, shape = np.rot90(patch, k, axes=(1, 2)), np.rot90(shape, k)
+        if rng.random() < 0.5:
+            patch, shape = patch[:, :, ::-1], shape[:, ::-1]
+        h, w = shape.shape
+        if masks and rng.random() < 0.9:  # over a worm already there: a crossing
+            target = masks[int(rng.integers(len(masks)))]
+            tr, tc = np.nonzero(target)
+            j = int(rng.integers(len(tr)))
+            top, left = int(np.clip(tr[j] - h // 2, 0, S - h)), int(np.clip(tc[j] - w // 2, 0, S - w))
+        else:
+            top, left = int(rng.integers(0, S - h + 1)), int(rng.integers(0, S - w + 1))
+        # bright-field is transmission: the worm multiplies what lies beneath by its own
+        # transmission (its pixels over its local background), so a crossing comes out darker
+        ring = ndi.binary_dilation(shape, iterations=4) & ~ndi.binary_dilation(shape, iterations=1)
+        if not ring.any():
+            continue
+        background = np.median(patch[:, ring], axis=1)[:, None, None]
+        if background.min() < 0.25:  # a worm on the dark rim of its well: no transmission to take
+            continue
+        transmission = np.clip(patch / background, 0, 1.05)
+        alpha = ndi.gaussian_filter(shape.astype(np.float32), feather) if feather > 0 else shape.astype(np.float32)
+        alpha = np.maximum(alpha, shape)  # fully on the worm, soft just outside
+        region = image[:, top:top + h, left:left + w]
+        if region[:, shape].mean() < 0.25:  # over the dark outside of the well a worm would not show
+            continue
+        image[:, top:top + h, left:left + w] = region * (1 - alpha + alpha * transmission)
+        pasted = np.zeros((S, S), bool)
+        pasted[top:top + h, left:left + w] = shape
+        masks.append(pasted)
+    stack = np.stack(masks) if masks else np.zeros((0, S, S), bool)
+    return image.astype(np.float32), stack
+
+
 def to_target(masks: np.ndarray) -> dict:
     """torchvision detection target from an N x H x W bool stack."""
     from ..data.instances import boxes_from_masks
@@ -106,10 +160,14 @@ def to_target(masks: np.ndarray) -> dict:
 
 
 def make_batch(samples: list[Sample], batch_size: int, crop: int, rng: np.random.Generator, params: dict, binary_input: bool):
+    """A batch of augmented crops: images (C x crop x crop tensors) and torchvision targets.
+    params["copy_paste"] (default 0): worms from other training images pasted over each crop."""
     images, targets = [], []
     for _ in range(batch_size):
         sample = samples[int(rng.integers(len(samples)))]
         img, masks = random_crop(sample, crop, rng)
+        if params.get("copy_paste", 0) and not binary_input:
+            img, masks = paste_worms(img, masks, samples, rng, int(params["copy_paste"]))
         img, masks = augment(img, masks, rng, params, binary_input)
         images.append(torch.from_numpy(img))
         targets.append(to_target(masks))

@@ -1,0 +1,33 @@
+"""Copy-paste of real annotated worms: more crossings per training crop."""
+
+import numpy as np
+from helpers import synthetic_samples
+
+from semiconv.training.samples import make_batch, paste_worms
+
+
+def test_pasted_worms_are_real_worms_crossing_the_ones_there():
+    samples = synthetic_samples(4, (160, 160), seed=11)
+    rng = np.random.default_rng(0)
+    base = samples[0]
+    crossings = 0
+    for _ in range(10):
+        image, masks = paste_worms(base.image, base.masks, samples[1:], rng, count=2, feather=0)
+        n = len(base.masks)
+        assert np.array_equal(masks[:n], base.masks)  # the worms beneath keep their whole masks
+        assert len(masks) == n + 2
+        donor_areas = {int(m.sum()) for s in samples[1:] for m in s.masks}
+        for pasted in masks[n:]:
+            assert int(pasted.sum()) in donor_areas  # a whole donor worm, turned or flipped
+            crossings += int((pasted & masks[:n].any(0)).any())
+        last = masks[-1]
+        assert not np.array_equal(image[0][last], base.image[0][last])  # its pixels are the donor's
+    assert crossings >= 15  # nearly every pasted worm lies over one already there
+    assert base.image.dtype == np.float32 and image.dtype == np.float32
+
+
+def test_make_batch_with_copy_paste_adds_instances():
+    samples = synthetic_samples(3, (160, 160), seed=5)
+    plain = make_batch(samples, 4, 128, np.random.default_rng(1), {"flip": False, "rot90": False}, False)[1]
+    pasted = make_batch(samples, 4, 128, np.random.default_rng(1), {"flip": False, "rot90": False, "copy_paste": 3}, False)[1]
+    assert sum(len(t["boxes"]) for t in pasted) >= sum(len(t["boxes"]) for t in plain) + 8
