@@ -89,7 +89,7 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     settings = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
-    val_fraction = settings.pop("val_fraction", 0.2)
+    val_fraction = settings.pop("val_fraction", 0.2)  # the fine-tune default
     folder = Bbbc010Folder(args.data)
     base = load_model(args.base, device="cpu")
     everything = shifted(folder, folder.wells, args.shift)

@@ -122,11 +122,11 @@ def main():
     vectors.data = vectors.data[np.isin(worms, [i + 1, j + 1])]  # only the pair's votes, for the picture
     vectors.edge_width = 1.5
     rows, cols = np.nonzero(preds[0].masks[i] | preds[0].masks[j])
-    viewer.camera.center = ((rows.min() + rows.max()) / 2, (cols.min() + cols.max()) / 2)
+    viewer.reset_view()  # the whole well fits; zoom from there onto the pair (with a margin)
     _settle(app)
-    canvas_h, canvas_w = viewer.window._qt_viewer.canvas.size
-    span = max(rows.ptp() + 40, (cols.ptp() + 40) * canvas_h / max(canvas_w, 1))
-    viewer.camera.zoom = canvas_h / span
+    H, W = preds[0].masks.shape[1:]
+    viewer.camera.zoom *= 0.9 * min(H / (np.ptp(rows) + 40), W / (np.ptp(cols) + 40))
+    viewer.camera.center = ((rows.min() + rows.max()) / 2, (cols.min() + cols.max()) / 2)
     viewer.layers.selection.active = inst
     _settle(app, 2.0)
     DOCS.mkdir(parents=True, exist_ok=True)

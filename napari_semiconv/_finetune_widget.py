@@ -24,7 +24,7 @@ from napari.layers import Image, Labels, Shapes
 from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QObject, Signal
-from qtpy.QtWidgets import QVBoxLayout, QWidget
+from qtpy.QtWidgets import QScrollArea, QVBoxLayout, QWidget
 
 from semiconv.data.annotate import shapes_to_masks
 from semiconv.data.generic import AnnotatedImage
@@ -32,6 +32,7 @@ from semiconv.data.instances import boxes_from_masks, labels_to_stack
 from semiconv.errors import SemiconvError
 from semiconv.models_store import list_models
 from semiconv.planes import grey_plane, split_planes
+from semiconv.training.finetune import FINETUNE_DEFAULTS
 
 
 def annotation_stacks(image: np.ndarray, layer, rgb: bool | None = None) -> list[np.ndarray]:
@@ -81,10 +82,12 @@ class FinetuneWidget(QWidget):
         self.clear_button = PushButton(text="Clear list")
         self.pairs_label = Label(value="no annotated images yet")
         self.base = ComboBox(label="base model", choices=lambda w: list(list_models()))
-        self.steps = SpinBox(label="steps", min=1, max=100000, value=200)
-        self.lr = FloatSpinBox(label="learning rate", min=1e-6, max=1e-2, step=1e-5, value=1e-4)
-        self.crop = SpinBox(label="crop size", min=64, max=1024, step=32, value=256)
-        self.val_fraction = FloatSpinBox(label="held out", min=0.0, max=0.5, step=0.05, value=0.2)
+        self.steps = SpinBox(label="steps", min=1, max=100000, value=FINETUNE_DEFAULTS["steps"])
+        self.lr = FloatSpinBox(label="learning rate", min=1e-6, max=1e-2, step=1e-5, value=FINETUNE_DEFAULTS["lr"])
+        self.crop = SpinBox(label="crop size", min=64, max=1024, step=32, value=FINETUNE_DEFAULTS["crop_size"])
+        self.val_fraction = FloatSpinBox(label="held out", min=0.0, max=0.5, step=0.05, value=0.2,
+                                         tooltip="fraction of images held out to choose the thresholds on "
+                                                 "(0: keep the base model's)")
         self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda"], value="auto")
         self.name = LineEdit(label="new model name", value="my-worms")
         self.start = PushButton(text="Fine-tune")
@@ -102,8 +105,11 @@ class FinetuneWidget(QWidget):
         self.canvas = FigureCanvasQTAgg(self.figure)
         self.canvas.setMinimumHeight(PLOT_MIN_HEIGHT)  # readable when docked under other widgets
         self.axes = self.figure.add_subplot(111)
+        form = QScrollArea()  # the form scrolls when docked under other widgets; the plot keeps its height
+        form.setWidgetResizable(True)
+        form.setWidget(self.container.native)
         layout = QVBoxLayout()
-        layout.addWidget(self.container.native)
+        layout.addWidget(form, stretch=1)
         layout.addWidget(self.canvas)
         self.setLayout(layout)
         self.relay = _Relay()
@@ -185,8 +191,7 @@ class FinetuneWidget(QWidget):
         except SemiconvError as exc:
             show_error(str(exc))
             return
-        cfg = finetune_config(steps=self.steps.value, lr=self.lr.value, crop_size=self.crop.value,
-                              val_every=max(10, self.steps.value // 5))
+        cfg = finetune_config(steps=self.steps.value, lr=self.lr.value, crop_size=self.crop.value)
         self._stop = False
         self.history = {"step": [], "loss": [], "val_step": [], "val": []}
         relay = self.relay
@@ -223,10 +228,12 @@ class FinetuneWidget(QWidget):
         if step % 5 == 0 or val or step == total:
             self.axes.clear()
             self.axes.plot(self.history["step"], self.history["loss"], label="training loss")
+            self.axes.set_ylabel("training loss", color="C0")
             if self.history["val"]:
                 twin = self.axes.twinx()
                 twin.plot(self.history["val_step"], self.history["val"], "o-", color="C1", label="validation avAP")
                 twin.set_ylim(0, 1)
+                twin.set_ylabel("validation avAP", color="C1")
             self.axes.set_xlabel("step")
             self.canvas.draw_idle()
 

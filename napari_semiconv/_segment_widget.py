@@ -135,17 +135,31 @@ class SegmentWidget(QWidget):
             event.connect(lambda e: (self.image.reset_choices(), self.more.reset_choices(), self.fluorescence.reset_choices()))
         # the image to segment is the one the user works on: the active layer, following the selection
         self.viewer.layers.selection.events.active.connect(self._follow_active_layer)
-        self._follow_active_layer()
+        self._follow_active_layer(initial=True)
         self.model.changed.connect(self.preload_model)
         self.device.changed.connect(self.preload_model)
         self._preloader = None
         self.preload_model()
 
-    def _follow_active_layer(self, *_):
+    def _follow_active_layer(self, *_, initial: bool = False):
+        """Segment the active image layer; with none active (e.g. a hidden annotation layer just
+        opened), the topmost visible image. A BBBC010 well's Sytox layer comes along."""
+        self.image.reset_choices()
+        choices = self._image_layers()
         active = self.viewer.layers.selection.active
-        if active is not None and active.name in self._image_layers():
-            self.image.reset_choices()
-            self.image.value = active.name
+        if active is not None and active.name in choices:
+            name = active.name
+        elif not initial and self.image.value in choices and self.viewer.layers[self.image.value].visible:
+            return
+        else:
+            visible = [n for n in choices if self.viewer.layers[n].visible]
+            if not visible:
+                return
+            name = visible[-1]  # the top of the layer list is the last
+        self.image.value = name
+        if name.endswith(" bright-field") and name.replace(" bright-field", " fluorescence") in choices:
+            self.fluorescence.reset_choices()
+            self.fluorescence.value = name.replace(" bright-field", " fluorescence")
 
     def preload_model(self, *_):
         """Load the chosen model in the background (once per process), so the first Segment click

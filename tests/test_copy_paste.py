@@ -31,3 +31,21 @@ def test_make_batch_with_copy_paste_adds_instances():
     plain = make_batch(samples, 4, 128, np.random.default_rng(1), {"flip": False, "rot90": False}, False)[1]
     pasted = make_batch(samples, 4, 128, np.random.default_rng(1), {"flip": False, "rot90": False, "copy_paste": 3}, False)[1]
     assert sum(len(t["boxes"]) for t in pasted) >= sum(len(t["boxes"]) for t in plain) + 8
+
+
+def test_training_with_loader_workers_and_copy_paste(tmp_path):
+    """Batches made ahead in DataLoader processes (what keeps a GPU fed) train like the in-process ones."""
+    import json
+
+    import torch
+    from helpers import tiny_config, tiny_train_config
+
+    from semiconv.training import train
+
+    samples = synthetic_samples(3, (160, 160), seed=2)
+    cfg = tiny_train_config(steps=4, val_every=4, workers=2)
+    cfg.augment = {**cfg.augment, "copy_paste": 2}
+    result = train(samples[:2], samples[2:], tiny_config(), cfg, tmp_path / "m", torch.device("cpu"))
+    assert result.steps == 4 and (tmp_path / "m" / "weights.pt").exists()
+    log = [json.loads(line) for line in (tmp_path / "m" / "log.jsonl").read_text().splitlines()]
+    assert all(np.isfinite(e["loss"]) for e in log if "loss" in e)

@@ -41,6 +41,7 @@ def test_finetune_saves_a_complete_model(base_model, tmp_path):
 
     meta = json.loads((folder / "config.json").read_text())
     assert meta["base_model"] == "base" and len(meta["finetuned_on"]) == 3 and len(meta["validated_on"]) == 1
+    assert not set(meta["finetuned_on"]) & set(meta["validated_on"]) and meta["validation"]["images"] == 1
     assert "mine" in list_models()  # appears among the user's models at once
     assert not list(folder.parent.glob(".*partial"))
 
@@ -110,3 +111,13 @@ def test_finetune_annotations_in_the_bbbc010_layout(sample_root, tmp_path):
     for item in items:
         well = "C01" if "_C01_" in item.name else "C02"
         assert np.array_equal(item.masks, folder.load(well).masks)
+
+
+def test_finetune_defaults_validate_at_the_end():
+    from semiconv.training.finetune import FINETUNE_DEFAULTS
+
+    cfg = finetune_config()
+    assert cfg.steps == FINETUNE_DEFAULTS["steps"] and cfg.lr == FINETUNE_DEFAULTS["lr"]
+    assert cfg.val_every == cfg.steps  # thresholds chosen once, on the final weights
+    assert finetune_config(steps=40).val_every == 40
+    assert finetune_config(steps=40, val_every=5).val_every == 5

@@ -72,3 +72,25 @@ def test_clean_masks_grows_then_keeps_the_largest_piece():
     assert np.flatnonzero(cleaned[0, 5]).tolist() == list(range(0, 7)) and not cleaned[0, 0, 19]
     assert np.array_equal(clean_masks(masks, None, 2, largest_piece=False), masks)  # no foreground: no growth
     assert np.array_equal(clean_masks(masks, foreground, 0, largest_piece=False), masks)
+
+
+def test_error_census_names_each_kind_of_error():
+    import numpy as np
+
+    from semiconv.evaluation import error_census
+
+    true = np.zeros((4, 60, 60), bool)
+    true[0, 5:10, 5:45] = True    # found well
+    true[1, 20:25, 5:45] = True   # merged with worm 2 into one prediction
+    true[2, 25:30, 5:45] = True   # touches worm 1
+    true[3, 45:50, 30:58] = True  # not found at all
+    pred = np.zeros((4, 60, 60), bool)
+    pred[0] = true[0]
+    pred[1] = true[1] | true[2]   # the merge: covers both
+    pred[2, 5:10, 5:20] = True    # a fragment of worm 0, already found
+    pred[3, 50:58, 0:10] = True   # off any worm
+    census = error_census([(pred, np.ones(4))], [true])
+    assert census["true"] == 4 and census["matched"] == 2  # worm 0, and the merge matches worm 1 or 2 at IoU 0.5
+    assert census["missed"] == 2 and census["merged"] == 1 and census["not_found"] == 1
+    assert census["missed_touching"] == 1 and census["touching"] == 2
+    assert census["false_positives"] == 2 and census["fragment"] == 1 and census["off_worm"] == 1

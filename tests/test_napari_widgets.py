@@ -237,6 +237,12 @@ def test_finetune_widget_from_labels_and_shapes(make_napari_viewer, qtbot, tiny_
     shapes = viewer.add_shapes([np.array([[20, 20], [40, 60], [50, 100]])], shape_type="path", edge_width=8, name="drawn")
     viewer.add_labels(np.zeros((64, 64), np.uint16), name="wrong size")
     widget = FinetuneWidget(viewer)
+    from semiconv.training.finetune import FINETUNE_DEFAULTS
+
+    assert (widget.steps.value, widget.lr.value, widget.crop.value) == tuple(FINETUNE_DEFAULTS[k] for k in ("steps", "lr", "crop_size"))
+    from napari_semiconv._finetune_widget import PLOT_MIN_HEIGHT
+
+    assert widget.canvas.minimumHeight() == PLOT_MIN_HEIGHT  # the live plot stays readable when docked under Segment
     widget.image.value, widget.annotation.value = "img0", "wrong size"
     widget.add_pair()
     assert errors and "size" in errors[-1] and widget.pairs == []
@@ -309,11 +315,13 @@ def test_first_click_on_sample_wells_segments_the_well_in_view(make_napari_viewe
     viewer = make_napari_viewer()
     for key in ("bbbc010_b20", "bbbc010_c02", "bbbc010_c01"):
         viewer.open_sample("napari-semiconv", key)
+    assert SegmentWidget(viewer).image.value == "C01 bright-field"  # none active: the image on top, as seen
     viewer.layers.selection.active = viewer.layers["C02 bright-field"]
     widget = SegmentWidget(viewer)
     assert widget.image.value == "C02 bright-field"  # the active layer, not the first in the list
     viewer.layers.selection.active = viewer.layers["B20 bright-field"]
     assert widget.image.value == "B20 bright-field"  # follows the selection
+    assert widget.fluorescence.value == "B20 fluorescence"  # the well's Sytox layer comes along
     viewer.layers.selection.active = viewer.layers["B20 ground truth instances"]
     assert widget.image.value == "B20 bright-field"  # a Labels layer is no image to segment
     widget.model.value = "tiny-test"
@@ -340,7 +348,8 @@ def test_fluorescence_reaches_a_model_that_takes_it(make_napari_viewer, qtbot, t
     viewer = make_napari_viewer()
     viewer.open_sample("napari-semiconv", "bbbc010_c01")
     widget = SegmentWidget(viewer)
-    widget.image.value = "C01 bright-field"
+    assert widget.image.value == "C01 bright-field" and widget.fluorescence.value == "C01 fluorescence"  # preselected
+    widget.fluorescence.value = "none"
     widget.model.value = "tiny-two"
     widget.input_mode.value = "brightfield+fluorescence"
     _run(widget, qtbot)  # no fluorescence layer chosen: a one-line refusal

@@ -91,25 +91,36 @@ def variants(raw, config: ModelConfig, combos: list[tuple]) -> list[tuple]:
 
 def choose_thresholds(network, config: ModelConfig, samples, device) -> tuple[float, dict]:
     """Predict every sample (objects with .image C x H x W normalised and .masks N x H x W bool)
-    and pick the score threshold, and the (mask, foreground, containment) thresholds, with the best
-    avAP (near-ties to TP/(TP+FP+FN) at IoU 0.5). Returns the score threshold and the metrics there,
-    which record mask_threshold, foreground_threshold, containment_threshold and seconds_per_image.
-    The network is left in the mode it was in."""
+    and pick the thresholds on them (`choose_from_outputs`). The network is left in the mode it
+    was in; metrics["seconds_per_image"] is the prediction time."""
     was_training = network.training
     network.eval()
-    combos = threshold_combinations(config)
     start = time.perf_counter()
-    per_combo = [[] for _ in combos]
-    try:
+
+    def outputs():  # one image at a time: raw outputs are large, their variants much smaller
         with torch.no_grad():
             for s in samples:
-                raw = raw_outputs(network, config, s.image, device, MIN_SCORE, dense=False)
-                for i, variant in enumerate(variants(raw, config, combos)):
-                    per_combo[i].append(variant)
+                yield raw_outputs(network, config, s.image, device, MIN_SCORE, dense=False)
+
+    try:
+        threshold, metrics = choose_from_outputs(outputs(), [s.masks for s in samples], config)
     finally:
         network.train(was_training)
-    seconds = (time.perf_counter() - start) / max(1, len(samples))
-    truths = [s.masks for s in samples]
+    metrics["seconds_per_image"] = (time.perf_counter() - start) / max(1, len(samples))
+    return threshold, metrics
+
+
+def choose_from_outputs(raws, truths: list[np.ndarray], config: ModelConfig) -> tuple[float, dict]:
+    """The score threshold, and the (mask, foreground, containment) thresholds, with the best avAP
+    (near-ties to TP/(TP+FP+FN) at IoU 0.5) over images whose raw outputs (at MIN_SCORE, e.g.
+    out-of-fold predictions of several models; any iterable, used once) and true masks are given. Returns the score
+    threshold and the metrics there, which record mask_threshold, foreground_threshold and
+    containment_threshold."""
+    combos = threshold_combinations(config)
+    per_combo = [[] for _ in combos]
+    for raw in raws:
+        for i, variant in enumerate(variants(raw, config, combos)):
+            per_combo[i].append(variant)
 
     def choose(chosen_variants, with_coco):
         preds = [(masks, scores) for masks, scores, _ in chosen_variants]
@@ -123,6 +134,5 @@ def choose_thresholds(network, config: ModelConfig, samples, device) -> tuple[fl
     best = preferred([m for _, m in chosen])
     threshold, metrics = choose(per_combo[best], with_coco=True)  # COCO AP for the chosen variant only
     mask, foreground, containment = combos[best]
-    metrics.update(mask_threshold=mask, foreground_threshold=foreground, containment_threshold=containment,
-                   seconds_per_image=seconds)
+    metrics.update(mask_threshold=mask, foreground_threshold=foreground, containment_threshold=containment)
     return threshold, metrics

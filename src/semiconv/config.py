@@ -124,6 +124,7 @@ class TrainConfig:
     checkpoint_every: int = 50
     seed: int = 0
     num_threads: int = 0  # 0 = torch default
+    workers: int = 0  # DataLoader processes making batches ahead (0: in the training process)
     autocast_bf16: bool = False
     train_only: str = ""  # "" trains everything; "foreground" trains only the foreground head
     stop_after: int = 0  # 0 = all `steps`; else stop after this many, the lr schedule still planned over `steps`

@@ -115,3 +115,67 @@ def matching_summary(preds: list[tuple[np.ndarray, np.ndarray]], truths: list[np
 def evaluate_predictions(preds, truths, score_threshold: float = 0.0) -> dict:
     """COCO AP (every prediction, with its score) plus the matching summary at `score_threshold`."""
     return {**coco_metrics(preds, truths), **matching_summary(preds, truths, score_threshold)}
+
+
+def error_census(preds, truths, score_threshold: float = 0.0, iou: float = 0.5) -> dict:
+    """Where the errors are, at one IoU (Hungarian matching per image, predictions scoring at
+    least `score_threshold`). preds: per image (masks N x H x W, scores N); truths: M x H x W.
+
+    missed true worms: `merged` (at least half of the worm lies in a prediction that also covers
+    half of another true worm, or is matched to one), `rough` (best IoU 0.3 to `iou`), `not_found`
+    (the rest); `missed_touching`: of the missed, those touching or crossing another worm.
+    false positives: `fragment` (at least half of it on a true worm that another prediction
+    matches: a worm found twice), `merge` (covers half of two or more true worms), `off_worm`
+    (less than half of it on any worm), `other`. Also the fraction of matches with IoU >= 0.8."""
+    from scipy import ndimage as ndi
+
+    counts = dict.fromkeys(("true", "touching", "missed", "merged", "rough", "not_found", "missed_touching", "predicted",
+                            "false_positives", "fragment", "merge", "off_worm", "other", "matched", "matched_iou_0.8"), 0)
+    for (pmasks, pscores), true in zip(preds, truths, strict=True):
+        pred = pmasks[np.asarray(pscores) >= score_threshold] if len(pmasks) else pmasks
+        true = np.asarray(true, bool)
+        ious = mask_iou(pred, true)
+        rows, cols = linear_sum_assignment(ious, maximize=True) if ious.size else (np.zeros(0, int), np.zeros(0, int))
+        good = ious[rows, cols] >= iou
+        match_of_true = dict(zip(cols[good].tolist(), rows[good].tolist(), strict=True))
+        matched_preds = set(rows[good].tolist())
+        inter = (pred.reshape(len(pred), -1).astype(np.float32) @ true.reshape(len(true), -1).astype(np.float32).T
+                 if len(pred) and len(true) else np.zeros((len(pred), len(true))))
+        true_area = true.reshape(len(true), -1).sum(1)
+        pred_area = pred.reshape(len(pred), -1).sum(1)
+        covers = inter >= 0.5 * np.maximum(true_area[None], 1)  # prediction p covers half of worm t
+        grown = [ndi.binary_dilation(m, iterations=1) for m in true]
+        touching = [any((grown[t] & true[u]).any() for u in range(len(true)) if u != t) for t in range(len(true))]
+        counts["true"] += len(true)
+        counts["touching"] += int(sum(touching))
+        counts["predicted"] += len(pred)
+        counts["matched"] += int(good.sum())
+        counts["matched_iou_0.8"] += int((ious[rows, cols][good] >= 0.8).sum())
+        for t in range(len(true)):
+            if t in match_of_true:
+                continue
+            counts["missed"] += 1
+            counts["missed_touching"] += int(touching[t])
+            holders = np.flatnonzero(covers[:, t]) if len(pred) else []
+            if any(covers[p].sum() >= 2 or p in matched_preds for p in holders):
+                counts["merged"] += 1
+            elif len(pred) and ious[:, t].max() >= 0.3:
+                counts["rough"] += 1
+            else:
+                counts["not_found"] += 1
+        matched_true = set(match_of_true)
+        for p in range(len(pred)):
+            if p in matched_preds:
+                continue
+            counts["false_positives"] += 1
+            on_worm = inter[p] >= 0.5 * max(pred_area[p], 1) if len(true) else np.zeros(0, bool)
+            if covers[p].sum() >= 2:
+                counts["merge"] += 1
+            elif any(on_worm[t] and t in matched_true for t in range(len(true))):
+                counts["fragment"] += 1
+            elif not len(true) or inter[p].max() < 0.5 * max(pred_area[p], 1):
+                counts["off_worm"] += 1
+            else:
+                counts["other"] += 1
+    counts["matched_iou_0.8_fraction"] = counts["matched_iou_0.8"] / counts["matched"] if counts["matched"] else float("nan")
+    return counts

@@ -25,7 +25,7 @@ from ..errors import CheckpointError
 from ..io import atomic_path
 from ..model import build_model
 from ..models_store import load_state_checked, save_model_folder
-from .samples import Sample, make_batch
+from .samples import Sample, batch_stream
 
 
 @dataclass
@@ -136,13 +136,15 @@ def train(
         return metrics
 
     final_step = cfg.final_step
+    batches = batch_stream(train_samples, cfg.batch_size, cfg.crop_size, rng, cfg.augment, binary,
+                           cfg.workers, seed=(cfg.seed, step))
     while step < final_step:
         if should_stop and should_stop():
             stopped = True
             break
-        images, targets = make_batch(train_samples, cfg.batch_size, cfg.crop_size, rng, cfg.augment, binary)
-        images = [i.to(device) for i in images]
-        targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
+        images, targets = next(batches)
+        images = [i.to(device, non_blocking=True) for i in images]
+        targets = [{k: v.to(device, non_blocking=True) for k, v in t.items()} for t in targets]
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.autocast_bf16):
             losses = network(images, targets)
         total = sum(losses.values())
@@ -166,6 +168,7 @@ def train(
             save_checkpoint()
         if progress:
             progress(step, final_step, values, val_metrics)
+    batches.close()  # ends the DataLoader workers, if any
     if stopped:
         save_checkpoint()
         if not (out / "weights.pt").exists():

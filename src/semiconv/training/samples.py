@@ -172,3 +172,31 @@ def make_batch(samples: list[Sample], batch_size: int, crop: int, rng: np.random
         images.append(torch.from_numpy(img))
         targets.append(to_target(masks))
     return images, targets
+
+
+class _BatchesFromWorkers(torch.utils.data.IterableDataset):
+    """Endless batches made in a DataLoader worker, each worker with its own random stream."""
+
+    def __init__(self, samples, batch_size, crop, params, binary_input, seed):
+        self.args = samples, batch_size, crop, params, binary_input
+        self.seed = seed
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        rng = np.random.default_rng([*self.seed, info.id if info else 0])
+        while True:
+            yield make_batch(*self.args[:3], rng, *self.args[3:])
+
+
+def batch_stream(samples: list[Sample], batch_size: int, crop: int, rng: np.random.Generator, params: dict,
+                 binary_input: bool, workers: int = 0, seed: tuple = (0,)):
+    """Endless (images, targets) batches (`make_batch`). workers = 0: made here, drawing on `rng`
+    (whose state a checkpoint keeps, so a resumed run continues the same stream); workers > 0:
+    made ahead in that many DataLoader processes, each seeded from `seed` and its id, so the
+    accelerator is not kept waiting for augmentation."""
+    if workers <= 0:
+        while True:
+            yield make_batch(samples, batch_size, crop, rng, params, binary_input)
+    loader = torch.utils.data.DataLoader(_BatchesFromWorkers(samples, batch_size, crop, params, binary_input, seed),
+                                         batch_size=None, num_workers=workers, prefetch_factor=4, persistent_workers=True)
+    yield from loader

@@ -1,0 +1,198 @@
+"""Cross-validation of a training recipe over the 50 wells of BBBC010's training half.
+
+    python benchmarks/cross_validate.py --data data/bbbc010-train.npz --config benchmarks/configs/bbbc010-recipe.json \
+        --runs runs/cv [--folds 0 1 2 3 4] [--final] [--parallel 2] [--device auto] [--threads 0]
+
+1. One `semiconv train --fold K` per fold (semiconv.data.folds: 10 held-out wells each), run
+   `--parallel` at a time (several small trainings share one GPU well); a finished fold is
+   skipped, an interrupted one resumed.
+2. Out-of-fold predictions: each held-out well predicted by the model that never saw it; the
+   thresholds (score, mask, foreground, containment) chosen on the pooled out-of-fold outputs
+   (semiconv.calibration.choose_from_outputs).
+3. Per fold and pooled, at those thresholds: COCO AP / AP50 / AP75, TP/(TP+FP+FN) at 0.5-0.9,
+   avAP, overlap recall, and the error census (semiconv.evaluation.error_census); also on a
+   shifted copy of the held-out wells (benchmarks/finetune_domain_shift.py's "moderate" shift)
+   for robustness.
+4. --final: `semiconv train --all-wells` (no wells held out), the out-of-fold thresholds
+   written into its config.json (the model to ship; bundle with benchmarks/bundle_model.py),
+   and its fit on its own 50 training wells.
+Writes RUNS/cv.json and prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+KEYS = ("AP", "AP50", "AP75", "score@0.5", "score@0.9", "avAP", "overlap_recall@0.5")
+CENSUS = ("missed", "merged", "rough", "not_found", "missed_touching", "false_positives", "fragment", "merge", "off_worm",
+          "matched_iou_0.8_fraction")
+
+
+def train_command(data: str, config: str, out: Path, device: str, threads: int, fold: int | None) -> list[str]:
+    cmd = [sys.executable, "-m", "semiconv", "train", "--data", data, "--config", config, "--out", str(out),
+           "--device", device, "--threads", str(threads)]
+    cmd += ["--fold", str(fold)] if fold is not None else ["--all-wells"]
+    if (out / "checkpoints" / "last.pt").exists():
+        cmd.append("--resume")
+    return cmd
+
+
+def finished(out: Path, config: str) -> bool:
+    from semiconv.config import TrainConfig
+
+    final = TrainConfig.from_dict(json.loads(Path(config).read_text()).get("train", {})).final_step
+    log = out / "log.jsonl"
+    if not (out / "weights.pt").exists() or not log.exists():
+        return False
+    steps = [json.loads(line).get("step", 0) for line in log.read_text().splitlines() if line.strip()]
+    return max(steps, default=0) >= final
+
+
+def run_trainings(jobs: list[tuple[Path, list[str]]], parallel: int) -> dict:
+    """Run `semiconv train` commands, `parallel` at a time; returns wall seconds per run folder."""
+    def one(job):
+        out, cmd = job
+        out.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
+        with open(out.parent / f"{out.name}.log", "a") as log:
+            code = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT)
+        if code:
+            raise RuntimeError(f"{' '.join(cmd)} failed ({code}); see {out.parent / (out.name + '.log')}")
+        return out.name, round(time.perf_counter() - start, 1)
+
+    with ThreadPoolExecutor(max(1, parallel)) as pool:
+        return dict(pool.map(one, jobs))
+
+
+def outputs_of(model, images):
+    """Raw outputs (semiconv.network_outputs, at calibration's MIN_SCORE) of images, one at a time."""
+    from semiconv.calibration import MIN_SCORE
+
+    for image in images:
+        x, _ = model.network_input(image)
+        yield model.raw_outputs(x, min_score=MIN_SCORE, dense=False)
+
+
+def predictions(model, images, thresholds) -> list:
+    """(masks, scores) per image: every detection >= MIN_SCORE (for COCO AP), cleaned from the
+    score threshold up, as `semiconv evaluate` does; raw outputs are dropped as they go."""
+    from semiconv.postprocess import postprocess
+
+    out = []
+    for raw in outputs_of(model, images):
+        p = postprocess(raw, dataclasses.replace(thresholds, score=0.05), model.config.coord_scale, clean_from=thresholds.score)
+        out.append((p.masks, p.scores))
+    return out
+
+
+def scored(preds, truths, score_threshold) -> dict:
+    from semiconv.evaluation import coco_metrics, error_census, matching_summary
+
+    metrics = {**coco_metrics(preds, truths), **matching_summary(preds, truths, score_threshold)}
+    return {**{m: metrics[m] for m in KEYS}, "census": error_census(preds, truths, score_threshold)}
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data", required=True, help="BBBC010-layout folder or packed .npz (semiconv data pack)")
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--runs", required=True)
+    parser.add_argument("--folds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--final", action="store_true", help="also train on all 50 wells with the out-of-fold thresholds")
+    parser.add_argument("--parallel", type=int, default=1)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=0)
+    args = parser.parse_args()
+
+    import torch
+
+    from semiconv.calibration import choose_from_outputs
+    from semiconv.data.bbbc010 import Bbbc010Folder, is_bbbc010_folder
+    from semiconv.data.folds import FOLDS, fold_split
+    from semiconv.data.packed import PackedWells
+    from semiconv.inference import load_model
+    from semiconv.postprocess import Thresholds
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from finetune_domain_shift import shift
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    runs = Path(args.runs)
+    source = Bbbc010Folder(args.data) if is_bbbc010_folder(args.data) else PackedWells(args.data)
+    folds = {k: runs / f"fold{k}" for k in args.folds}
+    jobs = [(out, train_command(args.data, args.config, out, args.device, args.threads, k))
+            for k, out in folds.items() if not finished(out, args.config)]
+    seconds = run_trainings(jobs, args.parallel)
+
+    # thresholds chosen on the pooled out-of-fold outputs (streamed: raw outputs are large)
+    held = {k: fold_split(k, source.wells)[1] for k in folds}
+    truths = {k: [source.load(w).masks for w in held[k]] for k in folds}
+
+    def out_of_fold():
+        for k, out in folds.items():
+            model = load_model(out, device=args.device)
+            yield from outputs_of(model, [source.load(w).brightfield for w in held[k]])
+
+    config = load_model(next(iter(folds.values())), device="cpu").config
+    threshold, chosen = choose_from_outputs(out_of_fold(), [t for k in folds for t in truths[k]], config)
+    thresholds = Thresholds.of(config, score=threshold, mask=chosen["mask_threshold"],
+                               foreground=chosen["foreground_threshold"], containment=chosen["containment_threshold"])
+    report = {"config": args.config, "data": args.data, "folds": {k: list(FOLDS[k]) for k in folds},
+              "train_seconds": seconds, "thresholds": dataclasses.asdict(thresholds), "per_fold": {}}
+    pooled, pooled_truths, moved, moved_truths = [], [], [], []
+    for k, out in folds.items():
+        model = load_model(out, device=args.device)
+        wells = [source.load(w) for w in held[k]]
+        preds = predictions(model, [w.brightfield for w in wells], thresholds)
+        report["per_fold"][k] = scored(preds, truths[k], thresholds.score)
+        pooled += preds
+        pooled_truths += truths[k]
+        shifted = [shift(w.brightfield, w.masks, sum(map(ord, w.well))) for w in wells]
+        moved += predictions(model, [image for image, _ in shifted], thresholds)
+        moved_truths += [m for _, m in shifted]
+    report["pooled"] = scored(pooled, pooled_truths, thresholds.score)
+    report["pooled_shifted"] = scored(moved, moved_truths, thresholds.score)
+    if args.final:
+        final = runs / "final"
+        if not finished(final, args.config):
+            report["train_seconds"].update(run_trainings([(final, train_command(args.data, args.config, final, args.device,
+                                                                                 args.threads, None))], 1))
+        from semiconv.config import save_json
+
+        payload = json.loads((final / "config.json").read_text())
+        payload["model"].update(score_threshold=thresholds.score, mask_threshold=thresholds.mask,
+                                foreground_threshold=thresholds.foreground, mask_containment_threshold=thresholds.containment)
+        payload["thresholds_chosen_by"] = "benchmarks/cross_validate.py (pooled out-of-fold predictions)"
+        save_json(final / "config.json", payload)
+        report["final_model"] = str(final)
+        model = load_model(final, device=args.device)  # its fit on its own training wells (all 50)
+        wells = [source.load(w) for w in source.wells]
+        report["training_wells_fit"] = scored(predictions(model, [w.brightfield for w in wells], thresholds),
+                                              [w.masks for w in wells], thresholds.score)
+
+    from semiconv.config import save_json
+
+    save_json(runs / "cv.json", json.loads(json.dumps(report, default=lambda o: o.item() if isinstance(o, np.generic) else str(o))))
+    print("| fold | " + " | ".join(KEYS) + " |")
+    print("|---" * (len(KEYS) + 1) + "|")
+    for k, row in report["per_fold"].items():
+        print(f"| {k} | " + " | ".join(f"{row[m]:.3f}" for m in KEYS) + " |")
+    print("| pooled out-of-fold | " + " | ".join(f"{report['pooled'][m]:.3f}" for m in KEYS) + " |")
+    print("| pooled, shifted copy | " + " | ".join(f"{report['pooled_shifted'][m]:.3f}" for m in KEYS) + " |")
+    if "training_wells_fit" in report:
+        print("| fit on training wells | " + " | ".join(f"{report['training_wells_fit'][m]:.3f}" for m in KEYS) + " |")
+    print("census (pooled): " + ", ".join(f"{c} {report['pooled']['census'][c]:.3g}" for c in CENSUS))
+
+
+if __name__ == "__main__":
+    main()
