@@ -94,3 +94,5 @@ def test_error_census_names_each_kind_of_error():
     assert census["missed"] == 2 and census["merged"] == 1 and census["not_found"] == 1
     assert census["missed_touching"] == 1 and census["touching"] == 2
     assert census["false_positives"] == 2 and census["fragment"] == 1 and census["off_worm"] == 1
+    empty = error_census([(np.zeros((0, 60, 60), bool), np.zeros(0))], [true])
+    assert empty["missed"] == 4 and empty["not_found"] == 4 and empty["false_positives"] == 0

@@ -140,9 +140,9 @@ def error_census(preds, truths, score_threshold: float = 0.0, iou: float = 0.5) 
         match_of_true = dict(zip(cols[good].tolist(), rows[good].tolist(), strict=True))
         matched_preds = set(rows[good].tolist())
         inter = (pred.reshape(len(pred), -1).astype(np.float32) @ true.reshape(len(true), -1).astype(np.float32).T
-                 if len(pred) and len(true) else np.zeros((len(pred), len(true))))
-        true_area = true.reshape(len(true), -1).sum(1)
-        pred_area = pred.reshape(len(pred), -1).sum(1)
+                 if len(pred) and len(true) else np.zeros((len(pred), len(true))))  # shared pixels, P x T
+        true_area = np.count_nonzero(true, axis=(1, 2)) if true.ndim == 3 else np.zeros(0, int)
+        pred_area = np.count_nonzero(pred, axis=(1, 2)) if pred.ndim == 3 else np.zeros(0, int)
         covers = inter >= 0.5 * np.maximum(true_area[None], 1)  # prediction p covers half of worm t
         grown = [ndi.binary_dilation(m, iterations=1) for m in true]
         touching = [any((grown[t] & true[u]).any() for u in range(len(true)) if u != t) for t in range(len(true))]
