@@ -31,7 +31,7 @@ from semiconv.data.generic import AnnotatedImage
 from semiconv.data.instances import boxes_from_masks, labels_to_stack
 from semiconv.errors import SemiconvError
 from semiconv.models_store import list_models
-from semiconv.planes import grey_plane, split_planes
+from semiconv.planes import grey_planes, split_planes
 from semiconv.training.finetune import FINETUNE_DEFAULTS
 
 
@@ -147,7 +147,7 @@ class FinetuneWidget(QWidget):
         for image_name, ann_name in self.pairs:
             layer = self.viewer.layers[image_name]
             stacks = annotation_stacks(layer.data, self.viewer.layers[ann_name], layer.rgb)
-            planes = [grey_plane(p, image_name)[0] for p in split_planes(np.asarray(layer.data), layer.rgb)]
+            planes = grey_planes(layer.data, layer.rgb, image_name)
             for t, (plane, masks) in enumerate(zip(planes, stacks, strict=True)):
                 name = image_name if len(planes) == 1 else f"{image_name}_t{t:03d}"
                 merged.setdefault(name, (plane, []))[1].append(masks)

@@ -11,8 +11,6 @@ from semiconv.resources import sample_data_dir
 from ._layers import image_layer
 from ._reader import read_bbbc010_folder
 
-SAMPLE_WELLS = ("C01", "C02", "B20")  # live (C01, C02: curved, crossing worms) and dead (B20: straight, clumped)
-
 
 def bbbc010_well(well: str) -> list[tuple]:
     """One bundled BBBC010 well: bright-field (visible), fluorescence and ground truth (hidden)."""

@@ -28,7 +28,7 @@ from semiconv.errors import SemiconvError
 from semiconv.inference import cached_model
 from semiconv.models_store import list_models
 from semiconv.outputs import prediction_rows
-from semiconv.planes import grey_plane, split_planes
+from semiconv.planes import grey_planes, split_planes
 
 from ._layers import affinity_layer, prediction_layers
 
@@ -51,7 +51,7 @@ def segment_worker(model_name: str, device: str, planes: list, groups: list[int]
         model = cached_model(model_name, device)
         if input_mode and input_mode != model.config.input_mode:
             raise SemiconvError(f"model {model.name!r} takes {model.config.input_mode!r} images, not {input_mode!r}")
-        feed = model.config.input_mode == "brightfield+fluorescence"
+        feed = model.config.takes_fluorescence
         if feed and fluorescence is None:
             raise SemiconvError(f"model {model.name!r} also takes the fluorescence image: choose its layer")
         yield ("model", model)
@@ -208,7 +208,7 @@ class SegmentWidget(QWidget):
                 if len(sources) > 1:
                     raise SemiconvError("fluorescence can be measured when one image layer is segmented at a time")
                 fl_layer = self.viewer.layers[self.fluorescence.value]
-                fluorescence = [grey_plane(p, fl_layer.name)[0] for p in split_planes(fl_layer.data, fl_layer.rgb, fl_layer.name)]
+                fluorescence = grey_planes(fl_layer.data, fl_layer.rgb, fl_layer.name)
                 if len(fluorescence) != len(planes) or fluorescence[0].shape[:2] != planes[0].shape[:2]:
                     raise SemiconvError(f"fluorescence layer {fl_layer.name!r} does not match the image's shape")
         except SemiconvError as exc:

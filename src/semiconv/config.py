@@ -82,6 +82,11 @@ class ModelConfig:
     def in_channels(self) -> int:
         return len(INPUT_CHANNELS[self.input_mode])
 
+    @property
+    def takes_fluorescence(self) -> bool:
+        """Whether the network also reads the fluorescence (Sytox) image."""
+        return "fluorescence" in INPUT_CHANNELS[self.input_mode]
+
     def validate(self) -> None:
         if self.head not in ("semiconv", "plain"):
             raise ValueError(f"head must be 'semiconv' or 'plain', not {self.head!r}")

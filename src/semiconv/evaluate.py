@@ -37,7 +37,7 @@ def evaluate_model(model: SemiConvModel, data: str | Path, wells: str | None = N
             warn(str(exc))
             skipped.append(name)
             continue
-        channels = {"fluorescence": well.fluorescence} if model.config.input_mode == "brightfield+fluorescence" else {}
+        channels = {"fluorescence": well.fluorescence} if model.config.takes_fluorescence else {}
         image = well.channel("binary") if model.config.input_mode == "binary" else well.brightfield
         start = time.perf_counter()
         pred = model.predict(image, score_threshold=0.05, dense=False, clean_from=threshold, **channels)

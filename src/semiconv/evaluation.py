@@ -18,15 +18,24 @@ from .data.instances import overlapping_instances
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
 
 
+def mask_overlaps(pred: np.ndarray, true: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(shared pixels P x T, areas of pred P, areas of true T) of two bool stacks (P x H x W, T x H x W)."""
+    p = pred.reshape(len(pred), int(np.prod(pred.shape[1:]))).astype(np.float32)  # also for 0 masks
+    t = true.reshape(len(true), int(np.prod(true.shape[1:]))).astype(np.float32)
+    inter = p @ t.T
+    return inter, p.sum(1), t.sum(1)
+
+
+def iou_from_overlaps(inter: np.ndarray, pred_area: np.ndarray, true_area: np.ndarray) -> np.ndarray:
+    union = pred_area[:, None] + true_area[None] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1), 0.0)
+
+
 def mask_iou(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
     """IoU matrix (P x T) of two bool stacks (P x H x W, T x H x W)."""
     if len(pred) == 0 or len(true) == 0:
         return np.zeros((len(pred), len(true)))
-    p = pred.reshape(len(pred), -1).astype(np.float32)
-    t = true.reshape(len(true), -1).astype(np.float32)
-    inter = p @ t.T
-    union = p.sum(1)[:, None] + t.sum(1)[None] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1), 0.0)
+    return iou_from_overlaps(*mask_overlaps(pred, true))
 
 
 def matching_scores(pred: np.ndarray, true: np.ndarray, thresholds=THRESHOLDS) -> dict:
@@ -134,15 +143,12 @@ def error_census(preds, truths, score_threshold: float = 0.0, iou: float = 0.5) 
     for (pmasks, pscores), true in zip(preds, truths, strict=True):
         pred = pmasks[np.asarray(pscores) >= score_threshold] if len(pmasks) else pmasks
         true = np.asarray(true, bool)
-        ious = mask_iou(pred, true)
+        inter, pred_area, true_area = mask_overlaps(pred, true)  # shared pixels P x T, areas
+        ious = iou_from_overlaps(inter, pred_area, true_area)
         rows, cols = linear_sum_assignment(ious, maximize=True) if ious.size else (np.zeros(0, int), np.zeros(0, int))
         good = ious[rows, cols] >= iou
         match_of_true = dict(zip(cols[good].tolist(), rows[good].tolist(), strict=True))
         matched_preds = set(rows[good].tolist())
-        inter = (pred.reshape(len(pred), -1).astype(np.float32) @ true.reshape(len(true), -1).astype(np.float32).T
-                 if len(pred) and len(true) else np.zeros((len(pred), len(true))))  # shared pixels, P x T
-        true_area = np.count_nonzero(true, axis=(1, 2)) if true.ndim == 3 else np.zeros(0, int)
-        pred_area = np.count_nonzero(pred, axis=(1, 2)) if pred.ndim == 3 else np.zeros(0, int)
         covers = inter >= 0.5 * np.maximum(true_area[None], 1)  # prediction p covers half of worm t
         grown = [ndi.binary_dilation(m, iterations=1) for m in true]
         touching = [any((grown[t] & true[u]).any() for u in range(len(true)) if u != t) for t in range(len(true))]

@@ -36,6 +36,11 @@ def split_planes(image: np.ndarray, rgb: bool | None = None, name: str = "image"
                      "use 2-D images or T x H x W stacks (optionally RGB)")
 
 
+def grey_planes(image: np.ndarray, rgb: bool | None = None, name: str = "image") -> list[np.ndarray]:
+    """`split_planes`, each plane made grey (`grey_plane`): T planes of H x W float32."""
+    return [grey_plane(plane, name)[0] for plane in split_planes(image, rgb, name)]
+
+
 def grey_plane(image: np.ndarray, name: str = "image") -> tuple[np.ndarray, bool]:
     """One plane as H x W float32, and whether it was converted from colour (luminance weights).
 

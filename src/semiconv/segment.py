@@ -14,7 +14,7 @@ from .data.generic import read_image
 from .errors import InputError
 from .inference import SemiConvModel
 from .outputs import output_paths, prediction_rows, write_outputs
-from .planes import grey_plane, split_planes
+from .planes import grey_planes, split_planes
 
 
 def fluorescence_partner(image_path: Path, candidates: list[Path] | None = None) -> Path | None:
@@ -37,19 +37,19 @@ def segment_file(model: SemiConvModel, path: Path, out_dir: Path, overwrite: boo
     every table row (e.g. well, image). Returns (files written, table rows, seconds)."""
     path = Path(path)
     planes = split_planes(read_image(path), name=str(path))
+    feed = model.config.takes_fluorescence
     fl_planes = None
     if fluorescence is not None:
-        fl_planes = [grey_plane(p, str(fluorescence))[0] for p in split_planes(read_image(fluorescence), name=str(fluorescence))]
+        fl_planes = grey_planes(read_image(fluorescence), name=str(fluorescence))
         if len(fl_planes) != len(planes) or fl_planes[0].shape[:2] != planes[0].shape[:2]:
             raise InputError(f"{fluorescence}: does not match {path.name} ({len(fl_planes)} planes of "
                              f"{fl_planes[0].shape[:2]} vs {len(planes)} of {planes[0].shape[:2]})")
-    elif model.config.input_mode == "brightfield+fluorescence":
+    elif feed:
         raise InputError(f"{path}: model {model.name!r} also takes the fluorescence image: give it with --fluorescence")
     targets = output_paths(path, out_dir, len(planes))
     existing = [t for t in targets if t.exists()]
     if existing and not overwrite:
         raise InputError(f"{existing[0]}: exists already (use --overwrite to replace)")
-    feed = model.config.input_mode == "brightfield+fluorescence"
     preds = []
     for t, plane in enumerate(planes):
         try:

@@ -37,6 +37,12 @@ _BINARY_RE = re.compile(r"^(?P<well>[A-P]\d{2})_binary\.png$", re.IGNORECASE)
 _WELL_IN_NAME_RE = re.compile(r"(?:^|_)(?P<well>[A-P]\d{2})(?:_|$)")
 
 
+def split_wells(wells: list[str], held: tuple[str, ...] | list[str]) -> tuple[list[str], list[str]]:
+    """(wells not in `held`, wells in `held`), each in the order of `wells`."""
+    held = set(held)
+    return [w for w in wells if w not in held], [w for w in wells if w in held]
+
+
 def well_of(name: str) -> str | None:
     """The plate well a file name names (`..._C01_w2_...` -> 'C01'), or None."""
     match = _WELL_IN_NAME_RE.search(Path(name).stem)
@@ -174,9 +180,7 @@ class Bbbc010Folder:
 
     def split(self, validation: tuple[str, ...] = VALIDATION_WELLS) -> tuple[list[str], list[str]]:
         """(training wells, validation wells) among the usable wells."""
-        val = [w for w in self.wells if w in validation]
-        train = [w for w in self.wells if w not in validation]
-        return train, val
+        return split_wells(self.wells, validation)
 
     def load(self, well: str) -> Well:
         """Load one well; raises InputError naming the file if something cannot be read."""

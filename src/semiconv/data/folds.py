@@ -6,6 +6,8 @@ Each fold holds 10 wells, 5 or 6 live (columns 01-12) and 4 or 5 dead (13-24), d
 
 from __future__ import annotations
 
+from .bbbc010 import split_wells
+
 FOLDS: tuple[tuple[str, ...], ...] = (
     ("A11", "A16", "A22", "A23", "B04", "B05", "B08", "B09", "B10", "B16"),
     ("A02", "A06", "A18", "B01", "B03", "B06", "B14", "B18", "B19", "B20"),
@@ -19,5 +21,4 @@ def fold_split(fold: int, wells: list[str]) -> tuple[list[str], list[str]]:
     """(training wells, held-out wells) of `fold` (0-4) among `wells`."""
     if not 0 <= fold < len(FOLDS):
         raise ValueError(f"fold must be 0-{len(FOLDS) - 1}, not {fold}")
-    held = set(FOLDS[fold])
-    return [w for w in wells if w not in held], [w for w in wells if w in held]
+    return split_wells(wells, FOLDS[fold])

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from .bbbc010 import Bbbc010Folder, Well
+from .bbbc010 import VALIDATION_WELLS, Bbbc010Folder, Well, split_wells
 from .instances import boxes_from_masks
 
 FORMAT = "semiconv-packed-bbbc010/1"
@@ -96,8 +96,5 @@ class PackedWells:
             raise InputError(f"well {well}: not in {self.path}")
         return self._wells[well.upper()]
 
-    def split(self, validation=None) -> tuple[list[str], list[str]]:
-        from .bbbc010 import VALIDATION_WELLS
-
-        held = set(validation or VALIDATION_WELLS)
-        return [w for w in self.wells if w not in held], [w for w in self.wells if w in held]
+    def split(self, validation=VALIDATION_WELLS) -> tuple[list[str], list[str]]:
+        return split_wells(self.wells, validation)
