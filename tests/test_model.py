@@ -318,3 +318,22 @@ def test_stop_after_keeps_the_planned_schedule(tmp_path):
     assert torch.load(tmp_path / "stopped" / "checkpoints" / "last.pt", weights_only=False)["step"] == 4
     full_lrs = runs["full"][1]
     assert lrs[4] > 5 * full_lrs[4]  # mid-schedule vs the end of a 4-step schedule
+
+
+def test_time_budget_ends_training_and_anneals_the_lr(tmp_path):
+    """max_minutes ends a run by time (logged as finished, checkpoint marked done) and the lr
+    schedule follows the clock: the last step's lr is the schedule's floor, far below what
+    the step count alone would give; val_every 0 keeps the last model without validation."""
+    samples = synthetic_samples(3)
+    out = tmp_path / "timed"
+    result = train(samples[:2], samples[2:], tiny_config(), tiny_train_config(steps=10_000, max_minutes=0.05, val_every=0,
+                                                                              warmup_steps=1, checkpoint_every=1000),
+                   out, torch.device("cpu"))
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert 1 <= result.steps < 10_000
+    assert log[-1]["finished"]["step"] == result.steps and log[-1]["finished"]["train_seconds"] >= 3.0
+    assert not any("validation" in e for e in log) and (out / "weights.pt").exists()
+    last_lr = [e["lr"] for e in log if "lr" in e][-1]
+    assert last_lr == pytest.approx(0.05 * 3e-4, rel=0.02)  # the floor of the cosine, reached by time
+    ckpt = torch.load(out / "checkpoints" / "last.pt", weights_only=False)
+    assert ckpt["done"] and ckpt["step"] == result.steps and ckpt["train_seconds"] >= 3.0

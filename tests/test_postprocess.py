@@ -94,3 +94,37 @@ def test_cached_model_loads_once_and_again_after_the_weights_change(tmp_path):
     stat = (folder / "weights.pt").stat()
     os.utime(folder / "weights.pt", ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # a new fine-tune saved
     assert cached_model(folder, device="cpu") is not first
+
+
+def test_search_tables_equal_scoring_each_variant(model, sample):
+    """The threshold search's per-image table (semiconv.calibration.image_table) holds, for each
+    combination and score threshold, exactly the figures matching_summary gives for the cleaned
+    masks of that variant; the pooled choice from two processes equals the one from this one."""
+    from semiconv.calibration import SCORE_THRESHOLD_CANDIDATES, choose_from_outputs, image_table
+    from semiconv.evaluation import matching_summary, summary_from_matching
+
+    raw = model.raw_outputs(sample.image, min_score=0.05, dense=False)
+    combos = threshold_combinations(model.config)
+    table = image_table(raw, sample.masks, model.config, combos)
+    assert table.shape[:2] == (len(combos), len(SCORE_THRESHOLD_CANDIDATES))
+    for c, (masks, scores, allowed) in list(enumerate(variants(raw, model.config, combos)))[::5]:
+        for k, t in enumerate(SCORE_THRESHOLD_CANDIDATES[::3]):
+            cleaned = clean_masks(masks[scores >= t], allowed, 2, True)
+            expected = matching_summary([(cleaned, scores[scores >= t])], [sample.masks], t)
+            got = summary_from_matching(table[c, 3 * k], 1, t)
+            assert got == pytest.approx(expected, nan_ok=True), (combos[c], t)
+    serial = choose_from_outputs(lambda: iter([raw, raw]), [sample.masks] * 2, model.config)
+    parallel = choose_from_outputs(lambda: iter([raw, raw]), [sample.masks] * 2, model.config, workers=2)
+    assert serial == parallel
+
+
+def test_mask_overlaps_count_every_shared_pixel():
+    """Overlaps computed over the true masks' pixels only equal the plain count."""
+    from semiconv.evaluation import mask_iou, mask_overlaps
+
+    rng = np.random.default_rng(0)
+    pred, true = rng.random((5, 30, 40)) > 0.7, rng.random((4, 30, 40)) > 0.9
+    inter, pa, ta = mask_overlaps(pred, true)
+    assert np.array_equal(inter, np.einsum("phw,thw->pt", pred.astype(int), true.astype(int)))
+    assert np.array_equal(pa, pred.sum((1, 2))) and np.array_equal(ta, true.sum((1, 2)))
+    assert mask_iou(pred[:0], true).shape == (0, 4) and mask_overlaps(pred, true[:0])[0].shape == (5, 0)

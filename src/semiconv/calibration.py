@@ -9,12 +9,14 @@ at every candidate score threshold; the best avAP wins, near-ties going to TP/(T
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import torch
 
 from .config import ModelConfig
-from .evaluation import coco_metrics, matching_summary
+from .data.instances import overlapping_instances
+from .evaluation import coco_metrics, image_matching, matching_summary, summary_from_matching
 from .mask_cleanup import clean_masks
 from .network_outputs import raw_outputs
 from .postprocess import candidates, dense_maps, nms_order, suppress_contained
@@ -89,50 +91,97 @@ def variants(raw, config: ModelConfig, combos: list[tuple]) -> list[tuple]:
     return results
 
 
-def choose_thresholds(network, config: ModelConfig, samples, device) -> tuple[float, dict]:
+def image_table(raw, truth: np.ndarray, config: ModelConfig, combos: list[tuple]) -> np.ndarray:
+    """One image's `evaluation.image_matching` vector for every (mask, foreground, containment)
+    combination and every candidate score threshold, masks finished (grown, one piece) as a model
+    with those thresholds would: array len(combos) x len(SCORE_THRESHOLD_CANDIDATES) x K."""
+    overlapping = overlapping_instances(truth)
+    table = []
+    for masks, scores, allowed in variants(raw, config, combos):
+        row = []
+        for t in SCORE_THRESHOLD_CANDIDATES:
+            above = masks[scores >= t]
+            if config.foreground_growth > 0 or config.keep_largest_piece:
+                above = clean_masks(above, allowed, config.foreground_growth, config.keep_largest_piece)
+            row.append(image_matching(above, truth, overlapping))
+        table.append(row)
+    return np.asarray(table)
+
+
+def _image_table_job(args):
+    return image_table(*args)
+
+
+def choose_thresholds(network, config: ModelConfig, samples, device, workers: int = 0) -> tuple[float, dict]:
     """Predict every sample (objects with .image C x H x W normalised and .masks N x H x W bool)
     and pick the thresholds on them (`choose_from_outputs`). The network is left in the mode it
-    was in; metrics["seconds_per_image"] is the prediction time."""
+    was in; metrics["seconds_per_image"] is the time per image, search included."""
     was_training = network.training
     network.eval()
     start = time.perf_counter()
 
-    def outputs():  # one image at a time: raw outputs are large, their variants much smaller
+    def outputs():  # one image at a time: raw outputs are large
         with torch.no_grad():
             for s in samples:
                 yield raw_outputs(network, config, s.image, device, MIN_SCORE, dense=False)
 
     try:
-        threshold, metrics = choose_from_outputs(outputs(), [s.masks for s in samples], config)
+        threshold, metrics = choose_from_outputs(outputs, [s.masks for s in samples], config, workers)
     finally:
         network.train(was_training)
     metrics["seconds_per_image"] = (time.perf_counter() - start) / max(1, len(samples))
     return threshold, metrics
 
 
-def choose_from_outputs(raws, truths: list[np.ndarray], config: ModelConfig) -> tuple[float, dict]:
+def choose_from_outputs(outputs: Callable[[], Iterable], truths: list[np.ndarray], config: ModelConfig,
+                        workers: int = 0) -> tuple[float, dict]:
     """The score threshold, and the (mask, foreground, containment) thresholds, with the best avAP
     (near-ties to TP/(TP+FP+FN) at IoU 0.5) over images whose raw outputs (at MIN_SCORE, e.g.
-    out-of-fold predictions of several models; any iterable, used once) and true masks are given. Returns the score
-    threshold and the metrics there, which record mask_threshold, foreground_threshold and
-    containment_threshold."""
+    out-of-fold predictions of several models) and true masks are given. `outputs()` yields the
+    raw outputs in the order of `truths`; it is called twice (the search, then COCO AP of the
+    chosen combination), so nothing large is kept. `workers` > 1: images are searched in that
+    many processes. Returns the score threshold and the metrics there, which record
+    mask_threshold, foreground_threshold and containment_threshold."""
     combos = threshold_combinations(config)
-    per_combo = [[] for _ in combos]
-    for raw in raws:
-        for i, variant in enumerate(variants(raw, config, combos)):
-            per_combo[i].append(variant)
-
-    def choose(chosen_variants, with_coco):
-        preds = [(masks, scores) for masks, scores, _ in chosen_variants]
-        finish = None
+    total = None
+    for table in _tables(outputs(), truths, config, combos, workers):
+        total = table if total is None else total + table
+    if total is None:
+        raise ValueError("no images to choose thresholds on")
+    n = len(truths)
+    per_combo = [[summary_from_matching(total[c, k], n, t) for k, t in enumerate(SCORE_THRESHOLD_CANDIDATES)]
+                 for c in range(len(combos))]
+    best_t = [preferred(summaries) for summaries in per_combo]
+    best = preferred([per_combo[c][best_t[c]] for c in range(len(combos))])
+    threshold = SCORE_THRESHOLD_CANDIDATES[best_t[best]]
+    preds = []
+    for raw in outputs():  # COCO AP for the chosen combination only: finished above the threshold
+        [(masks, scores, allowed)] = variants(raw, config, [combos[best]])
+        above = scores >= threshold
+        finished = masks[above]
         if config.foreground_growth > 0 or config.keep_largest_piece:
-            def finish(i, masks):
-                return clean_masks(masks, chosen_variants[i][2], config.foreground_growth, config.keep_largest_piece)
-        return best_score_threshold(preds, truths, finish=finish, with_coco=with_coco)
-
-    chosen = [choose(v, with_coco=False) for v in per_combo]
-    best = preferred([m for _, m in chosen])
-    threshold, metrics = choose(per_combo[best], with_coco=True)  # COCO AP for the chosen variant only
+            finished = clean_masks(finished, allowed, config.foreground_growth, config.keep_largest_piece)
+        preds.append((np.concatenate([finished, masks[~above]]), np.concatenate([scores[above], scores[~above]])))
+    metrics = {**coco_metrics(preds, truths), **per_combo[best][best_t[best]]}
     mask, foreground, containment = combos[best]
     metrics.update(mask_threshold=mask, foreground_threshold=foreground, containment_threshold=containment)
     return threshold, metrics
+
+
+def _tables(raws: Iterable, truths: list[np.ndarray], config: ModelConfig, combos: list[tuple], workers: int):
+    """`image_table` of each image, in `workers` processes when > 1 (a few images in flight)."""
+    if workers <= 1:
+        for raw, truth in zip(raws, truths, strict=True):
+            yield image_table(raw, truth, config, combos)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        pending = []
+        for raw, truth in zip(raws, truths, strict=True):
+            pending.append(pool.submit(_image_table_job, (raw, truth, config, combos)))
+            while len(pending) >= 2 * workers:
+                yield pending.pop(0).result()
+        for job in pending:
+            yield job.result()

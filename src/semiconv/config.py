@@ -125,7 +125,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     warmup_steps: int = 100
     grad_clip: float = 10.0
-    val_every: int = 250
+    val_every: int = 250  # 0: no validation; the last model is kept with its config's thresholds
     checkpoint_every: int = 50
     seed: int = 0
     num_threads: int = 0  # 0 = torch default
@@ -133,6 +133,8 @@ class TrainConfig:
     autocast_bf16: bool = False
     train_only: str = ""  # "" trains everything; "foreground" trains only the foreground head
     stop_after: int = 0  # 0 = all `steps`; else stop after this many, the lr schedule still planned over `steps`
+    max_minutes: float = 0.0  # 0 = no limit; else training ends after this many minutes (a resumed run counts
+    # its earlier time), the lr schedule following whichever of steps and time is further along
     augment: dict = field(default_factory=lambda: {
         "flip": True, "rot90": True, "gamma": (0.7, 1.4), "gain": (0.8, 1.25),
         "offset": (-0.05, 0.05), "blur": (0.0, 1.2), "noise": (0.0, 0.03),

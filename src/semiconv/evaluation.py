@@ -19,11 +19,13 @@ THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
 
 
 def mask_overlaps(pred: np.ndarray, true: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(shared pixels P x T, areas of pred P, areas of true T) of two bool stacks (P x H x W, T x H x W)."""
-    p = pred.reshape(len(pred), int(np.prod(pred.shape[1:]))).astype(np.float32)  # also for 0 masks
-    t = true.reshape(len(true), int(np.prod(true.shape[1:]))).astype(np.float32)
-    inter = p @ t.T
-    return inter, p.sum(1), t.sum(1)
+    """(shared pixels P x T, areas of pred P, areas of true T) of two bool stacks (P x H x W, T x H x W).
+    Only pixels inside some true mask can be shared, so the product runs over those alone."""
+    p = pred.reshape(len(pred), int(np.prod(pred.shape[1:])))  # also for 0 masks
+    t = true.reshape(len(true), int(np.prod(true.shape[1:])))
+    on_worm = np.flatnonzero(t.any(0)) if len(t) else np.zeros(0, np.int64)
+    inter = p[:, on_worm].astype(np.float32) @ t[:, on_worm].astype(np.float32).T
+    return inter, np.count_nonzero(p, axis=1).astype(np.float32), np.count_nonzero(t, axis=1).astype(np.float32)
 
 
 def iou_from_overlaps(inter: np.ndarray, pred_area: np.ndarray, true_area: np.ndarray) -> np.ndarray:
@@ -40,7 +42,11 @@ def mask_iou(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
 
 def matching_scores(pred: np.ndarray, true: np.ndarray, thresholds=THRESHOLDS) -> dict:
     """TP/(TP+FP+FN) at each threshold for one image (Hungarian matching on IoU)."""
-    iou = mask_iou(pred, true)
+    return scores_from_iou(mask_iou(pred, true), thresholds)
+
+
+def scores_from_iou(iou: np.ndarray, thresholds=THRESHOLDS) -> dict:
+    """TP/(TP+FP+FN) at each threshold from one image's IoU matrix (P predictions x T true worms)."""
     matched = np.zeros(0)
     if iou.size:
         rows, cols = linear_sum_assignment(iou, maximize=True)
@@ -48,10 +54,34 @@ def matching_scores(pred: np.ndarray, true: np.ndarray, thresholds=THRESHOLDS) -
     out = {}
     for t in thresholds:
         tp = int((matched >= t).sum())
-        fp, fn = len(pred) - tp, len(true) - tp
+        fp, fn = iou.shape[0] - tp, iou.shape[1] - tp
         denom = tp + fp + fn
         out[t] = tp / denom if denom else 1.0
     return out
+
+
+def image_matching(pred: np.ndarray, true: np.ndarray, overlapping: np.ndarray | None = None) -> np.ndarray:
+    """One image's matching figures as a vector: TP/(TP+FP+FN) at each of THRESHOLDS, then how
+    many true worms that overlap another are matched at IoU >= 0.5 and >= 0.8, and how many such
+    worms there are (`overlapping`: T bool, computed when not given). Summed over images by
+    `summary_from_matching`."""
+    overlapping = overlapping_instances(true) if overlapping is None else overlapping
+    iou = mask_iou(pred, true)
+    scores = scores_from_iou(iou)
+    best = iou[:, overlapping].max(0) if len(pred) and overlapping.any() else np.zeros(int(overlapping.sum()))
+    return np.array([*(scores[t] for t in THRESHOLDS), (best >= 0.5).sum(), (best >= 0.8).sum(), overlapping.sum()], float)
+
+
+def summary_from_matching(total: np.ndarray, images: int, score_threshold: float) -> dict:
+    """matching_summary's dict from the sum of `image_matching` vectors over `images` images."""
+    result = {f"score@{t:.1f}": float(total[i] / images) if images else 0.0 for i, t in enumerate(THRESHOLDS)}
+    result["avAP"] = float(np.mean([result[f"score@{t:.1f}"] for t in THRESHOLDS]))
+    overlap_total = total[len(THRESHOLDS) + 2]
+    result["overlap_recall@0.5"] = float(total[len(THRESHOLDS)] / overlap_total) if overlap_total else float("nan")
+    result["overlap_recall@0.8"] = float(total[len(THRESHOLDS) + 1] / overlap_total) if overlap_total else float("nan")
+    result["images"] = images
+    result["score_threshold"] = score_threshold
+    return result
 
 
 def coco_metrics(preds: list[tuple[np.ndarray, np.ndarray]], truths: list[np.ndarray]) -> dict:
@@ -98,27 +128,11 @@ def coco_metrics(preds: list[tuple[np.ndarray, np.ndarray]], truths: list[np.nda
 def matching_summary(preds: list[tuple[np.ndarray, np.ndarray]], truths: list[np.ndarray], score_threshold: float = 0.0) -> dict:
     """The matching score at each threshold, avAP and overlap recall, using predictions with
     score >= score_threshold."""
-    per_image = []
-    overlap_hits = {0.5: 0, 0.8: 0}
-    overlap_total = 0
+    total = np.zeros(len(THRESHOLDS) + 3)
     for (pmasks, pscores), true in zip(preds, truths, strict=True):
         keep = pmasks[np.asarray(pscores) >= score_threshold] if len(pmasks) else pmasks
-        per_image.append(matching_scores(keep, true))
-        ov = overlapping_instances(true)
-        overlap_total += int(ov.sum())
-        if ov.any() and len(keep):
-            best = mask_iou(keep, true[ov]).max(0)
-            for t in overlap_hits:
-                overlap_hits[t] += int((best >= t).sum())
-    result = {}
-    for t in THRESHOLDS:
-        result[f"score@{t:.1f}"] = float(np.mean([s[t] for s in per_image])) if per_image else 0.0
-    result["avAP"] = float(np.mean([result[f"score@{t:.1f}"] for t in THRESHOLDS]))
-    result["overlap_recall@0.5"] = overlap_hits[0.5] / overlap_total if overlap_total else float("nan")
-    result["overlap_recall@0.8"] = overlap_hits[0.8] / overlap_total if overlap_total else float("nan")
-    result["images"] = len(truths)
-    result["score_threshold"] = score_threshold
-    return result
+        total += image_matching(keep, true)
+    return summary_from_matching(total, len(truths), score_threshold)
 
 
 def evaluate_predictions(preds, truths, score_threshold: float = 0.0) -> dict:

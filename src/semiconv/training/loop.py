@@ -36,11 +36,13 @@ class TrainResult:
     stopped: bool
 
 
-def _lr_lambda(cfg: TrainConfig):
+def _lr_lambda(cfg: TrainConfig, time_fraction: Callable[[], float] = lambda: 0.0):
+    """Linear warm-up, then cosine decay to 5 % over `steps`, or over the time budget
+    (`time_fraction()` in [0, 1]) when that is further along."""
     def f(step):
         if step < cfg.warmup_steps:
             return (step + 1) / cfg.warmup_steps
-        progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+        progress = max((step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps), time_fraction())
         return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
     return f
 
@@ -73,6 +75,9 @@ def train(
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
 
+    if device.type == "cuda":  # fixed crop sizes: let cuDNN pick its fastest kernels; TF32 outside autocast
+        torch.backends.cudnn.benchmark = True
+        torch.set_float32_matmul_precision("high")
     network = build_model(model_config).to(device)
     if init_state is not None:
         load_state_checked(network, init_state, "base model", new_modules=("foreground_head",))
@@ -86,7 +91,14 @@ def train(
             p.requires_grad_(name.startswith("foreground_head."))
     params = [p for p in network.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg))
+    clock = {"before": 0.0, "start": time.perf_counter()}  # training seconds of earlier runs (resume), this run's start
+
+    def time_fraction() -> float:
+        if cfg.max_minutes <= 0:
+            return 0.0
+        return (clock["before"] + time.perf_counter() - clock["start"]) / (60 * cfg.max_minutes)
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg, time_fraction))
     step, best, history_best = 0, -1.0, None
     last = out / "checkpoints" / "last.pt"
     if resume and last.exists():
@@ -98,6 +110,7 @@ def train(
             step, best, history_best = ckpt["step"], ckpt["best"], ckpt.get("best_metrics")
             rng.bit_generator.state = ckpt["rng"]
             torch.set_rng_state(ckpt["torch_rng"])
+            clock["before"] = ckpt.get("train_seconds", 0.0)
         except (KeyError, RuntimeError, ValueError) as exc:
             raise CheckpointError(f"{last}: cannot resume ({exc})") from exc
 
@@ -105,8 +118,9 @@ def train(
     log_path = out / "log.jsonl"
     binary = model_config.input_mode == "binary"
     start = time.perf_counter()
+    clock["start"] = start
     network.train()
-    stopped = False
+    stopped = done = False
 
     def save_checkpoint():
         with atomic_path(last, overwrite=True) as tmp:
@@ -114,11 +128,12 @@ def train(
                 "model": network.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "step": step, "best": best, "best_metrics": history_best, "rng": rng.bit_generator.state,
                 "torch_rng": torch.get_rng_state(), "model_config": model_config.to_dict(), "train_config": cfg.to_dict(),
+                "train_seconds": clock["before"] + time.perf_counter() - clock["start"], "done": done,
             }, tmp)
 
     def run_validation():
         nonlocal best, history_best
-        if not val_samples:
+        if not val_samples or cfg.val_every <= 0:
             save_model_folder(out, network, model_config, {**meta, "step": step})
             return None
         threshold, metrics = choose_thresholds(network, model_config, val_samples, device)
@@ -138,7 +153,7 @@ def train(
     final_step = cfg.final_step
     batches = batch_stream(train_samples, cfg.batch_size, cfg.crop_size, rng, cfg.augment, binary,
                            cfg.workers, seed=(cfg.seed, step))
-    while step < final_step:
+    while step < final_step and time_fraction() < 1:
         if should_stop and should_stop():
             stopped = True
             break
@@ -156,19 +171,23 @@ def train(
         optimizer.step()
         scheduler.step()
         step += 1
+        done = step >= final_step or time_fraction() >= 1
         values = {k: float(v.detach()) for k, v in losses.items()}
         values["loss"] = float(total.detach())
         val_metrics = None
-        if step % 10 == 0 or step == 1 or step == final_step:
+        if step % 10 == 0 or step == 1 or done:
             with open(log_path, "a") as fh:
                 fh.write(json.dumps({"step": step, "lr": scheduler.get_last_lr()[0], "time": time.perf_counter() - start, **values}) + "\n")
-        if step % cfg.val_every == 0 or step == final_step:
+        if (cfg.val_every > 0 and step % cfg.val_every == 0) or done:
             val_metrics = run_validation()
-        if step % cfg.checkpoint_every == 0 or step == final_step:
+        if step % cfg.checkpoint_every == 0 or done:
             save_checkpoint()
         if progress:
             progress(step, final_step, values, val_metrics)
     batches.close()  # ends the DataLoader workers, if any
+    if done:
+        with open(log_path, "a") as fh:
+            fh.write(json.dumps({"finished": {"step": step, "train_seconds": round(clock["before"] + time.perf_counter() - start, 1)}}) + "\n")
     if stopped:
         save_checkpoint()
         if not (out / "weights.pt").exists():
