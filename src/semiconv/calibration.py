@@ -15,8 +15,13 @@ import numpy as np
 import torch
 
 from .config import ModelConfig
-from .data.instances import overlapping_instances
-from .evaluation import coco_metrics, image_matching, matching_summary, summary_from_matching
+from .evaluation import (
+    TrueWorms,
+    coco_metrics,
+    image_matching,
+    matching_summary,
+    summary_from_matching,
+)
 from .mask_cleanup import clean_masks
 from .network_outputs import raw_outputs
 from .postprocess import candidates, dense_maps, nms_order, suppress_contained
@@ -95,7 +100,7 @@ def image_table(raw, truth: np.ndarray, config: ModelConfig, combos: list[tuple]
     """One image's `evaluation.image_matching` vector for every (mask, foreground, containment)
     combination and every candidate score threshold, masks finished (grown, one piece) as a model
     with those thresholds would: array len(combos) x len(SCORE_THRESHOLD_CANDIDATES) x K."""
-    overlapping = overlapping_instances(truth)
+    worms = TrueWorms(truth)
     table = []
     for masks, scores, allowed in variants(raw, config, combos):
         row = []
@@ -103,7 +108,7 @@ def image_table(raw, truth: np.ndarray, config: ModelConfig, combos: list[tuple]
             above = masks[scores >= t]
             if config.foreground_growth > 0 or config.keep_largest_piece:
                 above = clean_masks(above, allowed, config.foreground_growth, config.keep_largest_piece)
-            row.append(image_matching(above, truth, overlapping))
+            row.append(image_matching(above, worms))
         table.append(row)
     return np.asarray(table)
 

@@ -60,14 +60,39 @@ def scores_from_iou(iou: np.ndarray, thresholds=THRESHOLDS) -> dict:
     return out
 
 
-def image_matching(pred: np.ndarray, true: np.ndarray, overlapping: np.ndarray | None = None) -> np.ndarray:
+class TrueWorms:
+    """One image's true masks (T x H x W bool), prepared once for scoring many predictions against
+    them: the pixels any worm covers, each worm's area, which worms overlap another."""
+
+    def __init__(self, masks: np.ndarray):
+        self.masks = np.asarray(masks, bool)
+        flat = self.masks.reshape(len(self.masks), int(np.prod(self.masks.shape[1:])))
+        self.on_worm = np.flatnonzero(flat.any(0)) if len(flat) else np.zeros(0, np.int64)
+        self.inside = flat[:, self.on_worm].astype(np.float32)  # T x (pixels on some worm)
+        self.areas = np.count_nonzero(flat, axis=1).astype(np.float32)
+        self.overlapping = overlapping_instances(self.masks)
+
+    def __len__(self) -> int:
+        return len(self.masks)
+
+    def iou(self, pred: np.ndarray) -> np.ndarray:
+        """IoU matrix (P x T) of a bool stack P x H x W against these worms (as mask_iou)."""
+        if len(pred) == 0 or len(self) == 0:
+            return np.zeros((len(pred), len(self)))
+        p = pred.reshape(len(pred), -1)
+        inter = p[:, self.on_worm].astype(np.float32) @ self.inside.T
+        return iou_from_overlaps(inter, np.count_nonzero(p, axis=1).astype(np.float32), self.areas)
+
+
+def image_matching(pred: np.ndarray, true) -> np.ndarray:
     """One image's matching figures as a vector: TP/(TP+FP+FN) at each of THRESHOLDS, then how
     many true worms that overlap another are matched at IoU >= 0.5 and >= 0.8, and how many such
-    worms there are (`overlapping`: T bool, computed when not given). Summed over images by
+    worms there are. true: T x H x W bool, or `TrueWorms` of them. Summed over images by
     `summary_from_matching`."""
-    overlapping = overlapping_instances(true) if overlapping is None else overlapping
-    iou = mask_iou(pred, true)
+    true = true if isinstance(true, TrueWorms) else TrueWorms(true)
+    iou = true.iou(pred)
     scores = scores_from_iou(iou)
+    overlapping = true.overlapping
     best = iou[:, overlapping].max(0) if len(pred) and overlapping.any() else np.zeros(int(overlapping.sum()))
     return np.array([*(scores[t] for t in THRESHOLDS), (best >= 0.5).sum(), (best >= 0.8).sum(), overlapping.sum()], float)
 

@@ -19,6 +19,17 @@ from scipy import ndimage as ndi
 from .data.instances import boxes_from_masks
 
 
+def dilate4(mask: np.ndarray) -> np.ndarray:
+    """One step of 4-connected dilation of a 2-D bool array (pixels outside count as empty):
+    the same as scipy.ndimage.binary_dilation with its default cross, without its per-call cost."""
+    grown = mask.copy()
+    grown[1:] |= mask[:-1]
+    grown[:-1] |= mask[1:]
+    grown[:, 1:] |= mask[:, :-1]
+    grown[:, :-1] |= mask[:, 1:]
+    return grown
+
+
 def grow_into_foreground(masks: np.ndarray, foreground: np.ndarray, steps: int) -> np.ndarray:
     """masks (N x H x W bool) grown by up to `steps` pixels (4-connected) into `foreground`
     (H x W bool) pixels that no mask covers; returns a new stack, the input is unchanged."""
@@ -34,7 +45,7 @@ def grow_into_foreground(masks: np.ndarray, foreground: np.ndarray, steps: int) 
         claims[:] = 0
         reached = []
         for mask, (r0, r1, c0, c1) in zip(masks, windows, strict=True):
-            new = ndi.binary_dilation(mask[r0:r1, c0:c1]) & free[r0:r1, c0:c1]
+            new = dilate4(mask[r0:r1, c0:c1]) & free[r0:r1, c0:c1]
             reached.append(new)
             claims[r0:r1, c0:c1] += new
         for mask, new, (r0, r1, c0, c1) in zip(masks, reached, windows, strict=True):
