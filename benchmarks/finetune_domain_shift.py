@@ -31,7 +31,7 @@ from semiconv.data.instances import boxes_from_masks
 from semiconv.evaluation import coco_metrics, matching_summary
 from semiconv.inference import load_model
 from semiconv.normalize import normalize_percentile
-from semiconv.training.finetune import finetune, finetune_config
+from semiconv.training.finetune import FINETUNE_VAL_FRACTION, finetune, finetune_config
 
 KEYS = ("AP", "AP50", "AP75", "avAP", "score@0.5")
 
@@ -89,7 +89,7 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     settings = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
-    val_fraction = settings.pop("val_fraction", 0.2)  # the fine-tune default
+    val_fraction = settings.pop("val_fraction", FINETUNE_VAL_FRACTION)
     folder = Bbbc010Folder(args.data)
     base = load_model(args.base, device="cpu")
     everything = shifted(folder, folder.wells, args.shift)

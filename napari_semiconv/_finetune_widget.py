@@ -32,7 +32,7 @@ from semiconv.data.instances import boxes_from_masks, labels_to_stack
 from semiconv.errors import SemiconvError
 from semiconv.models_store import list_models
 from semiconv.planes import grey_planes, split_planes
-from semiconv.training.finetune import FINETUNE_DEFAULTS
+from semiconv.training.finetune import FINETUNE_DEFAULTS, FINETUNE_VAL_FRACTION
 
 
 def annotation_stacks(image: np.ndarray, layer, rgb: bool | None = None) -> list[np.ndarray]:
@@ -85,9 +85,9 @@ class FinetuneWidget(QWidget):
         self.steps = SpinBox(label="steps", min=1, max=100000, value=FINETUNE_DEFAULTS["steps"])
         self.lr = FloatSpinBox(label="learning rate", min=1e-6, max=1e-2, step=1e-5, value=FINETUNE_DEFAULTS["lr"])
         self.crop = SpinBox(label="crop size", min=64, max=1024, step=32, value=FINETUNE_DEFAULTS["crop_size"])
-        self.val_fraction = FloatSpinBox(label="held out", min=0.0, max=0.5, step=0.05, value=0.2,
+        self.val_fraction = FloatSpinBox(label="held out", min=0.0, max=0.5, step=0.05, value=FINETUNE_VAL_FRACTION,
                                          tooltip="fraction of images held out to choose the thresholds on "
-                                                 "(0: keep the base model's)")
+                                                 "(0: train on all of them and choose the thresholds on them)")
         self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda"], value="auto")
         self.name = LineEdit(label="new model name", value="my-worms")
         self.start = PushButton(text="Fine-tune")

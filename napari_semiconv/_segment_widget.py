@@ -5,8 +5,10 @@ Clicking a worm in the instances layer (or choosing its id) shows its steered-ke
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
+import numpy as np
 from magicgui.widgets import (
     ComboBox,
     Container,
@@ -36,14 +38,16 @@ BROWSE = "Model folder..."
 
 
 @thread_worker
-def segment_worker(model_name: str, device: str, planes: list, groups: list[int], score_threshold: float | None,
+def segment_worker(model_name: str, device: str, planes: list, sources: list[tuple[str, int]], score_threshold: float | None,
                    mask_threshold: float | None, fluorescence: list | None = None, pixel_size: float | None = None,
-                   input_mode: str | None = None):
+                   input_mode: str | None = None, describe=None):
     """Generator run in a thread: yields ('model', model) then ('plane', k) after each plane; returns
-    (predictions, per-worm table rows of each group of planes); `groups`: how many planes each
-    source layer has, in order. Fluorescence planes (one group only) are measured in each worm and
-    fed to models that take them. Problems with the input or model are yielded as ('error',
-    message) (returns None), so they reach the user as a notification, not a traceback."""
+    (predictions, per-worm table rows of each source, layer-data tuples of each source);
+    `sources`: (layer name, number of planes) of each source layer, in order; `describe(source,
+    model)` gives the (name, metadata) of a source's result layers, which are built here, off the
+    UI thread (None: no layers built). Fluorescence planes (one source only) are measured in each
+    worm and fed to models that take them. Problems with the input or model are yielded as
+    ('error', message) (returns None), so they reach the user as a notification, not a traceback."""
     import warnings
 
     preds = []
@@ -56,30 +60,41 @@ def segment_worker(model_name: str, device: str, planes: list, groups: list[int]
             raise SemiconvError(f"model {model.name!r} also takes the fluorescence image: choose its layer")
         yield ("model", model)
         for k, plane in enumerate(planes):
-            with warnings.catch_warnings(record=True) as caught:
+            with warnings.catch_warnings(record=True) as caught, PREDICT_LOCK:
                 warnings.simplefilter("always")
                 preds.append(model.predict(plane, fluorescence=fluorescence[k] if feed else None,
                                            score_threshold=score_threshold, mask_threshold=mask_threshold))
             for w in caught:
                 yield ("warning", str(w.message))
             yield ("plane", k + 1)
-        rows, start = [], 0
-        for count in groups:
+        rows, layers, start = [], [], 0
+        for source, count in sources:
             fl = fluorescence[start:start + count] if fluorescence is not None else None
             rows.append(prediction_rows(preds[start:start + count], pixel_size, fl))
+            if describe is not None:
+                layers.append(prediction_layers(preds[start:start + count], *describe(source, model), rows[-1]))
             start += count
     except (SemiconvError, MemoryError) as exc:
         where = f" (plane {len(preds) + 1})" if len(planes) > 1 else ""
         yield ("error", f"{exc}{where}")
         return None
-    return preds, rows
+    return preds, rows, layers
+
+
+#: one prediction at a time per process: the background warm-up and a Segment click share the model
+PREDICT_LOCK = threading.Lock()
 
 
 @thread_worker
-def _preload(model_name: str, device: str) -> None:
+def _preload(model_name: str, device: str, shape: tuple[int, int] | None = None) -> None:
+    """Load the model; with `shape` (H, W of the image the user is likely to segment), also run it
+    once on a blank image of that shape, so that the first real prediction finds its kernels ready."""
     try:
-        cached_model(model_name, device)
-    except SemiconvError:  # reported when the user clicks Segment
+        model = cached_model(model_name, device)
+        if shape is not None and not model.config.takes_fluorescence:
+            with PREDICT_LOCK:
+                model.predict(np.zeros(shape, np.float32))
+    except (SemiconvError, MemoryError):  # reported when the user clicks Segment
         pass
 
 
@@ -138,7 +153,9 @@ class SegmentWidget(QWidget):
         self._follow_active_layer(initial=True)
         self.model.changed.connect(self.preload_model)
         self.device.changed.connect(self.preload_model)
+        self.image.changed.connect(self.preload_model)
         self._preloader = None
+        self._warmed: set[tuple] = set()  # (model, device, plane shape) loaded and run once
         self.preload_model()
 
     def _follow_active_layer(self, *_, initial: bool = False):
@@ -162,13 +179,26 @@ class SegmentWidget(QWidget):
             self.fluorescence.value = name.replace(" bright-field", " fluorescence")
 
     def preload_model(self, *_):
-        """Load the chosen model in the background (once per process), so the first Segment click
-        does not wait for it; errors surface at the click instead."""
+        """Load the chosen model in the background (once per process) and run it once on a blank
+        plane of the chosen image's size, so the first Segment click waits for neither; errors
+        surface at the click instead."""
         if self.model.value in (None, BROWSE) or self._preloader is not None:
             return
-        self._preloader = _preload(self.model.value, self.device.value)
+        key = (self.model.value, self.device.value, self._plane_shape())
+        if key in self._warmed:
+            return
+        self._warmed.add(key)
+        self._preloader = _preload(*key)
         self._preloader.finished.connect(lambda: setattr(self, "_preloader", None))
         self._preloader.start()
+
+    def _plane_shape(self) -> tuple[int, int] | None:
+        """(H, W) of one plane of the chosen image layer (None without one)."""
+        if not self.image.value or self.image.value not in self.viewer.layers:
+            return None
+        layer = self.viewer.layers[self.image.value]
+        shape = layer.data.shape[-3:-1] if layer.rgb else layer.data.shape[-2:]
+        return tuple(int(n) for n in shape) if len(shape) == 2 and min(shape) > 0 else None
 
     # -- choices -----------------------------------------------------------------------------
     def _image_layers(self, widget=None):
@@ -220,8 +250,8 @@ class SegmentWidget(QWidget):
                      "planes": len(planes), "score": score, "mask": mask}
         self._progress = progress(total=len(planes), desc=f"Segmenting {', '.join(names)}")
         self._cancelled = False
-        self.worker = segment_worker(model_name, self.device.value, planes, [len(ps) for _, ps in sources], score, mask,
-                                     fluorescence, self.pixel_size.value or None, self.input_mode.value)
+        self.worker = segment_worker(model_name, self.device.value, planes, self._job["sources"], score, mask,
+                                     fluorescence, self.pixel_size.value or None, self.input_mode.value, self._describe)
         self.worker.yielded.connect(self._on_yield)
         self.worker.returned.connect(self._on_done)
         self.worker.errored.connect(self._on_error)
@@ -254,29 +284,31 @@ class SegmentWidget(QWidget):
     def _on_done(self, result):
         if result is None:
             return
-        all_preds, rows_per_source = result
+        all_preds, _, layers_per_source = result
         start = 0
-        for (source, count), rows in zip(self._job["sources"], rows_per_source, strict=True):
-            self._add_results(source, all_preds[start:start + count], rows)
+        for (source, count), layers in zip(self._job["sources"], layers_per_source, strict=True):
+            self._add_results(source, all_preds[start:start + count], layers)
             start += count
         model = self._job.get("model_obj")
         n = sum(len(p) for p in all_preds)
         seconds = sum(p.seconds for p in all_preds)
         self.status.value = f"{n} worms in {seconds:.1f} s on {model.device if model else ''}"
 
-    def _add_results(self, source: str, preds: list, rows: list[dict]):
-        """Add the result layers of one source image layer."""
+    def _describe(self, source: str, model) -> tuple[str, dict]:
+        """Name prefix and metadata of the result layers of `source` (called in the worker thread)."""
         job = self._job
-        model = job.get("model_obj")
-        name = f"{source} [{model.name if model else Path(job['model']).name}]"
-        metadata = {"model": model.name if model else job["model"], "score_threshold": job["score"] if job["score"] is not None else model.config.score_threshold,
-                    "mask_threshold": job["mask"] if job["mask"] is not None or not model else model.config.mask_threshold, "semiconv_version": __version__, "device": str(model.device) if model else "",
-                    "source_layer": source}
+        name = f"{source} [{model.name}]"
+        metadata = {"model": model.name, "score_threshold": job["score"] if job["score"] is not None else model.config.score_threshold,
+                    "mask_threshold": job["mask"] if job["mask"] is not None else model.config.mask_threshold,
+                    "semiconv_version": __version__, "device": str(model.device), "source_layer": source}
+        return name, metadata
+
+    def _add_results(self, source: str, preds: list, layers: list[tuple]):
+        """Add the result layers of one source image layer (layer data built by the worker)."""
+        name = layers[0][1]["name"].removesuffix(" instances")
         for old in [layer for layer in list(self.viewer.layers) if layer.name.startswith(name + " ")]:
             self.viewer.layers.remove(old)
-        added = []
-        for data, kwargs, kind in prediction_layers(preds, name, metadata, rows):
-            added.append(getattr(self.viewer, f"add_{kind}")(data, **kwargs))
+        added = [getattr(self.viewer, f"add_{kind}")(data, **kwargs) for data, kwargs, kind in layers]
         self._place_over_source(source, added)
         instances = added[0]
         self.results[instances.name] = {"preds": preds, "name": name}

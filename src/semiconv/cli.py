@@ -287,7 +287,7 @@ def finetune(
     steps: Optional[int] = typer.Option(None, "--steps", help="Training steps (default 140)."),
     lr: Optional[float] = typer.Option(None, "--lr", help="Learning rate (default 1.5e-4)."),
     crop: Optional[int] = typer.Option(None, "--crop", help="Crop size in pixels (default 256)."),
-    val_fraction: float = typer.Option(0.2, "--val-fraction", help="Fraction of images held out to choose the thresholds on (0: keep the base model's)."),
+    val_fraction: float = typer.Option(0.0, "--val-fraction", help="Fraction of images held out to choose the thresholds on (0: train on all, choose on all)."),
     input_mode: str = typer.Option("brightfield", "--input", help="What the images are; must match the base model's input."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     threads: int = typer.Option(0, "--threads", help="CPU threads (0: torch default)."),

@@ -22,12 +22,12 @@ from .loop import TrainResult, train
 from .samples import samples_from_annotated
 
 #: Chosen on a shifted BBBC010 (benchmarks/finetune_domain_shift.py, docs/benchmarks.md): 140 steps
-#: of 2 crops of 256 px at lr 1.5e-4, thresholds chosen once, at the end, on the held-out images:
-#: +0.056 avAP on average over 3 seeds in about 4 minutes on 2 CPU threads for 10 images (200 steps
-#: at 1e-4 with 4 validations gained +0.073 on one seed, but in 409 s).
+#: of 2 crops of 256 px at lr 1.5e-4 on all annotated images, thresholds chosen once, at the end, on
+#: those same images (FINETUNE_VAL_FRACTION 0: with 10 images, holding 2 out to choose on gained less).
 FINETUNE_DEFAULTS = {"steps": 140, "batch_size": 2, "crop_size": 256, "lr": 1.5e-4, "warmup_steps": 20,
                      "checkpoint_every": 25}
 FINETUNE_VALIDATIONS = 1
+FINETUNE_VAL_FRACTION = 0.0
 
 
 def finetune_config(**overrides) -> TrainConfig:
@@ -86,11 +86,12 @@ def output_folder(name_or_path: str) -> Path:
 
 
 def finetune(items: list[AnnotatedImage], base: str, out: str | Path, train_config: TrainConfig | None = None,
-             val_fraction: float = 0.2, device: str = "auto", seed: int = 0, input_mode: str | None = None,
+             val_fraction: float = FINETUNE_VAL_FRACTION, device: str = "auto", seed: int = 0, input_mode: str | None = None,
              progress=None, should_stop=None, overwrite: bool = False) -> tuple[Path, TrainResult]:
     """Fine-tune `base` on annotated images; returns the new model folder and the training result.
     `val_fraction` of the images (with 3 or more) is held out to choose the thresholds (and the
-    best checkpoint) on; with none held out the base model's thresholds are kept."""
+    best checkpoint) on; with none held out (the default) the model trains on all of them and its
+    thresholds are chosen on them."""
     if not items:
         raise InputError("no annotated images to fine-tune on")
     if all(len(i.masks) == 0 for i in items):
@@ -112,10 +113,12 @@ def finetune(items: list[AnnotatedImage], base: str, out: str | Path, train_conf
         shutil.rmtree(work)
     work.mkdir(parents=True)
     try:
-        result = train(samples_from_annotated(tr, config), samples_from_annotated(val, config), config, cfg, work,
+        train_samples = samples_from_annotated(tr, config)
+        val_samples = samples_from_annotated(val, config) if val else train_samples
+        result = train(train_samples, val_samples, config, cfg, work,
                        resolve_device(device), init_state=state,
                        extra_meta={"base_model": base_folder.name, "finetuned_on": [i.name for i in tr],
-                                   "validated_on": [i.name for i in val]},
+                                   "validated_on": [i.name for i in (val or tr)]},
                        progress=progress, should_stop=should_stop)
         if not (work / "weights.pt").exists():
             raise InputError("training stopped before a model was saved")
