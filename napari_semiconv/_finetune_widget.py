@@ -75,6 +75,7 @@ class FinetuneWidget(QWidget):
         self.worker = None
         self._stop = False
         self.history = {"step": [], "loss": [], "val_step": [], "val": []}
+        self._check_name = "validation avAP"  # or "avAP on the annotated images" when none is held out
         self.image = ComboBox(label="image", choices=lambda w: [la.name for la in self.viewer.layers if isinstance(la, Image)])
         self.annotation = ComboBox(label="annotation", choices=lambda w: [la.name for la in self.viewer.layers
                                                                            if isinstance(la, Labels | Shapes)])
@@ -174,7 +175,13 @@ class FinetuneWidget(QWidget):
 
     # -- training ----------------------------------------------------------------------------
     def run(self, *_):
-        from semiconv.training.finetune import finetune, finetune_config, output_folder
+        from semiconv.training.finetune import (
+            check_name,
+            finetune,
+            finetune_config,
+            held_out_count,
+            output_folder,
+        )
 
         if self.worker is not None:
             show_info("fine-tuning is already running")
@@ -194,6 +201,7 @@ class FinetuneWidget(QWidget):
         cfg = finetune_config(steps=self.steps.value, lr=self.lr.value, crop_size=self.crop.value)
         self._stop = False
         self.history = {"step": [], "loss": [], "val_step": [], "val": []}
+        self._check_name = check_name(held_out_count(len(items), self.val_fraction.value))
         relay = self.relay
 
         @thread_worker
@@ -231,9 +239,9 @@ class FinetuneWidget(QWidget):
             self.axes.set_ylabel("training loss", color="C0")
             if self.history["val"]:
                 twin = self.axes.twinx()
-                twin.plot(self.history["val_step"], self.history["val"], "o-", color="C1", label="validation avAP")
+                twin.plot(self.history["val_step"], self.history["val"], "o-", color="C1", label=self._check_name)
                 twin.set_ylim(0, 1)
-                twin.set_ylabel("validation avAP", color="C1")
+                twin.set_ylabel(self._check_name.replace(" on the ", "\non the "), color="C1")
             self.axes.set_xlabel("step")
             self.canvas.draw_idle()
 
@@ -248,7 +256,7 @@ class FinetuneWidget(QWidget):
         models_changed()
         self.base.reset_choices()
         best = train_result.best_metrics
-        score = f", validation avAP {best['avAP']:.3f}" if best else ""
+        score = f", {self._check_name} {best['avAP']:.3f}" if best else ""
         self.status.value = f"saved {folder.name} after {train_result.steps} steps{score}"
         show_info(self.status.value)
 

@@ -5,7 +5,9 @@ Clicking a worm in the instances layer (or choosing its id) shows its steered-ke
 
 from __future__ import annotations
 
-import threading
+import hashlib
+import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +21,7 @@ from magicgui.widgets import (
     Select,
     SpinBox,
 )
-from napari.layers import Image
+from napari.layers import Image, Layer
 from napari.qt.threading import thread_worker
 from napari.utils import progress
 from napari.utils.notifications import show_error, show_info, show_warning
@@ -48,8 +50,6 @@ def segment_worker(model_name: str, device: str, planes: list, sources: list[tup
     UI thread (None: no layers built). Fluorescence planes (one source only) are measured in each
     worm and fed to models that take them. Problems with the input or model are yielded as
     ('error', message) (returns None), so they reach the user as a notification, not a traceback."""
-    import warnings
-
     preds = []
     try:
         model = cached_model(model_name, device)
@@ -60,19 +60,19 @@ def segment_worker(model_name: str, device: str, planes: list, sources: list[tup
             raise SemiconvError(f"model {model.name!r} also takes the fluorescence image: choose its layer")
         yield ("model", model)
         for k, plane in enumerate(planes):
-            with warnings.catch_warnings(record=True) as caught, PREDICT_LOCK:
-                warnings.simplefilter("always")
-                preds.append(model.predict(plane, fluorescence=fluorescence[k] if feed else None,
-                                           score_threshold=score_threshold, mask_threshold=mask_threshold))
-            for w in caught:
-                yield ("warning", str(w.message))
+            pred, notes = PREDICTOR.submit(predict_plane, model, plane, fluorescence[k] if feed else None,
+                                           score_threshold, mask_threshold).result()
+            preds.append(pred)
+            for note in notes:
+                yield ("warning", note)
             yield ("plane", k + 1)
         rows, layers, start = [], [], 0
         for source, count in sources:
             fl = fluorescence[start:start + count] if fluorescence is not None else None
             rows.append(prediction_rows(preds[start:start + count], pixel_size, fl))
-            if describe is not None:
-                layers.append(prediction_layers(preds[start:start + count], *describe(source, model), rows[-1]))
+            if describe is not None:  # napari layers are plain models: built here, only added in the UI thread
+                layers.append([Layer.create(data, kwargs, kind)
+                               for data, kwargs, kind in prediction_layers(preds[start:start + count], *describe(source, model), rows[-1])])
             start += count
     except (SemiconvError, MemoryError) as exc:
         where = f" (plane {len(preds) + 1})" if len(planes) > 1 else ""
@@ -81,19 +81,49 @@ def segment_worker(model_name: str, device: str, planes: list, sources: list[tup
     return preds, rows, layers
 
 
-#: one prediction at a time per process: the background warm-up and a Segment click share the model
-PREDICT_LOCK = threading.Lock()
+#: planes larger than this are not segmented ahead in the background (the model is still loaded)
+AHEAD_PIXELS = 4_000_000
+#: every prediction of the widget runs on this one thread, one at a time: the background work and
+#: the Segment clicks share the model, and torch's per-thread state stays warm between them
+PREDICTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="semiconv-predict")
+#: predictions made ahead, in the background, with a model's own thresholds:
+#: (id of the loaded model, fingerprint of the plane) -> (Prediction, warnings); the last two
+_AHEAD: dict[tuple, tuple] = {}
+
+
+def _fingerprint(plane: np.ndarray) -> tuple:
+    data = np.ascontiguousarray(plane)
+    return data.shape, str(data.dtype), hashlib.blake2b(data.view(np.uint8), digest_size=16).hexdigest()
+
+
+def predict_plane(model, plane: np.ndarray, fluorescence: np.ndarray | None = None, score_threshold: float | None = None,
+                  mask_threshold: float | None = None, ahead: bool = False) -> tuple:
+    """(Prediction, warning messages) of one plane; runs on PREDICTOR. A plane segmented ahead
+    (`ahead`: kept) with the model's own thresholds is not segmented again: same model object,
+    same pixels, same thresholds give the same prediction."""
+    key = (id(model), _fingerprint(plane)) if fluorescence is None and score_threshold is None and mask_threshold is None else None
+    if key is not None and key in _AHEAD:
+        return _AHEAD[key]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pred = model.predict(plane, fluorescence=fluorescence, score_threshold=score_threshold, mask_threshold=mask_threshold)
+    result = pred, [str(w.message) for w in caught]
+    if ahead and key is not None:
+        _AHEAD[key] = result
+        while len(_AHEAD) > 2:
+            _AHEAD.pop(next(iter(_AHEAD)))
+    return result
 
 
 @thread_worker
-def _preload(model_name: str, device: str, shape: tuple[int, int] | None = None) -> None:
-    """Load the model; with `shape` (H, W of the image the user is likely to segment), also run it
-    once on a blank image of that shape, so that the first real prediction finds its kernels ready."""
+def _preload(model_name: str, device: str, plane: np.ndarray | None = None) -> None:
+    """Load the model; with `plane` (the image the user is likely to segment, with the model's own
+    thresholds), also segment it ahead, so a click on Segment finds it done (and, for another
+    image, every kernel and buffer of the network and post-processing warm)."""
     try:
         model = cached_model(model_name, device)
-        if shape is not None and not model.config.takes_fluorescence:
-            with PREDICT_LOCK:
-                model.predict(np.zeros(shape, np.float32))
+        if plane is not None and not model.config.takes_fluorescence:
+            PREDICTOR.submit(predict_plane, model, plane, ahead=True).result()
     except (SemiconvError, MemoryError):  # reported when the user clicks Segment
         pass
 
@@ -155,7 +185,6 @@ class SegmentWidget(QWidget):
         self.device.changed.connect(self.preload_model)
         self.image.changed.connect(self.preload_model)
         self._preloader = None
-        self._warmed: set[tuple] = set()  # (model, device, plane shape) loaded and run once
         self.preload_model()
 
     def _follow_active_layer(self, *_, initial: bool = False):
@@ -179,26 +208,28 @@ class SegmentWidget(QWidget):
             self.fluorescence.value = name.replace(" bright-field", " fluorescence")
 
     def preload_model(self, *_):
-        """Load the chosen model in the background (once per process) and run it once on a blank
-        plane of the chosen image's size, so the first Segment click waits for neither; errors
-        surface at the click instead."""
+        """Load the chosen model in the background (once per process) and segment the chosen
+        image's first plane ahead with the model's own thresholds, so the first Segment click
+        waits for neither; errors surface at the click instead."""
         if self.model.value in (None, BROWSE) or self._preloader is not None:
             return
-        key = (self.model.value, self.device.value, self._plane_shape())
-        if key in self._warmed:
-            return
-        self._warmed.add(key)
-        self._preloader = _preload(*key)
+        self._preloader = _preload(self.model.value, self.device.value, self._first_plane())
         self._preloader.finished.connect(lambda: setattr(self, "_preloader", None))
         self._preloader.start()
 
-    def _plane_shape(self) -> tuple[int, int] | None:
-        """(H, W) of one plane of the chosen image layer (None without one)."""
+    def _first_plane(self) -> np.ndarray | None:
+        """The first 2-D plane of the chosen image layer, if small enough to segment ahead (at most
+        AHEAD_PIXELS; only that plane is read from a lazy stack); else None."""
         if not self.image.value or self.image.value not in self.viewer.layers:
             return None
         layer = self.viewer.layers[self.image.value]
-        shape = layer.data.shape[-3:-1] if layer.rgb else layer.data.shape[-2:]
-        return tuple(int(n) for n in shape) if len(shape) == 2 and min(shape) > 0 else None
+        spatial = layer.data.ndim - (1 if layer.rgb else 0)
+        if spatial not in (2, 3):
+            return None
+        plane = layer.data if spatial == 2 else layer.data[0]
+        if plane.shape[0] * plane.shape[1] > AHEAD_PIXELS:
+            return None
+        return np.asarray(plane)
 
     # -- choices -----------------------------------------------------------------------------
     def _image_layers(self, widget=None):
@@ -303,27 +334,37 @@ class SegmentWidget(QWidget):
                     "semiconv_version": __version__, "device": str(model.device), "source_layer": source}
         return name, metadata
 
-    def _add_results(self, source: str, preds: list, layers: list[tuple]):
-        """Add the result layers of one source image layer (layer data built by the worker)."""
-        name = layers[0][1]["name"].removesuffix(" instances")
+    def _add_results(self, source: str, preds: list, layers: list):
+        """Add the result layers of one source image layer (napari layers built by the worker)."""
+        name = layers[0].name.removesuffix(" instances")
         for old in [layer for layer in list(self.viewer.layers) if layer.name.startswith(name + " ")]:
             self.viewer.layers.remove(old)
-        added = [getattr(self.viewer, f"add_{kind}")(data, **kwargs) for data, kwargs, kind in layers]
-        self._place_over_source(source, added)
+        self._place_over_source(source, layers)
+        added = [self.viewer.add_layer(layer) for layer in layers]
+        self._lift_source(source, added)
         instances = added[0]
         self.results[instances.name] = {"preds": preds, "name": name}
         instances.mouse_drag_callbacks.append(self._on_click)
         self.last_instances = instances
 
-    def _place_over_source(self, source: str, added: list) -> None:
-        """Results lie over the image they came from: same scale and offset, and the source
-        (made visible) just beneath them, above any other image."""
+    def _place_over_source(self, source: str, layers: list) -> None:
+        """Results lie over the image they came from: its scale and offset (set before they are
+        added, and only where they differ from the default, to spare refreshes)."""
         if source not in self.viewer.layers:
             return
         src = self.viewer.layers[source]
-        for layer in added:
+        for layer in layers:
             if layer.ndim == src.ndim:
-                layer.scale, layer.translate = src.scale, src.translate
+                if not np.array_equal(layer.scale, src.scale):
+                    layer.scale = src.scale
+                if not np.array_equal(layer.translate, src.translate):
+                    layer.translate = src.translate
+
+    def _lift_source(self, source: str, added: list) -> None:
+        """The source image (made visible) lies just beneath its results, above any other image."""
+        if source not in self.viewer.layers:
+            return
+        src = self.viewer.layers[source]
         src.visible = True
         below_results = len(self.viewer.layers) - len(added) - 1
         index = self.viewer.layers.index(src)

@@ -39,11 +39,16 @@ def test_finetune_saves_a_complete_model(base_model, tmp_path):
     assert folder == target and (folder / "weights.pt").exists() and (folder / "config.json").exists()
     import json
 
-    meta = json.loads((folder / "config.json").read_text())
-    assert meta["base_model"] == "base" and len(meta["finetuned_on"]) == 3 and len(meta["validated_on"]) == 1
-    assert not set(meta["finetuned_on"]) & set(meta["validated_on"]) and meta["validation"]["images"] == 1
+    meta = json.loads((folder / "config.json").read_text())  # default: trains on all, thresholds chosen on all
+    assert meta["base_model"] == "base" and len(meta["finetuned_on"]) == 4 and meta["validated_on"] == meta["finetuned_on"]
+    assert meta["validation"]["images"] == 4
     assert "mine" in list_models()  # appears among the user's models at once
     assert not list(folder.parent.glob(".*partial"))
+    held, _ = finetune(_items(4), str(base_model), tmp_path / "user-models" / "held", finetune_config(steps=2, crop_size=96),
+                       val_fraction=0.25, device="cpu")
+    meta = json.loads((held / "config.json").read_text())
+    assert len(meta["finetuned_on"]) == 3 and len(meta["validated_on"]) == 1 and meta["validation"]["images"] == 1
+    assert not set(meta["finetuned_on"]) & set(meta["validated_on"])
 
 
 def test_finetune_bad_inputs(base_model, tmp_path):

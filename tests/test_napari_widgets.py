@@ -364,3 +364,30 @@ def test_fluorescence_reaches_a_model_that_takes_it(make_napari_viewer, qtbot, t
     _run(widget, qtbot)
     assert len(seen) == 1 and seen[0] is not None and seen[0].shape == (520, 696)
     assert "C01 bright-field [tiny-two] instances" in viewer.layers
+
+
+def test_a_plane_segmented_ahead_is_reused_only_for_the_same_model_pixels_and_thresholds(tiny_models):
+    """predict_plane keeps what the background segmented ahead and hands it to a click that asks
+    for the same model object, the same pixels and the model's own thresholds; anything else is
+    segmented again. The widget's warm-up fills it for the chosen image."""
+    from semiconv.data.synthetic import generate
+    from semiconv.inference import load_model
+
+    import napari_semiconv._segment_widget as sw
+
+    model = load_model(tiny_models / "tiny-test", device="cpu")
+    calls = []
+    predict = model.predict
+    model.predict = lambda *a, **k: calls.append(k) or predict(*a, **k)
+    image = generate((96, 120), 1).image
+    ahead, _ = sw.predict_plane(model, image, ahead=True)
+    again, _ = sw.predict_plane(model, image.copy())
+    assert again is ahead and len(calls) == 1
+    other_threshold, _ = sw.predict_plane(model, image, score_threshold=0.5)
+    edited = image.copy()
+    edited[0, 0] += 1
+    other_pixels, _ = sw.predict_plane(model, edited)
+    reloaded = load_model(tiny_models / "tiny-test", device="cpu")
+    other_model, _ = sw.predict_plane(reloaded, image)
+    assert len(calls) == 3 and other_threshold is not ahead and other_pixels is not ahead and other_model is not ahead
+    assert np.array_equal(other_model.masks, ahead.masks)  # the same answer, computed again

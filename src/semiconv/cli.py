@@ -298,8 +298,15 @@ def finetune(
     from tqdm import tqdm
 
     from .io import IMAGE_SUFFIXES
+    from .training.finetune import (
+        check_name,
+        finetune_config,
+        held_out_count,
+        load_items,
+        output_folder,
+        pair_inputs,
+    )
     from .training.finetune import finetune as run_finetune
-    from .training.finetune import finetune_config, load_items, output_folder, pair_inputs
 
     try:
         _set_threads(threads)
@@ -317,7 +324,8 @@ def finetune(
             bar.set_postfix(loss=f"{losses['loss']:.3f}", refresh=False)
             bar.update(step - bar.n)
             if val:
-                tqdm.write(f"step {step}: validation avAP {val['avAP']:.3f} AP {val['AP']:.3f}", file=sys.stderr)
+                tqdm.write(f"step {step}: {check_name(held_out_count(len(items), val_fraction))} {val['avAP']:.3f} AP {val['AP']:.3f}",
+                           file=sys.stderr)
 
         folder, result = run_finetune(items, base, output_folder(out), cfg, val_fraction, device, progress=progress,
                                       input_mode=input_mode)

@@ -30,6 +30,17 @@ FINETUNE_VALIDATIONS = 1
 FINETUNE_VAL_FRACTION = 0.0
 
 
+def held_out_count(images: int, val_fraction: float) -> int:
+    """How many of `images` annotated images fine-tuning holds out (none with fewer than 3)."""
+    return int(round(val_fraction * images)) if images >= 3 else 0
+
+
+def check_name(held_out: int) -> str:
+    """What the avAP fine-tuning reports is measured on: held-out images, or the annotated images
+    it trained on (its thresholds fitted there), for the plot and messages."""
+    return "validation avAP" if held_out else "avAP on the annotated images"
+
+
 def finetune_config(**overrides) -> TrainConfig:
     """Training hyperparameters that work for 5 to 20 annotated images (FINETUNE_DEFAULTS; overrides
     given as None keep the default). Unless given, validation runs FINETUNE_VALIDATIONS times."""
@@ -105,7 +116,7 @@ def finetune(items: list[AnnotatedImage], base: str, out: str | Path, train_conf
         raise InputError(f"{target}: exists already (choose another name)")
     cfg = train_config or finetune_config()
     order = np.random.default_rng(seed).permutation(len(items))
-    n_val = int(round(val_fraction * len(items))) if len(items) >= 3 else 0
+    n_val = held_out_count(len(items), val_fraction)
     val = [items[i] for i in order[:n_val]]
     tr = [items[i] for i in order[n_val:]]
     work = target.parent / f".{target.name}.partial"
