@@ -10,7 +10,8 @@ Each seed picks 10 of the 50 training-half wells as the user's annotated images 
 and tests on the other 40 of the same domain, before and after `semiconv finetune` with the
 given settings (defaults: `semiconv.training.finetune.FINETUNE_DEFAULTS`).
 
-    python benchmarks/finetune_domain_shift.py [--shift moderate] [--seeds 0 1 2] [--steps N] [--threads 2]
+    python benchmarks/finetune_domain_shift.py [--shift moderate] [--seeds 0 1 2] [--set KEY=VALUE ...] [--threads 2]
+        [--data ../shared/data/bbbc010 | data/bbbc010-train.npz] [--device cpu | cuda]
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ from scipy import ndimage as ndi
 from skimage.transform import rescale
 
 from semiconv.data import Bbbc010Folder
+from semiconv.data.bbbc010 import is_bbbc010_folder
 from semiconv.data.generic import AnnotatedImage
 from semiconv.data.instances import boxes_from_masks
+from semiconv.data.packed import PackedWells
 from semiconv.evaluation import coco_metrics, matching_summary
 from semiconv.inference import load_model
 from semiconv.normalize import normalize_percentile
@@ -80,7 +83,8 @@ def annotated_wells(folder: Bbbc010Folder, seed: int) -> list[str]:
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--data", default="../shared/data/bbbc010")
+    parser.add_argument("--data", default="../shared/data/bbbc010", help="BBBC010-layout folder or packed .npz")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (fine-tuning and scoring)")
     parser.add_argument("--base", default="bbbc010-brightfield")
     parser.add_argument("--shift", default="moderate", choices=("moderate", "strong"))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
@@ -90,8 +94,8 @@ def main():
     torch.set_num_threads(args.threads)
     settings = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
     val_fraction = settings.pop("val_fraction", FINETUNE_VAL_FRACTION)
-    folder = Bbbc010Folder(args.data)
-    base = load_model(args.base, device="cpu")
+    folder = Bbbc010Folder(args.data) if is_bbbc010_folder(args.data) else PackedWells(args.data)
+    base = load_model(args.base, device=args.device)
     everything = shifted(folder, folder.wells, args.shift)
     by_name = {i.name: i for i in everything}
     for seed in args.seeds:
@@ -102,12 +106,12 @@ def main():
         out = tempfile.mkdtemp() + "/tuned"
         cfg = finetune_config(**{**settings, "seed": seed})
         start = time.perf_counter()
-        target, result = finetune(train, args.base, out, cfg, val_fraction=val_fraction, device="cpu", seed=seed)
+        target, result = finetune(train, args.base, out, cfg, val_fraction=val_fraction, device=args.device, seed=seed)
         seconds = time.perf_counter() - start
-        after = score(load_model(target, device="cpu"), test)
+        after = score(load_model(target, device=args.device), test)
         print(json.dumps({"shift": args.shift, "seed": seed, "settings": {**settings, "val_fraction": val_fraction},
                           "annotated": chosen, "test_images": len(test), "steps": result.steps,
-                          "finetune_seconds": round(seconds, 1), "threads": args.threads,
+                          "finetune_seconds": round(seconds, 1), "threads": args.threads, "device": args.device,
                           "before": {k: round(before[k], 3) for k in KEYS}, "after": {k: round(after[k], 3) for k in KEYS},
                           "gain_avAP": round(after["avAP"] - before["avAP"], 3)}), flush=True)
 

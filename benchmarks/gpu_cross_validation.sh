@@ -6,7 +6,9 @@
 #      under 16 MiB) to $OUT, 3. the out-of-fold evaluation (thresholds from pooled out-of-fold
 #      outputs, per-fold and pooled metrics, census, shifted copy) with WORKERS processes; cv.json
 #      and the final config (with those thresholds) to $OUT, 4. GPU inference throughput
-#      (benchmarks/gpu_speed.py), logs. Each phase is cut off so that the whole stays inside BUDGET s.
+#      (benchmarks/gpu_speed.py), 5. if 100 s are left, the fine-tuning benchmark on the GPU
+#      (benchmarks/finetune_domain_shift.py, seed 0), logs. Each phase is cut off so that the
+#      whole stays inside BUDGET s (lower the recipe's max_minutes to leave room for phase 5).
 # Prepared here first, on the CPU (and tested small: TEST=1 bash benchmarks/gpu_cross_validation.sh):
 #     semiconv data pack ../shared/data/bbbc010 data/bbbc010-train.npz          # 21 MB, git-ignored
 #     python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
@@ -61,6 +63,11 @@ cp "$RUNS/cv.json" "$OUT/" 2>/dev/null
 echo "== 4. GPU speed ($(left) s left)"
 if [ -f "$RUNS/final/weights.pt" ]; then
   timeout $(( $(left) > 50 ? 45 : $(left) - 5 )) python3 benchmarks/gpu_speed.py --model "$RUNS/final" --data "$DATA" --device "$DEVICE" --repeats 3 | tee "$OUT/gpu_speed.json"
+fi
+
+echo "== 5. fine-tuning on a GPU, if time is left ($(left) s left)"
+if [ "$(left)" -ge 100 ]; then
+  timeout $(( $(left) - 10 )) python3 benchmarks/finetune_domain_shift.py --data "$DATA" --device "$DEVICE" --seeds 0 | tee "$OUT/finetune_gpu.json"
 fi
 
 tar czf "$OUT/logs.tar.gz" "$RUNS"/*.log "$RUNS"/*/log.jsonl 2>/dev/null
