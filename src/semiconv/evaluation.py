@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+from functools import cached_property
+
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
@@ -19,13 +21,8 @@ THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
 
 
 def mask_overlaps(pred: np.ndarray, true: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(shared pixels P x T, areas of pred P, areas of true T) of two bool stacks (P x H x W, T x H x W).
-    Only pixels inside some true mask can be shared, so the product runs over those alone."""
-    p = pred.reshape(len(pred), int(np.prod(pred.shape[1:])))  # also for 0 masks
-    t = true.reshape(len(true), int(np.prod(true.shape[1:])))
-    on_worm = np.flatnonzero(t.any(0)) if len(t) else np.zeros(0, np.int64)
-    inter = p[:, on_worm].astype(np.float32) @ t[:, on_worm].astype(np.float32).T
-    return inter, np.count_nonzero(p, axis=1).astype(np.float32), np.count_nonzero(t, axis=1).astype(np.float32)
+    """(shared pixels P x T, areas of pred P, areas of true T) of two bool stacks (P x H x W, T x H x W)."""
+    return TrueWorms(true).overlaps(pred)
 
 
 def iou_from_overlaps(inter: np.ndarray, pred_area: np.ndarray, true_area: np.ndarray) -> np.ndarray:
@@ -35,14 +32,39 @@ def iou_from_overlaps(inter: np.ndarray, pred_area: np.ndarray, true_area: np.nd
 
 def mask_iou(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
     """IoU matrix (P x T) of two bool stacks (P x H x W, T x H x W)."""
-    if len(pred) == 0 or len(true) == 0:
-        return np.zeros((len(pred), len(true)))
-    return iou_from_overlaps(*mask_overlaps(pred, true))
+    return TrueWorms(true).iou(pred)
 
 
-def matching_scores(pred: np.ndarray, true: np.ndarray, thresholds=THRESHOLDS) -> dict:
-    """TP/(TP+FP+FN) at each threshold for one image (Hungarian matching on IoU)."""
-    return scores_from_iou(mask_iou(pred, true), thresholds)
+class TrueWorms:
+    """One image's true masks (T x H x W bool), prepared once for scoring many predictions against
+    them: the pixels any worm covers (only those can be shared), each worm's area, and (when
+    asked) which worms overlap another."""
+
+    def __init__(self, masks: np.ndarray):
+        self.masks = np.asarray(masks, bool)
+        flat = self.masks.reshape(len(self.masks), int(np.prod(self.masks.shape[1:])))  # also for 0 masks
+        self.on_worm = np.flatnonzero(flat.any(0)) if len(flat) else np.zeros(0, np.int64)
+        self.inside = flat[:, self.on_worm].astype(np.float32)  # T x (pixels on some worm)
+        self.areas = np.count_nonzero(flat, axis=1).astype(np.float32)
+
+    def __len__(self) -> int:
+        return len(self.masks)
+
+    @cached_property
+    def overlapping(self) -> np.ndarray:
+        return overlapping_instances(self.masks)
+
+    def overlaps(self, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(shared pixels P x T, areas of pred P, areas of these worms T) for a bool stack P x H x W."""
+        p = pred.reshape(len(pred), int(np.prod(pred.shape[1:])))
+        inter = p[:, self.on_worm].astype(np.float32) @ self.inside.T
+        return inter, np.count_nonzero(p, axis=1).astype(np.float32), self.areas
+
+    def iou(self, pred: np.ndarray) -> np.ndarray:
+        """IoU matrix (P x T) of a bool stack P x H x W against these worms."""
+        if len(pred) == 0 or len(self) == 0:
+            return np.zeros((len(pred), len(self)))
+        return iou_from_overlaps(*self.overlaps(pred))
 
 
 def scores_from_iou(iou: np.ndarray, thresholds=THRESHOLDS) -> dict:
@@ -58,30 +80,6 @@ def scores_from_iou(iou: np.ndarray, thresholds=THRESHOLDS) -> dict:
         denom = tp + fp + fn
         out[t] = tp / denom if denom else 1.0
     return out
-
-
-class TrueWorms:
-    """One image's true masks (T x H x W bool), prepared once for scoring many predictions against
-    them: the pixels any worm covers, each worm's area, which worms overlap another."""
-
-    def __init__(self, masks: np.ndarray):
-        self.masks = np.asarray(masks, bool)
-        flat = self.masks.reshape(len(self.masks), int(np.prod(self.masks.shape[1:])))
-        self.on_worm = np.flatnonzero(flat.any(0)) if len(flat) else np.zeros(0, np.int64)
-        self.inside = flat[:, self.on_worm].astype(np.float32)  # T x (pixels on some worm)
-        self.areas = np.count_nonzero(flat, axis=1).astype(np.float32)
-        self.overlapping = overlapping_instances(self.masks)
-
-    def __len__(self) -> int:
-        return len(self.masks)
-
-    def iou(self, pred: np.ndarray) -> np.ndarray:
-        """IoU matrix (P x T) of a bool stack P x H x W against these worms (as mask_iou)."""
-        if len(pred) == 0 or len(self) == 0:
-            return np.zeros((len(pred), len(self)))
-        p = pred.reshape(len(pred), -1)
-        inter = p[:, self.on_worm].astype(np.float32) @ self.inside.T
-        return iou_from_overlaps(inter, np.count_nonzero(p, axis=1).astype(np.float32), self.areas)
 
 
 def image_matching(pred: np.ndarray, true) -> np.ndarray:
