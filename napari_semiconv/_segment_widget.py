@@ -86,8 +86,9 @@ AHEAD_PIXELS = 4_000_000
 #: every prediction of the widget runs on this one thread, one at a time: the background work and
 #: the Segment clicks share the model, and torch's per-thread state stays warm between them
 PREDICTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="semiconv-predict")
-#: predictions made ahead, in the background, with a model's own thresholds:
-#: (id of the loaded model, fingerprint of the plane) -> (Prediction, warnings); the last two
+#: predictions made ahead, in the background, with a model's own thresholds, the last two:
+#: (id of the loaded model, fingerprint of the plane) -> (that model, (Prediction, warnings));
+#: the entry holds the model, so its id cannot pass to a model loaded later
 _AHEAD: dict[tuple, tuple] = {}
 
 
@@ -103,13 +104,13 @@ def predict_plane(model, plane: np.ndarray, fluorescence: np.ndarray | None = No
     same pixels, same thresholds give the same prediction."""
     key = (id(model), _fingerprint(plane)) if fluorescence is None and score_threshold is None and mask_threshold is None else None
     if key is not None and key in _AHEAD:
-        return _AHEAD[key]
+        return _AHEAD[key][1]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         pred = model.predict(plane, fluorescence=fluorescence, score_threshold=score_threshold, mask_threshold=mask_threshold)
     result = pred, [str(w.message) for w in caught]
     if ahead and key is not None:
-        _AHEAD[key] = result
+        _AHEAD[key] = model, result
         while len(_AHEAD) > 2:
             _AHEAD.pop(next(iter(_AHEAD)))
     return result
