@@ -47,10 +47,17 @@ def train_command(data: str, config: str, out: Path, device: str, threads: int, 
     return cmd
 
 
-def finished(out: Path) -> bool:
-    """Whether the training in `out` ran to its end (steps or time budget; the loop logs "finished")."""
+def finish_record(out: Path) -> dict | None:
+    """The "finished" record of the training in `out` (steps reached, training seconds; the loop
+    logs it when a run reaches its end by steps or time budget), or None while it has not."""
     log = out / "log.jsonl"
-    return (out / "weights.pt").exists() and log.exists() and '"finished"' in log.read_text()
+    lines = log.read_text().splitlines() if log.exists() else []
+    return next((json.loads(line)["finished"] for line in reversed(lines) if '"finished"' in line), None)
+
+
+def finished(out: Path) -> bool:
+    """Whether the training in `out` ran to its end and left its model."""
+    return (out / "weights.pt").exists() and finish_record(out) is not None
 
 
 def run_trainings(jobs: list[tuple[Path, list[str]]], parallel: int) -> dict:
@@ -154,9 +161,7 @@ def main():
             for out, k in wanted if not finished(out) and not args.evaluate_only]
     report.setdefault("train_seconds", {}).update(run_trainings(jobs, args.parallel))
     for out, _ in wanted:  # steps reached and training time, from each run's own log
-        log = out / "log.jsonl"
-        lines = [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.exists() else []
-        report.setdefault("trained", {})[out.name] = next((line["finished"] for line in reversed(lines) if "finished" in line), None)
+        report.setdefault("trained", {})[out.name] = finish_record(out)
     save_json(report_path, report)
     if args.train_only:
         print(json.dumps(report, indent=1))
@@ -166,13 +171,13 @@ def main():
     pool = ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn")) if args.workers > 1 else None
     if folds:
         # thresholds chosen on the pooled out-of-fold outputs (streamed twice: raw outputs are large)
-        held = {k: fold_split(k, source.wells)[1] for k in folds}
-        truths = {k: [source.load(w).masks for w in held[k]] for k in folds}
+        held = {k: [source.load(w) for w in fold_split(k, source.wells)[1]] for k in folds}  # read once
+        truths = {k: [w.masks for w in held[k]] for k in folds}
 
         def out_of_fold():
             for k, out in folds.items():
                 model = load_model(out, device=args.device)
-                yield from outputs_of(model, [source.load(w).brightfield for w in held[k]])
+                yield from outputs_of(model, [w.brightfield for w in held[k]])
 
         config = load_model(next(iter(folds.values())), device="cpu").config
         start = time.perf_counter()
@@ -184,13 +189,12 @@ def main():
         pooled, pooled_truths, moved, moved_truths = [], [], [], []
         for k, out in folds.items():
             model = load_model(out, device=args.device)
-            wells = [source.load(w) for w in held[k]]
-            preds = predictions(model, [w.brightfield for w in wells], thresholds, pool)
+            preds = predictions(model, [w.brightfield for w in held[k]], thresholds, pool)
             report["per_fold"][k] = scored(preds, truths[k], thresholds.score)
             pooled += preds
             pooled_truths += truths[k]
             if not args.no_shifted:
-                shifted = [shift(w.brightfield, w.masks, sum(map(ord, w.well))) for w in wells]
+                shifted = [shift(w.brightfield, w.masks, sum(map(ord, w.well))) for w in held[k]]
                 moved += predictions(model, [image for image, _ in shifted], thresholds, pool)
                 moved_truths += [m for _, m in shifted]
         report["pooled"] = scored(pooled, pooled_truths, thresholds.score)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The accuracy work for a session lent a GPU, as one command on the device machine, run from the
+# The accuracy work on a GPU, as one command on the device machine (H100/H200), run from the
 # repository root there (docs/benchmarks.md, "Training recipe and cross-validation"):
 #   1. the 5 fold trainings and the all-wells training of CONFIG side by side (PARALLEL at a time;
 #      the recipe's max_minutes bounds each), 2. the all-wells model's weights (float16, in parts

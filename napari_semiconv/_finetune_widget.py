@@ -234,7 +234,8 @@ class FinetuneWidget(QWidget):
         if not self._stop:
             self.status.value = f"step {step} of {total}, loss {losses['loss']:.3f}"
         if step % 5 == 0 or val or step == total:
-            self.axes.clear()
+            self.figure.clear()  # axes.clear() alone left every earlier twin axis in the figure
+            self.axes = self.figure.add_subplot(111)
             self.axes.plot(self.history["step"], self.history["loss"], label="training loss")
             self.axes.set_ylabel("training loss", color="C0")
             if self.history["val"]:

@@ -32,7 +32,7 @@ from semiconv.errors import SemiconvError
 from semiconv.inference import cached_model
 from semiconv.models_store import list_models
 from semiconv.outputs import prediction_rows
-from semiconv.planes import grey_planes, split_planes
+from semiconv.planes import first_plane, grey_planes, split_planes
 
 from ._layers import affinity_layer, prediction_layers
 
@@ -219,18 +219,15 @@ class SegmentWidget(QWidget):
         self._preloader.start()
 
     def _first_plane(self) -> np.ndarray | None:
-        """The first 2-D plane of the chosen image layer, if small enough to segment ahead (at most
-        AHEAD_PIXELS; only that plane is read from a lazy stack); else None."""
+        """The first plane of the chosen image layer, if it can be segmented ahead (at most
+        AHEAD_PIXELS); else None (a click reports what is wrong with it)."""
         if not self.image.value or self.image.value not in self.viewer.layers:
             return None
         layer = self.viewer.layers[self.image.value]
-        spatial = layer.data.ndim - (1 if layer.rgb else 0)
-        if spatial not in (2, 3):
+        try:
+            return first_plane(layer.data, layer.rgb, layer.name, max_pixels=AHEAD_PIXELS)
+        except SemiconvError:
             return None
-        plane = layer.data if spatial == 2 else layer.data[0]
-        if plane.shape[0] * plane.shape[1] > AHEAD_PIXELS:
-            return None
-        return np.asarray(plane)
 
     # -- choices -----------------------------------------------------------------------------
     def _image_layers(self, widget=None):

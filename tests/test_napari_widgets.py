@@ -369,11 +369,10 @@ def test_fluorescence_reaches_a_model_that_takes_it(make_napari_viewer, qtbot, t
 def test_a_plane_segmented_ahead_is_reused_only_for_the_same_model_pixels_and_thresholds(tiny_models):
     """predict_plane keeps what the background segmented ahead and hands it to a click that asks
     for the same model object, the same pixels and the model's own thresholds; anything else is
-    segmented again. The widget's warm-up fills it for the chosen image."""
+    segmented again. The widget's background work fills it for the chosen image."""
+    import napari_semiconv._segment_widget as sw
     from semiconv.data.synthetic import generate
     from semiconv.inference import load_model
-
-    import napari_semiconv._segment_widget as sw
 
     model = load_model(tiny_models / "tiny-test", device="cpu")
     calls = []

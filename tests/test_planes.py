@@ -5,7 +5,7 @@ import pytest
 import tifffile
 
 from semiconv.errors import InputError
-from semiconv.planes import grey_plane, split_planes
+from semiconv.planes import first_plane, grey_plane, split_planes
 
 
 def test_split_planes_by_shape_and_by_rgb_flag():
@@ -22,6 +22,16 @@ def test_split_planes_by_shape_and_by_rgb_flag():
         split_planes(np.zeros((2, 3, 20, 30)))
     with pytest.raises(InputError, match="shape"):
         split_planes(np.zeros(10))
+
+
+def test_first_plane_is_the_first_of_split_planes():
+    for image, rgb in ((np.arange(600).reshape(20, 30), None), (np.arange(3000).reshape(5, 20, 30), None),
+                       (np.arange(7200).reshape(4, 20, 30, 3), None), (np.arange(180).reshape(3, 20, 3), False)):
+        assert np.array_equal(first_plane(image, rgb), split_planes(image, rgb)[0])
+    assert first_plane(np.zeros((5, 20, 30)), max_pixels=600) is not None
+    assert first_plane(np.zeros((5, 20, 30)), max_pixels=599) is None
+    with pytest.raises(InputError, match="shape"):
+        first_plane(np.zeros((2, 3, 20, 30)))
 
 
 def test_grey_plane_checks_and_converts():

@@ -105,9 +105,7 @@ def image_table(raw, truth: np.ndarray, config: ModelConfig, combos: list[tuple]
     for masks, scores, allowed in variants(raw, config, combos):
         row = []
         for t in SCORE_THRESHOLD_CANDIDATES:
-            above = masks[scores >= t]
-            if config.foreground_growth > 0 or config.keep_largest_piece:
-                above = clean_masks(above, allowed, config.foreground_growth, config.keep_largest_piece)
+            above = clean_masks(masks[scores >= t], allowed, config.foreground_growth, config.keep_largest_piece)
             row.append(image_matching(above, worms))
         table.append(row)
     return np.asarray(table)
@@ -163,9 +161,7 @@ def choose_from_outputs(outputs: Callable[[], Iterable], truths: list[np.ndarray
     for raw in outputs():  # COCO AP for the chosen combination only: finished above the threshold
         [(masks, scores, allowed)] = variants(raw, config, [combos[best]])
         above = scores >= threshold
-        finished = masks[above]
-        if config.foreground_growth > 0 or config.keep_largest_piece:
-            finished = clean_masks(finished, allowed, config.foreground_growth, config.keep_largest_piece)
+        finished = clean_masks(masks[above], allowed, config.foreground_growth, config.keep_largest_piece)
         preds.append((np.concatenate([finished, masks[~above]]), np.concatenate([scores[above], scores[~above]])))
     metrics = {**coco_metrics(preds, truths), **per_combo[best][best_t[best]]}
     mask, foreground, containment = combos[best]

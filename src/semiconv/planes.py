@@ -21,19 +21,32 @@ def looks_rgb(array: np.ndarray) -> bool:
     return array.ndim in (3, 4) and array.shape[-1] in (3, 4) and array.shape[-3] > 4
 
 
+def _spatial_ndim(image, rgb: bool | None, name: str) -> int:
+    """2 (one plane) or 3 (a stack of planes) for `image` (any array-like: only its shape is read).
+    Raises InputError for other shapes."""
+    rgb = looks_rgb(image) if rgb is None else rgb
+    spatial = image.ndim - (1 if rgb else 0)
+    if spatial not in (2, 3):
+        raise InputError(f"{name}: cannot segment an array of shape {image.shape}: "
+                         "use 2-D images or T x H x W stacks (optionally RGB)")
+    return spatial
+
+
 def split_planes(image: np.ndarray, rgb: bool | None = None, name: str = "image") -> list[np.ndarray]:
     """Planes to segment, in order: H x W (or H x W x RGB) -> [image]; T x H x W (or T x H x W x RGB)
     -> T planes. `rgb`: whether the last axis is colour (napari knows; None = `looks_rgb`).
     Raises InputError for other shapes."""
     image = np.asarray(image)
-    rgb = looks_rgb(image) if rgb is None else rgb
-    spatial = image.ndim - (1 if rgb else 0)
-    if spatial == 2:
-        return [image]
-    if spatial == 3:
-        return list(image)
-    raise InputError(f"{name}: cannot segment an array of shape {image.shape}: "
-                     "use 2-D images or T x H x W stacks (optionally RGB)")
+    return [image] if _spatial_ndim(image, rgb, name) == 2 else list(image)
+
+
+def first_plane(image, rgb: bool | None = None, name: str = "image", max_pixels: int | None = None) -> np.ndarray | None:
+    """`split_planes(image)[0]`, reading only that plane from a lazy stack (dask, zarr); None when
+    it has more than `max_pixels` pixels (then nothing is read). Raises InputError as split_planes."""
+    plane = image if _spatial_ndim(image, rgb, name) == 2 else image[0]
+    if max_pixels is not None and plane.shape[0] * plane.shape[1] > max_pixels:
+        return None
+    return np.asarray(plane)
 
 
 def grey_planes(image: np.ndarray, rgb: bool | None = None, name: str = "image") -> list[np.ndarray]:

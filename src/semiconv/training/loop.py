@@ -93,10 +93,12 @@ def train(
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     clock = {"before": 0.0, "start": time.perf_counter()}  # training seconds of earlier runs (resume), this run's start
 
+    def train_seconds() -> float:
+        """Training time so far, earlier runs of a resumed training included."""
+        return clock["before"] + time.perf_counter() - clock["start"]
+
     def time_fraction() -> float:
-        if cfg.max_minutes <= 0:
-            return 0.0
-        return (clock["before"] + time.perf_counter() - clock["start"]) / (60 * cfg.max_minutes)
+        return train_seconds() / (60 * cfg.max_minutes) if cfg.max_minutes > 0 else 0.0
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg, time_fraction))
     step, best, history_best = 0, -1.0, None
@@ -128,7 +130,7 @@ def train(
                 "model": network.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "step": step, "best": best, "best_metrics": history_best, "rng": rng.bit_generator.state,
                 "torch_rng": torch.get_rng_state(), "model_config": model_config.to_dict(), "train_config": cfg.to_dict(),
-                "train_seconds": clock["before"] + time.perf_counter() - clock["start"], "done": done,
+                "train_seconds": train_seconds(), "done": done,
             }, tmp)
 
     def run_validation():
@@ -187,7 +189,7 @@ def train(
     batches.close()  # ends the DataLoader workers, if any
     if done:
         with open(log_path, "a") as fh:
-            fh.write(json.dumps({"finished": {"step": step, "train_seconds": round(clock["before"] + time.perf_counter() - start, 1)}}) + "\n")
+            fh.write(json.dumps({"finished": {"step": step, "train_seconds": round(train_seconds(), 1)}}) + "\n")
     if stopped:
         save_checkpoint()
         if not (out / "weights.pt").exists():
