@@ -47,6 +47,7 @@ class ModelConfig:
     foreground_head: bool = False
     foreground_arch: str = "shallow"  # "shallow" (2 convs + FPN level 0) or "unet" (strides 1/2/4)
     foreground_width: int = 16
+    foreground_full_res_norm: bool = True  # "unet": GroupNorm also in its two stride-1 blocks (False: bias only)
     foreground_threshold: float = 0.5
     # after NMS, masks scoring at least score_threshold grow up to this many pixels into
     # foreground no mask covers (semiconv.mask_cleanup); 0 = off. Chosen on validation.
@@ -130,7 +131,10 @@ class TrainConfig:
     seed: int = 0
     num_threads: int = 0  # 0 = torch default
     workers: int = 0  # DataLoader processes making batches ahead (0: in the training process)
-    autocast_bf16: bool = False
+    # bf16 autocast: None = automatic (on where the device computes bf16 natively: AVX-512 BF16 / AMX
+    # CPUs, bf16 GPUs; semiconv.precision), True / False to force it; the choice is logged
+    autocast_bf16: bool | None = None
+    channels_last: bool = True  # channels-last activations (faster convolutions on the CPU)
     train_only: str = ""  # "" trains everything; "foreground" trains only the foreground head
     stop_after: int = 0  # 0 = all `steps`; else stop after this many, the lr schedule still planned over `steps`
     max_minutes: float = 0.0  # 0 = no limit; else training ends after this many minutes (a resumed run counts

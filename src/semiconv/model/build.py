@@ -17,6 +17,7 @@ from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
 from ..config import ModelConfig
 from .foreground import build_foreground_head, foreground_loss
+from .norm import GroupNorm
 from .pooling import AlignedMultiScaleRoIAlign
 from .roi_heads import SemiConvRoIHeads
 from .transform import NativeResolutionTransform
@@ -24,7 +25,7 @@ from .transform import NativeResolutionTransform
 
 def _norm_layer(kind: str):
     if kind == "group":
-        return lambda channels: nn.GroupNorm(32 if channels % 32 == 0 else 8, channels)
+        return lambda channels: GroupNorm(32 if channels % 32 == 0 else 8, channels)
     if kind == "batch":
         return nn.BatchNorm2d
     raise ValueError(f"norm must be 'group' or 'batch', not {kind!r}")
@@ -88,7 +89,7 @@ def build_model(config: ModelConfig) -> SemiConvMaskRCNN:
     levels = len(names) + 1
     anchors = AnchorGenerator(tuple((s,) for s in config.anchor_sizes), (tuple(config.anchor_ratios),) * levels)
     C = config.fpn_channels
-    norm = partial(nn.GroupNorm, 8) if config.norm == "group" else nn.BatchNorm2d
+    norm = partial(GroupNorm, 8) if config.norm == "group" else nn.BatchNorm2d
     model = SemiConvMaskRCNN(
         backbone,
         num_classes=None,
@@ -116,7 +117,8 @@ def build_model(config: ModelConfig) -> SemiConvMaskRCNN:
     )
     model.transform = NativeResolutionTransform(config.in_channels, config.image_scale)
     model.foreground_head = (
-        build_foreground_head(config.foreground_arch, config.in_channels, C, config.foreground_width)
+        build_foreground_head(config.foreground_arch, config.in_channels, C, config.foreground_width,
+                              config.foreground_full_res_norm)
         if config.foreground_head else None
     )
     model.foreground_loss_weight = config.foreground_loss_weight

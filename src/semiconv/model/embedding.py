@@ -44,7 +44,14 @@ class EmbeddingHead(nn.Module):
         nn.init.zeros_(self.net[2].bias)
 
     def forward(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return {k: self.net(scale_gradient(v, self.grad_scale)) for k, v in features.items()}
+        """Phi per level in float32 (the last convolution runs outside autocast: Phi is a
+        displacement in units of coord_scale pixels, which bf16's 8 bits would round to ~1 px)."""
+        out = {}
+        for k, v in features.items():
+            hidden = self.net[1](self.net[0](scale_gradient(v, self.grad_scale)))
+            with torch.autocast(hidden.device.type, enabled=False):
+                out[k] = self.net[2](hidden.float())
+        return out
 
 
 def add_coordinates(phi: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor, coord_scale: float) -> torch.Tensor:

@@ -58,7 +58,7 @@ class SemiConvRoIHeads(RoIHeads):
         M = s.shape[-1]
         box_cat = torch.cat(boxes)
         xs, ys = roi_sample_coordinates(box_cat, M)
-        phi = self.embedding_pool(phi_levels, boxes, image_shapes)
+        phi = self.embedding_pool(phi_levels, boxes, image_shapes).float()
         psi = add_coordinates(phi, xs, ys, self.config.coord_scale)
         seed, position = seed_from_logits(s, psi, xs, ys)
         log_k = self.kernel.log_affinity(seed, psi)
@@ -66,12 +66,13 @@ class SemiConvRoIHeads(RoIHeads):
 
     # -- forward -----------------------------------------------------------------------------
     def forward(self, features, proposals, image_shapes, targets=None, padded_size=None):
+        proposals = [p.float() for p in proposals]  # bf16 under autocast: box coordinates stay exact
         if self.training:
             if targets is None:
                 raise ValueError("targets are required in training mode")
             proposals, matched_idxs, labels, regression_targets = self.select_training_samples(proposals, targets)
         box_features = self.box_head(self.box_roi_pool(features, proposals, image_shapes))
-        class_logits, box_regression = self.box_predictor(box_features)
+        class_logits, box_regression = (t.float() for t in self.box_predictor(box_features))  # boxes decoded in float32
 
         losses, result = {}, []
         if self.training:
@@ -88,18 +89,19 @@ class SemiConvRoIHeads(RoIHeads):
             mask_boxes = boxes
 
         mask_logits = self.mask_predictor(self.mask_head(self.mask_roi_pool(features, mask_boxes, image_shapes)))
-        s = mask_logits[:, 1] if mask_logits.shape[1] > 1 else mask_logits[:, 0]
+        s = (mask_logits[:, 1] if mask_logits.shape[1] > 1 else mask_logits[:, 0]).float()
         phi_levels = self._embeddings(features) if self.semiconv else None
-        if self.semiconv and s.shape[0] > 0:
-            s_hat, log_k, seed, position = self._refine(phi_levels, s, mask_boxes, image_shapes)
-        else:
-            s_hat, log_k = s, None
-            seed = s.new_zeros((s.shape[0], self.config.embedding_dim))
-            position = s.new_zeros((s.shape[0], 2))
-
-        if self.training:
-            losses.update(self._mask_losses(s_hat, log_k, mask_boxes, pos_matched, targets, phi_levels, padded_size))
-            return result, losses
+        # the embedding's geometry (pixel coordinates / coord_scale, seeds, distances) in float32
+        with torch.autocast(s.device.type, enabled=False):
+            if self.semiconv and s.shape[0] > 0:
+                s_hat, log_k, seed, position = self._refine(phi_levels, s, mask_boxes, image_shapes)
+            else:
+                s_hat, log_k = s, None
+                seed = s.new_zeros((s.shape[0], self.config.embedding_dim))
+                position = s.new_zeros((s.shape[0], 2))
+            if self.training:
+                losses.update(self._mask_losses(s_hat, log_k, mask_boxes, pos_matched, targets, phi_levels, padded_size))
+                return result, losses
 
         counts = [len(b) for b in mask_boxes]
         for r, s0, sh, sd, pos in zip(result, s.split(counts), s_hat.split(counts), seed.split(counts), position.split(counts), strict=True):

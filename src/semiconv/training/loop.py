@@ -25,6 +25,7 @@ from ..errors import CheckpointError
 from ..io import atomic_path
 from ..model import build_model
 from ..models_store import load_state_checked, save_model_folder
+from ..precision import use_bf16
 from .samples import Sample, batch_stream
 
 
@@ -79,6 +80,9 @@ def train(
         torch.backends.cudnn.benchmark = True
         torch.set_float32_matmul_precision("high")
     network = build_model(model_config).to(device)
+    if cfg.channels_last:
+        network.to(memory_format=torch.channels_last)
+    bf16 = use_bf16(cfg.autocast_bf16, device)
     if init_state is not None:
         load_state_checked(network, init_state, "base model", new_modules=("foreground_head",))
     if cfg.train_only not in ("", "foreground"):
@@ -119,6 +123,9 @@ def train(
     meta = {"train": cfg.to_dict(), **(extra_meta or {})}
     log_path = out / "log.jsonl"
     binary = model_config.input_mode == "binary"
+    with open(log_path, "a") as fh:
+        fh.write(json.dumps({"arithmetic": {"device": str(device), "bf16_autocast": bf16, "channels_last": cfg.channels_last,
+                                            "threads": torch.get_num_threads(), "from_step": step}}) + "\n")
     start = time.perf_counter()
     clock["start"] = start
     network.train()
@@ -162,7 +169,7 @@ def train(
         images, targets = next(batches)
         images = [i.to(device, non_blocking=True) for i in images]
         targets = [{k: v.to(device, non_blocking=True) for k, v in t.items()} for t in targets]
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.autocast_bf16):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             losses = network(images, targets)
         total = sum(losses.values())
         if not torch.isfinite(total):

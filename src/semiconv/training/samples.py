@@ -62,8 +62,26 @@ def random_crop(sample: Sample, size: int, rng: np.random.Generator, min_pixels:
         r0, c0 = int(rng.integers(0, H - size + 1)), int(rng.integers(0, W - size + 1))
     img = image[:, r0: r0 + size, c0: c0 + size]
     crop = masks[:, r0: r0 + size, c0: c0 + size]
-    keep = crop.reshape(len(crop), -1).sum(1) >= min_pixels
+    keep = crop.sum((1, 2)) >= min_pixels
     return img, crop[keep]
+
+
+def scaled_crop(sample: Sample, size: int, rng: np.random.Generator, scale_range=(1.0, 1.0),
+                min_pixels: int = 30) -> tuple[np.ndarray, np.ndarray]:
+    """`random_crop` at a random magnification: a window of size / scale pixels (scale drawn
+    log-uniformly from `scale_range`) resized to size x size (image bilinear, masks by area
+    > 0.5), so the network sees worms a little thinner and thicker than in its data."""
+    low, high = scale_range
+    scale = float(np.exp(rng.uniform(np.log(low), np.log(high)))) if high > low else float(low)
+    window = int(round(size / scale))
+    if window == size:
+        return random_crop(sample, size, rng, min_pixels)
+    image, masks = random_crop(sample, window, rng, min_pixels=1)
+    stack = torch.from_numpy(np.concatenate([image, masks.astype(np.float32)]))[None]
+    resized = torch.nn.functional.interpolate(stack, size=(size, size), mode="bilinear", align_corners=False)[0].numpy()
+    image, masks = resized[:len(image)], resized[len(image):] > 0.5
+    masks = masks[masks.sum((1, 2)) >= min_pixels]
+    return np.ascontiguousarray(image, dtype=np.float32), masks
 
 
 def augment(image: np.ndarray, masks: np.ndarray, rng: np.random.Generator, params: dict, binary_input: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -161,11 +179,12 @@ def to_target(masks: np.ndarray) -> dict:
 
 def make_batch(samples: list[Sample], batch_size: int, crop: int, rng: np.random.Generator, params: dict, binary_input: bool):
     """A batch of augmented crops: images (C x crop x crop tensors) and torchvision targets.
+    params["scale"] (default (1, 1)): magnification range of the crops (`scaled_crop`);
     params["copy_paste"] (default 0): worms from other training images pasted over each crop."""
     images, targets = [], []
     for _ in range(batch_size):
         sample = samples[int(rng.integers(len(samples)))]
-        img, masks = random_crop(sample, crop, rng)
+        img, masks = scaled_crop(sample, crop, rng, tuple(params.get("scale", (1.0, 1.0))))
         if params.get("copy_paste", 0) and not binary_input:
             img, masks = paste_worms(img, masks, samples, rng, int(params["copy_paste"]))
         img, masks = augment(img, masks, rng, params, binary_input)
