@@ -32,10 +32,9 @@ from torchvision.ops import roi_align
 
 import semiconv.model.pooling as pooling
 from semiconv.config import ModelConfig, TrainConfig
-from semiconv.data.packed import PackedWells
-from semiconv.model import build_model
 from semiconv.data.bbbc010 import Bbbc010Folder
-from semiconv.data.packed import is_packed_file
+from semiconv.data.packed import PackedWells, is_packed_file
+from semiconv.model import build_model
 from semiconv.resources import bundled_models_dir
 from semiconv.training.samples import make_batch, samples_from_bbbc010
 
