@@ -337,3 +337,34 @@ def test_time_budget_ends_training_and_anneals_the_lr(tmp_path):
     assert last_lr == pytest.approx(0.05 * 3e-4, rel=0.02)  # the floor of the cosine, reached by time
     ckpt = torch.load(out / "checkpoints" / "last.pt", weights_only=False)
     assert ckpt["done"] and ckpt["step"] == result.steps and ckpt["train_seconds"] >= 3.0
+
+
+def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path):
+    """Interrupted after 3 of 6 steps and resumed: the same weights, optimiser state, learning
+    rate and next batch as the run that never stopped (data drawn in-process, workers 0)."""
+    samples = synthetic_samples(3)
+    config = tiny_train_config(steps=6, val_every=0, checkpoint_every=100, warmup_steps=2, workers=0,
+                               autocast_bf16=False)
+    config.augment = {**config.augment, "copy_paste": 1, "scale": (0.8, 1.25)}
+    whole = train(samples, [], tiny_config(), config, tmp_path / "whole", torch.device("cpu"))
+    calls = {"n": 0}
+
+    def stop_after_three():
+        calls["n"] += 1
+        return calls["n"] > 3
+
+    first = train(samples, [], tiny_config(), config, tmp_path / "parts", torch.device("cpu"), should_stop=stop_after_three)
+    assert first.stopped and first.steps == 3
+    steps_run = []
+    second = train(samples, [], tiny_config(), config, tmp_path / "parts", torch.device("cpu"), resume=True,
+                   progress=lambda step, *_: steps_run.append(step))
+    assert whole.steps == second.steps == 6 and steps_run == [4, 5, 6]  # only the missing steps were run
+    a = torch.load(tmp_path / "whole" / "checkpoints" / "last.pt", weights_only=False)
+    b = torch.load(tmp_path / "parts" / "checkpoints" / "last.pt", weights_only=False)
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
+    for key, state in a["optimizer"]["state"].items():
+        for name, value in state.items():
+            assert torch.equal(torch.as_tensor(value), torch.as_tensor(b["optimizer"]["state"][key][name])), (key, name)
+    assert a["scheduler"]["_last_lr"] == b["scheduler"]["_last_lr"]
+    assert a["rng"] == b["rng"] and torch.equal(a["torch_rng"], b["torch_rng"])  # the next batch is drawn alike
