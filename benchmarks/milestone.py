@@ -1,0 +1,93 @@
+"""Where a long training run stands, on wells it never trained on and on its own training wells.
+
+    python benchmarks/milestone.py RUN --data data/bbbc010-train.npz --fold 0 [--fit] [--shifted]
+        [--workers 1] [--threads 2]
+
+RUN is a `semiconv train --fold K` folder. Its model (weights.pt: the best so far by held-out
+avAP, with the thresholds the training loop chose on the held-out fold) is scored on the
+fold's 10 held-out wells: COCO AP / AP50 / AP75, TP/(TP+FP+FN) at 0.5 and 0.9, avAP, recall of
+worms touching another (crossing) at IoU 0.5 and 0.8, and the error census (missed: merged /
+rough / not found, and how many touch another worm; false positives: fragment / merge /
+off-worm); with --fit the same on its 40 training wells, with --shifted on the shifted copy of
+the held-out wells (benchmarks/finetune_domain_shift.py's "moderate" shift). Appends one
+record to RUN/milestones.jsonl and prints it with the run's held-out learning curve (every
+validation in RUN/log.jsonl).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cross_validate import CENSUS, KEYS, predictions, scored  # noqa: E402
+
+
+def learning_curve(run: Path) -> list[dict]:
+    """Every held-out validation the training loop logged: step, avAP, score@0.5, AP."""
+    lines = (run / "log.jsonl").read_text().splitlines() if (run / "log.jsonl").exists() else []
+    records = [json.loads(line)["validation"] for line in lines if '"validation"' in line]
+    return [{k: r.get(k) for k in ("step", "avAP", "score@0.5", "AP", "overlap_recall@0.8")} for r in records]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run", type=Path)
+    parser.add_argument("--data", required=True, help="BBBC010-layout folder or packed .npz")
+    parser.add_argument("--fold", type=int, required=True)
+    parser.add_argument("--fit", action="store_true", help="also score the training wells")
+    parser.add_argument("--shifted", action="store_true", help="also score the shifted copy of the held-out wells")
+    parser.add_argument("--threads", type=int, default=0)
+    args = parser.parse_args()
+
+    import torch
+
+    from semiconv.data.bbbc010 import Bbbc010Folder
+    from semiconv.data.folds import fold_split
+    from semiconv.data.packed import PackedWells, is_packed_file
+    from semiconv.inference import load_model
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    source = PackedWells(args.data) if is_packed_file(args.data) else Bbbc010Folder(args.data)
+    train_wells, held_wells = fold_split(args.fold, source.wells)
+    model = load_model(args.run, device="cpu")
+    meta = json.loads((args.run / "config.json").read_text())
+    thresholds = model.thresholds()
+    record = {"date": time.strftime("%Y-%m-%d %H:%M"), "step": meta.get("step"), "fold": args.fold,
+              "thresholds": {"score": thresholds.score, "mask": thresholds.mask, "foreground": thresholds.foreground,
+                             "containment": thresholds.containment}}
+    sets = {"held_out": held_wells}
+    if args.fit:
+        sets["training_wells"] = train_wells
+    start = time.perf_counter()
+    for name, wells in sets.items():
+        loaded = [source.load(w) for w in wells]
+        preds = predictions(model, [w.brightfield for w in loaded], thresholds)
+        record[name] = scored(preds, [w.masks for w in loaded], thresholds.score)
+        if name == "held_out" and args.shifted:
+            from finetune_domain_shift import shift
+
+            moved = [shift(w.brightfield, w.masks, sum(map(ord, w.well))) for w in loaded]
+            preds = predictions(model, [image for image, _ in moved], thresholds)
+            record["held_out_shifted"] = scored(preds, [m for _, m in moved], thresholds.score)
+    record["seconds"] = round(time.perf_counter() - start, 1)
+    with open(args.run / "milestones.jsonl", "a") as fh:
+        fh.write(json.dumps(record, default=float) + "\n")
+
+    print(f"step {record['step']}, fold {args.fold}, thresholds {record['thresholds']}")
+    print("| wells | " + " | ".join(KEYS) + " |")
+    print("|---" * (len(KEYS) + 1) + "|")
+    for name in ("held_out", "held_out_shifted", "training_wells"):
+        if name in record:
+            print(f"| {name} | " + " | ".join(f"{record[name][k]:.3f}" for k in KEYS) + " |")
+    census = record["held_out"]["census"]
+    print("held-out census: " + ", ".join(f"{c} {census[c]:.3g}" for c in CENSUS))
+    print("learning curve (held-out, training loop): " + json.dumps(learning_curve(args.run)))
+
+
+if __name__ == "__main__":
+    main()
