@@ -173,16 +173,19 @@ def segment(
     score_threshold: Optional[float] = typer.Option(None, "--score-threshold", help="Default: the model's (chosen on validation)."),
     mask_threshold: Optional[float] = typer.Option(None, "--mask-threshold", help="Default: the model's."),
     fluorescence: Optional[list[str]] = typer.Option(None, "--fluorescence", help="Sytox (w1) image of each input, in order (repeat the option), or 'auto': each BBBC010 w2 image's w1 partner by name. Measured in each worm for the live/dead call."),
-    pixel_size: Optional[float] = typer.Option(None, "--pixel-size", help="Micrometres per pixel, for lengths in um."),
+    pixel_size: Optional[float] = typer.Option(None, "--pixel-size", help="Micrometres per pixel, for lengths in um (and resampling, for models that know their training pixel size)."),
+    rescale: Optional[str] = typer.Option(None, "--rescale", help="Segment at the model's training scale: 'auto' (a first pass measures the worms' width) or a factor (1.25: enlarge by 1.25). Outputs stay in the image's pixels."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
     threads: int = typer.Option(0, "--threads", help="CPU threads (0: torch default)."),
 ):
     """Segment worms; per input writes <stem>_instances.tif, <stem>_labels.tif and <stem>_worms.csv
     (the per-worm table: score, box, area, length, width, straightness, curvature, fluorescence, dead)."""
+    import warnings
+
     from tqdm import tqdm
 
     from .inference import load_model
-    from .segment import fluorescence_partner, segment_file
+    from .segment import ScaleNote, fluorescence_partner, segment_file
 
     try:
         _set_threads(threads)
@@ -194,6 +197,11 @@ def segment(
             partners = [Path(f) for f in fluorescence]
         else:
             partners = [None] * len(images)
+        if rescale not in (None, "auto"):
+            try:
+                rescale = float(rescale)
+            except ValueError:
+                raise SemiconvError(f"--rescale must be 'auto' or a number, not {rescale!r}") from None
         net = load_model(model, device=device)
     except SemiconvError as exc:
         _fail(str(exc))
@@ -203,8 +211,15 @@ def segment(
         try:
             if fluorescence == ["auto"] and partner is None:
                 raise SemiconvError(f"{path}: no fluorescence (w1) image found next to it")
-            files, rows, seconds = segment_file(net, path, out, overwrite, score_threshold=score_threshold, mask_threshold=mask_threshold,
-                                                fluorescence=partner, pixel_size=pixel_size)
+            with warnings.catch_warnings(record=True) as notes:
+                warnings.simplefilter("always", ScaleNote)
+                files, rows, seconds = segment_file(net, path, out, overwrite, score_threshold=score_threshold, mask_threshold=mask_threshold,
+                                                    fluorescence=partner, pixel_size=pixel_size, rescale=rescale)
+            for note in notes:
+                if issubclass(note.category, ScaleNote):
+                    typer.secho(f"note: {note.message}", fg=typer.colors.YELLOW, err=True)
+                else:
+                    warnings.warn_explicit(note.message, note.category, note.filename, note.lineno)
         except (SemiconvError, OSError) as exc:
             failed.append(str(exc))
             continue

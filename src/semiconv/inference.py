@@ -86,21 +86,31 @@ class SemiConvModel:
 
     @torch.no_grad()
     def predict(self, image: np.ndarray, fluorescence: np.ndarray | None = None, score_threshold: float | None = None,
-                mask_threshold: float | None = None, dense: bool = True, clean_from: float | None = None) -> Prediction:
+                mask_threshold: float | None = None, dense: bool = True, clean_from: float | None = None,
+                scale: float = 1.0) -> Prediction:
         """Segment one 2-D image (H x W; RGB is converted to grey with a warning). Thresholds left
         at None are the model's own. `dense`: also the embedding, displacement and affinities.
         `clean_from`: masks scoring at least this are cleaned (default: the score threshold;
         `evaluate` asks for every detection but cleans only those its threshold passes).
 
         Images with a side longer than config.max_image_side are segmented in overlapping tiles
-        and merged (detections owned by the tile holding their box centre)."""
+        and merged (detections owned by the tile holding their box centre). `scale` != 1: the image
+        is segmented resampled by that factor and the results brought back to its pixels
+        (semiconv.scale; `segment_plane` there chooses the factor)."""
+        from .scale import prediction_to_image, resample_plane
+
         start = time.perf_counter()
         x, notes = self.network_input(image, fluorescence)
         for note in notes:
             warnings.warn(note, stacklevel=2)
+        shape = x.shape[-2:]
+        if scale != 1.0:
+            x = resample_plane(x, scale)
         thresholds = self.thresholds(score=score_threshold, mask=mask_threshold)
         raw = self.raw_outputs(x, min_score=thresholds.score, dense=dense)
         pred = postprocess(raw, thresholds, self.config.coord_scale, clean_from=clean_from)
+        if scale != 1.0:
+            pred = prediction_to_image(pred, scale, shape)
         pred.seconds = time.perf_counter() - start
         return pred
 

@@ -6,6 +6,7 @@ file -> planes (semiconv.planes) -> Prediction per plane (SemiConvModel.predict)
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,11 @@ from .errors import InputError
 from .inference import SemiConvModel
 from .outputs import output_paths, prediction_rows, write_outputs
 from .planes import grey_planes, split_planes
+from .scale import segment_plane
+
+
+class ScaleNote(UserWarning):
+    """The scale an image was segmented at, or a warning that its worms look unlike the model's."""
 
 
 def fluorescence_partner(image_path: Path, candidates: list[Path] | None = None) -> Path | None:
@@ -30,11 +36,14 @@ def fluorescence_partner(image_path: Path, candidates: list[Path] | None = None)
 
 def segment_file(model: SemiConvModel, path: Path, out_dir: Path, overwrite: bool = False, progress=None,
                  score_threshold=None, mask_threshold=None, fluorescence: Path | None = None,
-                 pixel_size: float | None = None, extra_columns: dict | None = None) -> tuple[list[Path], list[dict], float]:
+                 pixel_size: float | None = None, extra_columns: dict | None = None,
+                 rescale: float | str | None = None) -> tuple[list[Path], list[dict], float]:
     """Segment one file (a 2-D image or a T x H x W stack) and write its outputs; writes nothing
     unless every plane succeeded. `fluorescence`: its Sytox image (same planes), measured in each
     worm (and fed to models that take it); `pixel_size` in micrometres; `extra_columns` are added to
-    every table row (e.g. well, image). Returns (files written, table rows, seconds)."""
+    every table row (e.g. well, image); `rescale`: None, a factor or "auto" (semiconv.scale:
+    segmented at the model's training scale; the factor chosen and worms far from the model's
+    scale are reported as ScaleNote warnings). Returns (files written, table rows, seconds)."""
     path = Path(path)
     planes = split_planes(read_image(path), name=str(path))
     feed = model.config.takes_fluorescence
@@ -53,11 +62,18 @@ def segment_file(model: SemiConvModel, path: Path, out_dir: Path, overwrite: boo
     preds = []
     for t, plane in enumerate(planes):
         try:
-            preds.append(model.predict(plane, fluorescence=fl_planes[t] if feed else None, score_threshold=score_threshold,
-                                       mask_threshold=mask_threshold, dense=False))
-        except InputError as exc:
+            pred, factor, warning = segment_plane(model, plane, rescale, pixel_size,
+                                                  fluorescence=fl_planes[t] if feed else None,
+                                                  score_threshold=score_threshold, mask_threshold=mask_threshold, dense=False)
+        except (InputError, ValueError) as exc:
             where = f" plane {t}" if len(planes) > 1 else ""
             raise InputError(f"{path}{where}: {exc}") from exc
+        preds.append(pred)
+        where = f" plane {t}" if len(planes) > 1 else ""
+        if factor != 1.0:
+            warnings.warn(f"{path.name}{where}: segmented resampled x{factor:.2f} (the model's training scale)", ScaleNote, stacklevel=2)
+        if warning:
+            warnings.warn(f"{path.name}{where}: {warning}", ScaleNote, stacklevel=2)
         if progress:
             progress(t + 1, len(planes))
     rows = prediction_rows(preds, pixel_size, fl_planes)

@@ -26,6 +26,7 @@ from ..io import atomic_path
 from ..model import build_model
 from ..models_store import load_state_checked, save_model_folder
 from ..precision import use_bf16
+from ..scale import typical_worm_width
 from .samples import Sample, batch_stream
 
 
@@ -79,6 +80,8 @@ def train(
     if device.type == "cuda":  # fixed crop sizes: let cuDNN pick its fastest kernels; TF32 outside autocast
         torch.backends.cudnn.benchmark = True
         torch.set_float32_matmul_precision("high")
+    if not model_config.worm_width_px:  # the training data's scale, for images at another (semiconv.scale)
+        model_config.worm_width_px = round(typical_worm_width(s.masks for s in train_samples), 2)
     network = build_model(model_config).to(device)
     if cfg.channels_last:
         network.to(memory_format=torch.channels_last)

@@ -1,0 +1,133 @@
+"""Images at another magnification: resample to the model's training scale, results back.
+
+A model records the typical width of the worms it was trained on (`ModelConfig.worm_width_px`:
+the median over its training images of their worms' mean width, foreground area / skeleton
+length, `typical_worm_width`) and, when known, its training pixel size (`training_pixel_size_um`). An image is segmented
+at a resampling factor (>1 enlarges) chosen, like cellpose's diameter, from
+- the user's factor, or
+- the user's pixel size: factor = pixel size / the model's training pixel size, or
+- first passes ("auto"): factor = the model's worm width / the width of the worms found, refined
+  over up to AUTO_PASSES passes;
+and every output is brought back to the image's pixels (masks by area, vectors in its pixels).
+`scale_warning` names images whose worms look far from the model's.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+WARN_RATIO = 1.25  # worm width beyond 1.25x (or below 1/1.25) of the model's: a warning
+AUTO_MIN_CHANGE = 0.15  # "auto" leaves corrections within 15 % alone (images of one scale vary about that much)
+AUTO_PASSES = 3
+FACTOR_RANGE = (0.25, 4.0)
+
+
+def foreground_width(mask: np.ndarray) -> float:
+    """Mean width (px) of the worms in an H x W foreground: its area / its skeleton's length
+    (0 without foreground). Works on the union of masks, so fragments of a worm count as one."""
+    from skimage.morphology import skeletonize
+
+    mask = np.asarray(mask, bool)
+    length = int(skeletonize(mask).sum()) if mask.any() else 0
+    return float(mask.sum()) / length if length else 0.0
+
+
+def typical_worm_width(masks_per_image) -> float:
+    """Median over images (N x H x W mask stacks) of `foreground_width` of their worms (0 without)."""
+    widths = [foreground_width(masks.any(0)) for masks in masks_per_image if len(masks) and masks.any()]
+    return float(np.median(widths)) if widths else 0.0
+
+
+def factor_from_pixel_size(config, pixel_size: float | None) -> float | None:
+    """pixel size / the model's training pixel size, or None when either is unknown."""
+    if not pixel_size or not getattr(config, "training_pixel_size_um", 0.0):
+        return None
+    return float(pixel_size) / config.training_pixel_size_um
+
+
+def factor_from_width(config, width: float) -> float | None:
+    """The model's worm width / `width` (px, measured in the image), or None when either is unknown."""
+    if not width or not config.worm_width_px:
+        return None
+    return float(np.clip(config.worm_width_px / width, *FACTOR_RANGE))
+
+
+def scale_warning(config, width: float, factor: float = 1.0) -> str | None:
+    """One line when the worms found (`foreground_width` in image px) are far from the model's
+    training worms once resampled by `factor`; None when they look alike (or a width is unknown)."""
+    if not width or not config.worm_width_px:
+        return None
+    seen = width * factor
+    if 1 / WARN_RATIO <= seen / config.worm_width_px <= WARN_RATIO:
+        return None
+    return (f"worms here are about {width:.1f} px wide{f' ({seen:.1f} px as segmented)' if factor != 1 else ''}, "
+            f"the model's about {config.worm_width_px:.1f} px: results may be poor; segment with rescale 'auto' "
+            f"or give the pixel size")
+
+
+def resample_plane(plane: np.ndarray, factor: float) -> np.ndarray:
+    """H x W (or C x H x W) float image resampled by `factor` (bilinear, antialiased when shrinking)."""
+    x = torch.from_numpy(np.ascontiguousarray(plane, dtype=np.float32))
+    x = x[None, None] if x.ndim == 2 else x[None]
+    size = [max(1, int(round(s * factor))) for s in x.shape[-2:]]
+    y = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=factor < 1)
+    return y[0, 0].numpy() if plane.ndim == 2 else y[0].numpy()
+
+
+def _to_shape(maps: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """K x h x w float maps resampled to K x H x W (bilinear, pixel centres aligned)."""
+    x = torch.from_numpy(np.ascontiguousarray(maps, dtype=np.float32))[None]
+    return F.interpolate(x, size=shape, mode="bilinear", align_corners=False, antialias=True)[0].numpy()
+
+
+def prediction_to_image(pred, factor: float, shape: tuple[int, int]):
+    """A Prediction made on an image resampled by `factor`, brought back to the original H x W:
+    masks by area (> 0.5), boxes and seeds and displacement vectors in original pixels; the
+    embedding keeps the network's values (its coordinate channels stay in units of coord_scale
+    pixels of the resampled image, so affinities are the network's own)."""
+    from dataclasses import replace
+
+    from .data.instances import stack_to_labels
+
+    masks = np.zeros((len(pred.masks),) + tuple(shape), bool)
+    for start in range(0, len(pred.masks), 16):  # bounded memory for many worms
+        masks[start:start + 16] = _to_shape(pred.masks[start:start + 16], shape) > 0.5
+    dense = {}
+    if pred.embedding is not None:
+        dense["embedding"] = _to_shape(pred.embedding, shape)
+    if pred.displacement is not None:
+        dense["displacement"] = _to_shape(pred.displacement, shape) / factor
+    if pred.foreground is not None:
+        dense["foreground"] = _to_shape(pred.foreground[None], shape)[0]
+    return replace(pred, masks=masks, boxes=np.asarray(pred.boxes, np.float32) / factor,
+                   seeds=np.asarray(pred.seeds, np.float32) / factor, labels=stack_to_labels(masks, pred.scores), **dense)
+
+
+def segment_plane(model, plane: np.ndarray, rescale: float | str | None = None, pixel_size: float | None = None,
+                  **predict_args):
+    """Segment one plane at the scale the model was trained at. rescale: None (native, or the
+    pixel-size factor when the model knows its training pixel size), a number (the factor) or
+    "auto" (passes measure the worms' width; `factor_from_width`). Returns the Prediction
+    in the plane's pixels, the factor used and a warning line (or None) from `scale_warning`."""
+    factor = 1.0
+    if rescale not in (None, "auto"):
+        factor = float(rescale)
+        if not FACTOR_RANGE[0] <= factor <= FACTOR_RANGE[1]:
+            raise ValueError(f"rescale factor {factor} outside {FACTOR_RANGE[0]}-{FACTOR_RANGE[1]}")
+    elif rescale is None:
+        factor = factor_from_pixel_size(model.config, pixel_size) or 1.0
+    pred = model.predict(plane, scale=factor, **predict_args)
+    width = foreground_width(pred.masks.any(0)) if len(pred.masks) else 0.0
+    # "auto": a network sees worms far from its own scale partly as worms of its scale (fragments),
+    # so one measurement under-states a large shift; up to AUTO_PASSES corrections, each measured
+    # at the previous factor, until one is within AUTO_MIN_CHANGE
+    for _ in range(AUTO_PASSES if rescale == "auto" else 0):
+        correction = factor_from_width(model.config, width * factor)
+        if correction is None or abs(correction - 1.0) <= AUTO_MIN_CHANGE:
+            break
+        factor = float(np.clip(factor * correction, *FACTOR_RANGE))
+        pred = model.predict(plane, scale=factor, **predict_args)
+        width = foreground_width(pred.masks.any(0)) if len(pred.masks) else 0.0
+    return pred, factor, scale_warning(model.config, width, factor)

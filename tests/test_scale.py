@@ -1,0 +1,81 @@
+"""Images at another magnification (semiconv.scale): resampled to the model's scale, results back."""
+
+import warnings
+
+import numpy as np
+import pytest
+import tifffile
+from typer.testing import CliRunner
+
+import semiconv
+from semiconv.cli import app
+from semiconv.data import Bbbc010Folder
+from semiconv.evaluation import mask_iou
+from semiconv.scale import (
+    factor_from_pixel_size,
+    factor_from_width,
+    resample_plane,
+    scale_warning,
+    segment_plane,
+)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return semiconv.load_model("bbbc010-brightfield", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def well(sample_root):
+    return Bbbc010Folder(sample_root / "bbbc010").load("C01")
+
+
+def test_factors_and_warning_rules(model):
+    config = model.config
+    assert config.worm_width_px > 5
+    assert factor_from_width(config, config.worm_width_px * 2) == pytest.approx(0.5)
+    assert factor_from_width(config, 0.0) is None
+    assert factor_from_pixel_size(config, 1.3) is None  # the bundled model does not know its pixel size
+    assert scale_warning(config, config.worm_width_px * 1.1) is None
+    line = scale_warning(config, config.worm_width_px * 2)
+    assert "px wide" in line and "auto" in line and "\n" not in line
+
+
+def test_auto_rescale_of_an_enlarged_image_matches_the_native_result(model, well):
+    """C01 enlarged 1.6x (worms 1.6x wider than the model's): a plain pass warns; 'auto' measures
+    the worms, segments at about 1/1.6 and returns masks in the enlarged image's pixels that
+    agree with the native result enlarged."""
+    native = model.predict(well.brightfield, dense=False)
+    big = resample_plane(well.brightfield.astype(np.float32), 1.6)
+    _, factor, warning = segment_plane(model, big, None, dense=False)
+    assert factor == 1.0 and warning is not None
+    pred, factor, warning = segment_plane(model, big, "auto", dense=True)
+    assert factor == pytest.approx(1 / 1.6, rel=0.12) and warning is None
+    assert pred.masks.shape[1:] == big.shape and pred.labels.shape == big.shape
+    assert pred.embedding.shape[1:] == big.shape and pred.displacement.shape[1:] == big.shape
+    expected = resample_plane(native.masks.astype(np.float32), 1.6) > 0.5
+    iou = mask_iou(pred.masks, expected)
+    best = iou.max(1)
+    assert len(pred.masks) >= len(native.masks) - 1 and np.median(best) > 0.8
+
+
+def test_cli_rescale_option(sample_root, tmp_path):
+    image = next((sample_root / "bbbc010" / "BBBC010_v1_images").glob("*C01*_w2_*"))
+    big = tmp_path / "big.tif"
+    tifffile.imwrite(big, resample_plane(tifffile.imread(image).astype(np.float32), 1.6).astype(np.uint16))
+    runner = CliRunner()
+    plain = runner.invoke(app, ["segment", str(big), "--out", str(tmp_path / "plain")])
+    assert plain.exit_code == 0 and "px wide" in plain.output
+    scaled = runner.invoke(app, ["segment", str(big), "--out", str(tmp_path / "auto"), "--rescale", "auto"])
+    assert scaled.exit_code == 0 and "resampled x0.6" in scaled.output and "px wide" not in scaled.output
+    assert tifffile.imread(tmp_path / "auto" / "big_instances.tif").shape[1:] == tifffile.imread(big).shape
+    bad = runner.invoke(app, ["segment", str(big), "--out", str(tmp_path / "bad"), "--rescale", "huge"])
+    assert bad.exit_code != 0 and "--rescale" in bad.output
+    far = runner.invoke(app, ["segment", str(big), "--out", str(tmp_path / "far"), "--rescale", "9"])
+    assert far.exit_code == 2 and "outside" in far.output
+
+
+def test_rescale_keeps_warnings_of_other_kinds_quiet():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert resample_plane(np.ones((10, 12), np.float32), 0.5).shape == (5, 6)
