@@ -33,16 +33,20 @@ from semiconv.inference import cached_model
 from semiconv.models_store import list_models
 from semiconv.outputs import prediction_rows
 from semiconv.planes import first_plane, grey_planes, split_planes
+from semiconv.scale import segment_plane
 
 from ._layers import affinity_layer, prediction_layers
 
 BROWSE = "Model folder..."
+#: the Segment widget's rescale choices -> semiconv.scale.segment_plane's `rescale`
+RESCALE_CHOICES = {"as is": None, "auto": "auto", "x0.5": 0.5, "x0.67": 0.67, "x0.8": 0.8, "x1.25": 1.25, "x1.5": 1.5,
+                   "x2": 2.0}
 
 
 @thread_worker
 def segment_worker(model_name: str, device: str, planes: list, sources: list[tuple[str, int]], score_threshold: float | None,
                    mask_threshold: float | None, fluorescence: list | None = None, pixel_size: float | None = None,
-                   input_mode: str | None = None, describe=None):
+                   input_mode: str | None = None, describe=None, rescale: float | str | None = None):
     """Generator run in a thread: yields ('model', model) then ('plane', k) after each plane; returns
     (predictions, per-worm table rows of each source, layer-data tuples of each source);
     `sources`: (layer name, number of planes) of each source layer, in order; `describe(source,
@@ -61,7 +65,7 @@ def segment_worker(model_name: str, device: str, planes: list, sources: list[tup
         yield ("model", model)
         for k, plane in enumerate(planes):
             pred, notes = PREDICTOR.submit(predict_plane, model, plane, fluorescence[k] if feed else None,
-                                           score_threshold, mask_threshold).result()
+                                           score_threshold, mask_threshold, rescale=rescale, pixel_size=pixel_size).result()
             preds.append(pred)
             for note in notes:
                 yield ("warning", note)
@@ -98,17 +102,24 @@ def _fingerprint(plane: np.ndarray) -> tuple:
 
 
 def predict_plane(model, plane: np.ndarray, fluorescence: np.ndarray | None = None, score_threshold: float | None = None,
-                  mask_threshold: float | None = None, ahead: bool = False) -> tuple:
-    """(Prediction, warning messages) of one plane; runs on PREDICTOR. A plane segmented ahead
-    (`ahead`: kept) with the model's own thresholds is not segmented again: same model object,
+                  mask_threshold: float | None = None, ahead: bool = False, rescale: float | str | None = None,
+                  pixel_size: float | None = None) -> tuple:
+    """(Prediction, warning messages) of one plane at the model's scale (semiconv.scale.segment_plane:
+    `rescale` None, "auto" or a factor); runs on PREDICTOR. A plane segmented ahead (`ahead`:
+    kept) with the model's own thresholds and scale is not segmented again: same model object,
     same pixels, same thresholds give the same prediction."""
-    key = (id(model), _fingerprint(plane)) if fluorescence is None and score_threshold is None and mask_threshold is None else None
+    plain = fluorescence is None and score_threshold is None and mask_threshold is None and rescale is None and not pixel_size
+    key = (id(model), _fingerprint(plane)) if plain else None
     if key is not None and key in _AHEAD:
         return _AHEAD[key][1]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        pred = model.predict(plane, fluorescence=fluorescence, score_threshold=score_threshold, mask_threshold=mask_threshold)
-    result = pred, [str(w.message) for w in caught]
+        pred, factor, scale_note = segment_plane(model, plane, rescale, pixel_size, fluorescence=fluorescence,
+                                                 score_threshold=score_threshold, mask_threshold=mask_threshold)
+    notes = [str(w.message) for w in caught] + ([scale_note] if scale_note else [])
+    if factor != 1.0:
+        notes.append(f"segmented resampled x{factor:.2f} (the model's training scale)")
+    result = pred, notes
     if ahead and key is not None:
         _AHEAD[key] = model, result
         while len(_AHEAD) > 2:
@@ -160,12 +171,15 @@ class SegmentWidget(QWidget):
                                      tooltip="optional: w1 channel, measured inside each worm for the live/dead call")
         self.pixel_size = FloatSpinBox(label="pixel size (um)", min=0.0, max=1000.0, step=0.1, value=0.0,
                                        tooltip="0 = lengths in pixels only")
+        self.rescale = ComboBox(label="rescale", choices=list(RESCALE_CHOICES), value="as is",
+                                tooltip="segment at the model's training scale: 'auto' measures the worms' width; "
+                                        "a factor enlarges (>1) or shrinks the image; results stay in its pixels")
         self.run_button = PushButton(text="Segment")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.status = Label(value="")
         self.worm = SpinBox(label="show affinity of worm", min=0, max=10000, value=0, tooltip="or click a worm in the instances layer")
         self.row = Label(value="")
-        self.container = Container(widgets=[self.image, self.more, self.model, self.model_folder, self.device, self.input_mode, self.score, self.mask, self.fluorescence, self.pixel_size,
+        self.container = Container(widgets=[self.image, self.more, self.model, self.model_folder, self.device, self.input_mode, self.score, self.mask, self.fluorescence, self.pixel_size, self.rescale,
                                             self.run_button, self.cancel_button, self.status, self.worm, self.row])
         layout = QVBoxLayout()
         layout.addWidget(self.container.native)
@@ -280,7 +294,8 @@ class SegmentWidget(QWidget):
         self._progress = progress(total=len(planes), desc=f"Segmenting {', '.join(names)}")
         self._cancelled = False
         self.worker = segment_worker(model_name, self.device.value, planes, self._job["sources"], score, mask,
-                                     fluorescence, self.pixel_size.value or None, self.input_mode.value, self._describe)
+                                     fluorescence, self.pixel_size.value or None, self.input_mode.value, self._describe,
+                                     RESCALE_CHOICES[self.rescale.value])
         self.worker.yielded.connect(self._on_yield)
         self.worker.returned.connect(self._on_done)
         self.worker.errored.connect(self._on_error)

@@ -390,3 +390,29 @@ def test_a_plane_segmented_ahead_is_reused_only_for_the_same_model_pixels_and_th
     other_model, _ = sw.predict_plane(reloaded, image)
     assert len(calls) == 3 and other_threshold is not ahead and other_pixels is not ahead and other_model is not ahead
     assert np.array_equal(other_model.masks, ahead.masks)  # the same answer, computed again
+
+
+def test_segment_an_enlarged_image_at_the_models_scale(make_napari_viewer, qtbot, notes):
+    """C01 shown 1.6x enlarged: 'as is' warns that the worms look far from the model's; 'auto'
+    segments it resampled to the model's scale (said in a note) with layers in the image's pixels."""
+    from napari_semiconv._segment_widget import SegmentWidget
+    from semiconv.data import Bbbc010Folder
+    from semiconv.resources import sample_data_dir
+    from semiconv.scale import resample_plane
+
+    well = Bbbc010Folder(sample_data_dir() / "bbbc010").load("C01")
+    big = resample_plane(well.brightfield.astype(np.float32), 1.6)
+    viewer = make_napari_viewer()
+    viewer.add_image(big, name="C01 enlarged")
+    widget = SegmentWidget(viewer)
+    widget.image.value = "C01 enlarged"
+    widget.model.value = "bbbc010-brightfield"
+    _run(widget, qtbot)
+    assert notes["error"] == [] and any("px wide" in m for m in notes["warning"])
+    notes["warning"].clear()
+    widget.rescale.value = "auto"
+    _run(widget, qtbot)
+    assert notes["error"] == [] and any("resampled x0.6" in m for m in notes["warning"])
+    assert not any("px wide" in m for m in notes["warning"])
+    labels = [layer for layer in viewer.layers if layer.name.endswith("instances")][-1]
+    assert labels.data.shape == big.shape and labels.data.max() >= 10
