@@ -105,6 +105,12 @@ def prediction_to_image(pred, factor: float, shape: tuple[int, int]):
                    seeds=np.asarray(pred.seeds, np.float32) / factor, labels=stack_to_labels(masks, pred.scores), **dense)
 
 
+def _confident_width(pred, score_threshold: float) -> float:
+    """`foreground_width` of the worms found at or above the model's own score threshold."""
+    confident = pred.masks[np.asarray(pred.scores) >= score_threshold]
+    return foreground_width(confident.any(0)) if len(confident) else 0.0
+
+
 def segment_plane(model, plane: np.ndarray, rescale: float | str | None = None, pixel_size: float | None = None,
                   **predict_args):
     """Segment one plane at the scale the model was trained at. rescale: None (native, or the
@@ -119,7 +125,7 @@ def segment_plane(model, plane: np.ndarray, rescale: float | str | None = None, 
     elif rescale is None:
         factor = factor_from_pixel_size(model.config, pixel_size) or 1.0
     pred = model.predict(plane, scale=factor, **predict_args)
-    width = foreground_width(pred.masks.any(0)) if len(pred.masks) else 0.0
+    width = _confident_width(pred, model.config.score_threshold)
     # "auto": a network sees worms far from its own scale partly as worms of its scale (fragments),
     # so one measurement under-states a large shift; up to AUTO_PASSES corrections, each measured
     # at the previous factor, until one is within AUTO_MIN_CHANGE
@@ -129,5 +135,5 @@ def segment_plane(model, plane: np.ndarray, rescale: float | str | None = None, 
             break
         factor = float(np.clip(factor * correction, *FACTOR_RANGE))
         pred = model.predict(plane, scale=factor, **predict_args)
-        width = foreground_width(pred.masks.any(0)) if len(pred.masks) else 0.0
+        width = _confident_width(pred, model.config.score_threshold)
     return pred, factor, scale_warning(model.config, width, factor)
