@@ -33,7 +33,7 @@ from semiconv.inference import cached_model
 from semiconv.models_store import list_models
 from semiconv.outputs import prediction_rows
 from semiconv.planes import first_plane, grey_planes, split_planes
-from semiconv.scale import segment_plane
+from semiconv.scale import scale_notes, segment_plane
 
 from ._layers import affinity_layer, prediction_layers
 
@@ -116,10 +116,7 @@ def predict_plane(model, plane: np.ndarray, fluorescence: np.ndarray | None = No
         warnings.simplefilter("always")
         pred, factor, scale_note = segment_plane(model, plane, rescale, pixel_size, fluorescence=fluorescence,
                                                  score_threshold=score_threshold, mask_threshold=mask_threshold)
-    notes = [str(w.message) for w in caught] + ([scale_note] if scale_note else [])
-    if factor != 1.0:
-        notes.append(f"segmented resampled x{factor:.2f} (the model's training scale)")
-    result = pred, notes
+    result = pred, [str(w.message) for w in caught] + scale_notes(factor, scale_note)
     if ahead and key is not None:
         _AHEAD[key] = model, result
         while len(_AHEAD) > 2:

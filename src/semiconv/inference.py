@@ -27,6 +27,7 @@ from .network_outputs import RawOutputs, network_output, raw_outputs
 from .normalize import network_input
 from .planes import grey_plane
 from .postprocess import Prediction, Thresholds, postprocess
+from .scale import prediction_to_image, resample_plane
 
 __all__ = ["Prediction", "SemiConvModel", "Thresholds", "cached_model", "load_model", "resolve_device"]
 
@@ -97,8 +98,6 @@ class SemiConvModel:
         and merged (detections owned by the tile holding their box centre). `scale` != 1: the image
         is segmented resampled by that factor and the results brought back to its pixels
         (semiconv.scale; `segment_plane` there chooses the factor)."""
-        from .scale import prediction_to_image, resample_plane
-
         start = time.perf_counter()
         x, notes = self.network_input(image, fluorescence)
         for note in notes:

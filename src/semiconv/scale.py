@@ -105,6 +105,13 @@ def prediction_to_image(pred, factor: float, shape: tuple[int, int]):
                    seeds=np.asarray(pred.seeds, np.float32) / factor, labels=stack_to_labels(masks, pred.scores), **dense)
 
 
+def scale_notes(factor: float, warning: str | None) -> list[str]:
+    """The lines the user is told about a plane's scale: the factor it was segmented at (when not
+    1) and `scale_warning`'s line (when any)."""
+    notes = [f"segmented resampled x{factor:.2f} (the model's training scale)"] if factor != 1.0 else []
+    return notes + ([warning] if warning else [])
+
+
 def _confident_width(pred, score_threshold: float) -> float:
     """`foreground_width` of the worms found at or above the model's own score threshold."""
     confident = pred.masks[np.asarray(pred.scores) >= score_threshold]

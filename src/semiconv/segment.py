@@ -16,7 +16,7 @@ from .errors import InputError
 from .inference import SemiConvModel
 from .outputs import output_paths, prediction_rows, write_outputs
 from .planes import grey_planes, split_planes
-from .scale import segment_plane
+from .scale import scale_notes, segment_plane
 
 
 class ScaleNote(UserWarning):
@@ -70,10 +70,8 @@ def segment_file(model: SemiConvModel, path: Path, out_dir: Path, overwrite: boo
             raise InputError(f"{path}{where}: {exc}") from exc
         preds.append(pred)
         where = f" plane {t}" if len(planes) > 1 else ""
-        if factor != 1.0:
-            warnings.warn(f"{path.name}{where}: segmented resampled x{factor:.2f} (the model's training scale)", ScaleNote, stacklevel=2)
-        if warning:
-            warnings.warn(f"{path.name}{where}: {warning}", ScaleNote, stacklevel=2)
+        for note in scale_notes(factor, warning):
+            warnings.warn(f"{path.name}{where}: {note}", ScaleNote, stacklevel=2)
         if progress:
             progress(t + 1, len(planes))
     rows = prediction_rows(preds, pixel_size, fl_planes)

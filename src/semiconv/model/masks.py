@@ -19,7 +19,6 @@ def project_masks_aligned(gt_masks: torch.Tensor, boxes: torch.Tensor, matched_i
 
     Uses RoIAlign with aligned=True, unlike torchvision's project_masks_on_boxes.
     """
-    boxes = boxes.float()
     matched_idxs = matched_idxs.to(boxes)
     rois = torch.cat([matched_idxs[:, None], boxes], dim=1)
     return roi_align(gt_masks[:, None].to(rois), rois, (M, M), spatial_scale=1.0, sampling_ratio=2, aligned=True)[:, 0]

@@ -103,7 +103,6 @@ class AlignedMultiScaleRoIAlign(MultiScaleRoIAlign):
             return aligned_roi_align(features[0], rois, size, self.scales[0], self.sampling_ratio)
         levels = self.map_levels(boxes)
         pooled = [None] * len(features)
-        result = None
         for level, (feature, scale) in enumerate(zip(features, self.scales, strict=True)):
             idx = torch.where(levels == level)[0]
             if idx.numel():
