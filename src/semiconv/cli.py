@@ -175,6 +175,9 @@ def segment(
     fluorescence: Optional[list[str]] = typer.Option(None, "--fluorescence", help="Sytox (w1) image of each input, in order (repeat the option), or 'auto': each BBBC010 w2 image's w1 partner by name. Measured in each worm for the live/dead call."),
     pixel_size: Optional[float] = typer.Option(None, "--pixel-size", help="Micrometres per pixel, for lengths in um (and resampling, for models that know their training pixel size)."),
     rescale: Optional[str] = typer.Option(None, "--rescale", help="Segment at the model's training scale: 'auto' (a first pass measures the worms' width) or a factor (1.25: enlarge by 1.25). Outputs stay in the image's pixels."),
+    track: bool = typer.Option(False, "--track", help="Stacks (T x H x W): link each worm across frames; <stem>_labels.tif then holds one label per worm in every frame (the track id) and <stem>_tracks.csv its time series (speed, movement, dead by movement)."),
+    max_gap: int = typer.Option(2, "--max-gap", help="With --track: frames a worm may be missing (hidden, missed) and keep its identity."),
+    still_frames: int = typer.Option(3, "--still-frames", help="With --track: a worm still for this many frame steps up to the last frame is called dead by movement."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
     threads: int = typer.Option(0, "--threads", help="CPU threads (0: torch default)."),
 ):
@@ -185,10 +188,12 @@ def segment(
     from tqdm import tqdm
 
     from .inference import load_model
-    from .segment import ScaleNote, fluorescence_partner, segment_file
+    from .segment import SegmentNote, fluorescence_partner, segment_file
+    from .tracking import TrackingSettings
 
     try:
         _set_threads(threads)
+        tracking = TrackingSettings(max_gap=max_gap, still_frames=still_frames) if track else None
         if fluorescence == ["auto"]:
             partners = [fluorescence_partner(p) if p.exists() else None for p in images]
         elif fluorescence:
@@ -212,11 +217,11 @@ def segment(
             if fluorescence == ["auto"] and partner is None:
                 raise SemiconvError(f"{path}: no fluorescence (w1) image found next to it")
             with warnings.catch_warnings(record=True) as notes:
-                warnings.simplefilter("always", ScaleNote)
+                warnings.simplefilter("always", SegmentNote)
                 files, rows, seconds = segment_file(net, path, out, overwrite, score_threshold=score_threshold, mask_threshold=mask_threshold,
-                                                    fluorescence=partner, pixel_size=pixel_size, rescale=rescale)
+                                                    fluorescence=partner, pixel_size=pixel_size, rescale=rescale, track=tracking)
             for note in notes:
-                if issubclass(note.category, ScaleNote):
+                if issubclass(note.category, SegmentNote):
                     typer.secho(f"note: {note.message}", fg=typer.colors.YELLOW, err=True)
                 else:
                     warnings.warn_explicit(note.message, note.category, note.filename, note.lineno)
@@ -225,7 +230,8 @@ def segment(
             continue
         n = len(rows)
         worms += n
-        typer.echo(f"{path}: {n} worms in {seconds:.2f} s -> {files[-1].parent}")
+        tracked = f", {len({r['track_id'] for r in rows})} tracks" if tracking else ""
+        typer.echo(f"{path}: {n} worms{tracked} in {seconds:.2f} s -> {files[-1].parent}")
     typer.echo(f"{len(images) - len(failed)} of {len(images)} images segmented, {worms} worms")
     if failed:
         for line in failed:

@@ -6,6 +6,7 @@ the distance from each end of the path to the mask boundary (the skeleton stops 
 of the tips by about the local half-width). Mean width = area / length.
 Straightness = distance between the path's ends / length (1 for a rod, small when coiled).
 Curvature = mean |turning angle| per pixel of length along the smoothed path (rad/px).
+Midpoint: the middle of the smoothed path (row, col in image pixels): the worm's position.
 """
 
 from __future__ import annotations
@@ -62,6 +63,22 @@ def _smooth(path: np.ndarray, sigma: float = 2.0) -> np.ndarray:
     return ndi.gaussian_filter1d(path, sigma, axis=0, mode="nearest")
 
 
+def centre_line(mask: np.ndarray) -> np.ndarray:
+    """The worm's centre line: its skeleton's longest path, smoothed (L x 2 float row, col in image
+    pixels, from one end to the other; orientation arbitrary). Empty (0 x 2) for an empty mask."""
+    mask = np.asarray(mask, dtype=bool)
+    rows, cols = np.nonzero(mask)
+    if rows.size == 0:
+        return np.zeros((0, 2))
+    pad = 2
+    r0, c0 = rows.min(), cols.min()
+    crop = np.pad(mask[r0:rows.max() + 1, c0:cols.max() + 1], pad)
+    path = longest_skeleton_path(crop)
+    if len(path) == 0:
+        return np.array([[rows.mean(), cols.mean()]])
+    return _smooth(path) + np.array([r0 - pad, c0 - pad], dtype=float)
+
+
 def measure_worm(mask: np.ndarray, pixel_size: float | None = None, fluorescence: np.ndarray | None = None,
                  background: float | None = None) -> dict:
     """Measurements of one worm mask (H x W bool). pixel_size in micrometres per pixel."""
@@ -77,6 +94,7 @@ def measure_worm(mask: np.ndarray, pixel_size: float | None = None, fluorescence
     path = longest_skeleton_path(crop)
     if len(path) >= 2:
         smooth = _smooth(path)
+        middle = smooth[len(smooth) // 2]
         steps = np.diff(smooth, axis=0)
         body = float(np.hypot(steps[:, 0], steps[:, 1]).sum())
         dist = ndi.distance_transform_edt(crop)
@@ -89,12 +107,14 @@ def measure_worm(mask: np.ndarray, pixel_size: float | None = None, fluorescence
     else:  # a blob: its major axis
         length = float(props.axis_major_length)
         chord, curvature = length, 0.0
+        middle = np.array(props.centroid) + pad
     out.update({
         "length_px": length,
         "mean_width_px": area / max(length, 1e-6),
         "straightness": min(1.0, chord / max(length, 1e-6)),
         "curvature": curvature,
         "bbox_x1": c0, "bbox_y1": r0, "bbox_x2": c1, "bbox_y2": r1,
+        "midpoint_row": float(middle[0] + r0 - pad), "midpoint_col": float(middle[1] + c0 - pad),
     })
     if pixel_size:
         out["length_um"] = length * pixel_size

@@ -6,6 +6,8 @@ Per input image `<stem>`:
     <stem>_instances.tif   N x H x W uint8, one plane per worm, overlaps kept
                            (stacks: <stem>_t000_instances.tif, ... one per plane)
     <stem>_labels.tif      H x W (or T x H x W) uint16; where worms overlap the higher score wins
+    <stem>_tracks.csv      stacks segmented with tracking: the same rows by track, then frame, with
+                           track id, frame, speed and movement (semiconv.tracking)
     <stem>_worms.csv       the per-worm table, one row per plane of the instance stack(s), same order
 """
 
@@ -23,12 +25,15 @@ from .measure import measure_worms
 
 #: The per-worm table's columns, in order; a table holds those it has values for.
 #: bbox: the mask's extent (x2, y2 end-exclusive pixels); seed: the detection's seed (row, col);
+#: midpoint: the middle of the worm's centre line (row, col), its position;
 #: lengths in pixels (and micrometres with a pixel size); fluorescence with a fluorescence image;
-#: dead: see semiconv.measure.call_dead.
+#: dead: see semiconv.measure.call_dead; track_id ... dead_by_movement: stacks segmented with
+#: tracking (semiconv.tracking).
 TABLE_COLUMNS = (
     "plane", "label", "score", "area", "bbox_x1", "bbox_y1", "bbox_x2", "bbox_y2", "seed_row", "seed_col",
-    "length_px", "mean_width_px", "straightness", "curvature", "length_um", "mean_width_um", "area_um2",
+    "midpoint_row", "midpoint_col", "length_px", "mean_width_px", "straightness", "curvature", "length_um", "mean_width_um", "area_um2",
     "fluorescence_mean", "fluorescence_integrated", "fluorescence_ratio", "dead",
+    "track_id", "frame", "speed_px_per_frame", "speed_um_per_frame", "moving", "dead_by_movement",
 )
 BOX_COLUMNS = ("bbox_x1", "bbox_y1", "bbox_x2", "bbox_y2")
 
@@ -90,22 +95,34 @@ def rows_to_csv(rows: list[dict], columns: list[str] | None = None) -> str:
     return buffer.getvalue()
 
 
-def output_paths(image_path: Path, out_dir: Path, planes: int) -> list[Path]:
-    """Instance stack file(s) (one per plane), then the label image, then the CSV."""
+def output_paths(image_path: Path, out_dir: Path, planes: int, tracks: bool = False) -> list[Path]:
+    """Instance stack file(s) (one per plane), the label image, the tracks CSV (with `tracks`),
+    then the per-worm CSV."""
     stem = Path(image_path).stem
     if planes == 1:
         inst = [out_dir / f"{stem}_instances.tif"]
     else:
         inst = [out_dir / f"{stem}_t{t:03d}_instances.tif" for t in range(planes)]
-    return inst + [out_dir / f"{stem}_labels.tif", out_dir / f"{stem}_worms.csv"]
+    track_csv = [out_dir / f"{stem}_tracks.csv"] if tracks else []
+    return inst + [out_dir / f"{stem}_labels.tif"] + track_csv + [out_dir / f"{stem}_worms.csv"]
+
+
+def track_table_columns(rows: list[dict]) -> list[str]:
+    """Columns of the tracks CSV: track id and frame first, then the per-worm table's (no plane)."""
+    head = ["track_id", "frame"]
+    return head + [c for c in table_columns(rows) if c not in (*head, "plane")]
 
 
 def write_outputs(paths: list[Path], stacks: list[np.ndarray], labels: np.ndarray, rows: list[dict],
-                  overwrite: bool = False) -> list[Path]:
-    """Write the instance stack(s) (N x H x W each, as uint8), the label image (uint16) and the CSV
-    (`output_paths` order); the CSV last, so its presence marks a complete output."""
-    for target, masks in zip(paths[:-2], stacks, strict=True):
+                  overwrite: bool = False, tracks: list[dict] | None = None) -> list[Path]:
+    """Write the instance stack(s) (N x H x W each, as uint8), the label image (uint16), the tracks
+    CSV (rows ordered by track, with `tracks`) and the per-worm CSV (`output_paths` order); the
+    per-worm CSV last, so its presence marks a complete output."""
+    n_tables = 2 if tracks is not None else 1
+    for target, masks in zip(paths[:-1 - n_tables], stacks, strict=True):
         write_tiff(target, np.asarray(masks).astype(np.uint8), overwrite=overwrite)
-    write_tiff(paths[-2], np.asarray(labels).astype(np.uint16), overwrite=overwrite)
+    write_tiff(paths[-1 - n_tables], np.asarray(labels).astype(np.uint16), overwrite=overwrite)
+    if tracks is not None:
+        write_text(paths[-2], rows_to_csv(tracks, track_table_columns(tracks)), overwrite=overwrite)
     write_text(paths[-1], rows_to_csv(rows), overwrite=overwrite)
     return paths

@@ -17,9 +17,14 @@ from .inference import SemiConvModel
 from .outputs import output_paths, prediction_rows, write_outputs
 from .planes import grey_planes, split_planes
 from .scale import scale_notes, segment_plane
+from .tracking import TrackingSettings, link_frames, track_rows, tracked_labels
 
 
-class ScaleNote(UserWarning):
+class SegmentNote(UserWarning):
+    """Something the user should read about how an image was segmented (the CLI prints it as a note)."""
+
+
+class ScaleNote(SegmentNote):
     """The scale an image was segmented at, or a warning that its worms look unlike the model's."""
 
 
@@ -37,13 +42,16 @@ def fluorescence_partner(image_path: Path, candidates: list[Path] | None = None)
 def segment_file(model: SemiConvModel, path: Path, out_dir: Path, overwrite: bool = False, progress=None,
                  score_threshold=None, mask_threshold=None, fluorescence: Path | None = None,
                  pixel_size: float | None = None, extra_columns: dict | None = None,
-                 rescale: float | str | None = None) -> tuple[list[Path], list[dict], float]:
+                 rescale: float | str | None = None,
+                 track: TrackingSettings | None = None) -> tuple[list[Path], list[dict], float]:
     """Segment one file (a 2-D image or a T x H x W stack) and write its outputs; writes nothing
     unless every plane succeeded. `fluorescence`: its Sytox image (same planes), measured in each
     worm (and fed to models that take it); `pixel_size` in micrometres; `extra_columns` are added to
     every table row (e.g. well, image); `rescale`: None, a factor or "auto" (semiconv.scale:
     segmented at the model's training scale; the factor chosen and worms far from the model's
-    scale are reported as ScaleNote warnings). Returns (files written, table rows, seconds)."""
+    scale are reported as ScaleNote warnings); `track`: link a stack's worms across frames
+    (semiconv.tracking): the label image then holds track ids and <stem>_tracks.csv is written.
+    Returns (files written, table rows, seconds)."""
     path = Path(path)
     planes = split_planes(read_image(path), name=str(path))
     feed = model.config.takes_fluorescence
@@ -55,7 +63,7 @@ def segment_file(model: SemiConvModel, path: Path, out_dir: Path, overwrite: boo
                              f"{fl_planes[0].shape[:2]} vs {len(planes)} of {planes[0].shape[:2]})")
     elif feed:
         raise InputError(f"{path}: model {model.name!r} also takes the fluorescence image: give it with --fluorescence")
-    targets = output_paths(path, out_dir, len(planes))
+    targets = output_paths(path, out_dir, len(planes), tracks=track is not None)
     existing = [t for t in targets if t.exists()]
     if existing and not overwrite:
         raise InputError(f"{existing[0]}: exists already (use --overwrite to replace)")
@@ -77,6 +85,15 @@ def segment_file(model: SemiConvModel, path: Path, out_dir: Path, overwrite: boo
     rows = prediction_rows(preds, pixel_size, fl_planes)
     for row in rows:
         row.update(extra_columns or {})
-    labels = preds[0].labels if len(preds) == 1 else [p.labels for p in preds]
-    write_outputs(targets, [p.masks for p in preds], np.asarray(labels), rows, overwrite=overwrite)
+    stacks = [p.masks for p in preds]
+    labels = np.asarray(preds[0].labels if len(preds) == 1 else [p.labels for p in preds])
+    tracks = None
+    if track is not None:
+        if len(planes) == 1:
+            warnings.warn(f"{path.name}: one frame: each worm is its own track", SegmentNote, stacklevel=2)
+        ids = link_frames(stacks, track)
+        tracks = track_rows(rows, stacks, ids, pixel_size, track)
+        labels = tracked_labels(stacks, [p.scores for p in preds], ids)
+        labels = labels[0] if len(planes) == 1 else labels
+    write_outputs(targets, stacks, labels, rows, overwrite=overwrite, tracks=tracks)
     return targets, rows, sum(p.seconds for p in preds)

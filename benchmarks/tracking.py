@@ -1,0 +1,120 @@
+"""Identities across frames: moving real worms, segmented frame by frame, linked or not.
+
+    python benchmarks/tracking.py --data data/bbbc010-train.npz [--model bbbc010-brightfield]
+        [--wells B17 ...] [--frames 8] [--seeds 0] [--threads 2] [--out tracking.json]
+
+Each well (default: the bundled model's 10 validation wells, never trained on) becomes a sequence
+of its own annotated worms crawling over its background (semiconv.data.moving; some worms never
+move, some stop). Every frame is segmented on its own (`model.predict`), then identities are
+(a) the per-frame labels (what `semiconv segment` gave before tracking) and (b) the track ids of
+semiconv.tracking.link_frames. Reported per well and pooled: usual_label (share of the frames where
+a worm is found in which it carries its most frequent identity), found, IDF1, MOTA, identity
+switches (motmetrics; semiconv.track_metrics), the crossings in the sequence, the time of
+segmentation vs linking (link_frames + the centre lines of semiconv.tracking.track_rows), and the
+dead-by-movement call against the frames each worm truly stops from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+import torch
+
+from semiconv.data.bbbc010 import VALIDATION_WELLS, Bbbc010Folder
+from semiconv.data.moving import MotionConfig, moving_worms
+from semiconv.data.packed import PackedWells, is_packed_file
+from semiconv.inference import load_model
+from semiconv.outputs import prediction_rows
+from semiconv.track_metrics import frame_iou, frame_matches, tracking_scores
+from semiconv.tracking import TrackingSettings, link_frames, track_rows
+
+
+def dead_call_accuracy(seq, pred_stacks, rows_by_frame, settings: TrackingSettings) -> tuple[int, int]:
+    """(correct, total) dead-by-movement calls over matched (worm, frame) pairs. Truth: worm n is
+    dead from frame stops[n] when it then stays still for >= still_frames frame steps."""
+    T = len(seq.frames)
+    correct = total = 0
+    for t in range(T):
+        iou = frame_iou(seq.masks[t], pred_stacks[t])
+        for n, c in frame_matches(iou):
+            stop = seq.stops[n]
+            truth = (T - 1 - stop) >= settings.still_frames and t >= stop
+            correct += int(rows_by_frame[t][c]["dead_by_movement"] == truth)
+            total += 1
+    return correct, total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True, help="BBBC010-layout folder or packed .npz")
+    parser.add_argument("--model", default="bbbc010-brightfield")
+    parser.add_argument("--wells", nargs="+", default=list(VALIDATION_WELLS))
+    parser.add_argument("--frames", type=int, default=8)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", help="write the results as JSON here")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    import laptrack  # noqa: F401  (imported once per process: not counted as linking time)
+
+    source = PackedWells(args.data) if is_packed_file(args.data) else Bbbc010Folder(args.data)
+    model = load_model(args.model, device="cpu")
+    settings = TrackingSettings()
+    results, pooled = [], {"segment_s": 0.0, "link_s": 0.0, "dead_ok": 0, "dead_n": 0}
+    for well_name in args.wells:
+        well = source.load(well_name)
+        for seed in args.seeds:
+            seq = moving_worms(well.brightfield, well.masks, seed=seed, config=MotionConfig(frames=args.frames))
+            true_stacks = list(seq.masks)
+            true_ids = [np.arange(1, seq.masks.shape[1] + 1)] * len(true_stacks)
+            start = time.perf_counter()
+            preds = [model.predict(frame, dense=False) for frame in seq.frames]
+            segment_s = time.perf_counter() - start
+            stacks = [p.masks for p in preds]
+            rows = prediction_rows(preds)
+            start = time.perf_counter()
+            ids = link_frames(stacks, settings)
+            tracked = track_rows(rows, stacks, ids, settings=settings)
+            link_s = time.perf_counter() - start
+            by_frame = [[r for r in tracked if r["frame"] == t] for t in range(len(preds))]
+            for frame_rows in by_frame:
+                frame_rows.sort(key=lambda r: r["label"])
+            per_frame = [np.arange(1, len(s) + 1) for s in stacks]
+            ok, n = dead_call_accuracy(seq, stacks, by_frame, settings)
+            entry = {"well": well_name, "seed": seed, "worms": int(seq.masks.shape[1]),
+                     "crossings": seq.crossings(), "segment_s": round(segment_s, 2), "link_s": round(link_s, 3),
+                     "per_frame": tracking_scores(true_stacks, true_ids, stacks, per_frame),
+                     "tracked": tracking_scores(true_stacks, true_ids, stacks, ids),
+                     "dead_by_movement_accuracy": round(ok / n, 3) if n else None}
+            results.append(entry)
+            pooled["segment_s"] += segment_s
+            pooled["link_s"] += link_s
+            pooled["dead_ok"] += ok
+            pooled["dead_n"] += n
+            print(json.dumps(entry), flush=True)
+    summary = {}
+    for kind in ("per_frame", "tracked"):
+        matched = sum(r[kind]["matched"] for r in results)
+        summary[kind] = {
+            "usual_label": round(sum(r[kind]["usual_label"] * r[kind]["matched"] for r in results) / matched, 3),
+            "found": round(matched / sum(r[kind]["true"] for r in results), 3),
+            "idf1_mean": round(float(np.mean([r[kind]["idf1"] for r in results])), 3),
+            "mota_mean": round(float(np.mean([r[kind]["mota"] for r in results])), 3),
+            "id_switches": int(sum(r[kind]["id_switches"] for r in results)),
+        }
+    summary.update(sequences=len(results), frames=args.frames, crossings=int(sum(r["crossings"] for r in results)),
+                   link_share_of_segmentation=round(pooled["link_s"] / pooled["segment_s"], 4),
+                   segment_s_per_frame=round(pooled["segment_s"] / (len(results) * args.frames), 3),
+                   dead_by_movement_accuracy=round(pooled["dead_ok"] / pooled["dead_n"], 3) if pooled["dead_n"] else None,
+                   settings=settings.__dict__, model=args.model, threads=args.threads)
+    print(json.dumps(summary, indent=1))
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump({"summary": summary, "sequences": results}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

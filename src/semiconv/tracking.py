@@ -1,0 +1,191 @@
+"""Worm identities across the frames of a time-lapse (T x H x W) stack, and movement.
+
+Each frame is segmented on its own (whole per-worm masks, overlaps kept). Linking one frame's worms
+to the next frame's is a linear assignment problem solved by laptrack (Jaqaman et al. 2008, the
+TrackMate scheme) with cost 1 - IoU of the two worms' masks, each grown by `tolerance_px` (so that
+a worm that moved sideways by a few pixels still overlaps itself). Because every worm keeps its
+whole mask where it crosses another, a crossing pair's masks overlap each other only at the
+crossing, while each overlaps its own mask of the next frame along its whole body: identities do not
+swap at crossings. A worm missing for up to `max_gap` frames (hidden, out of focus, missed) is joined
+across the gap with the same cost (laptrack's gap closing). No splitting or merging: a worm is one
+track.
+
+A worm's position is the middle point of its centre line (the per-worm table's midpoint columns,
+semiconv.measure): what the Tracks layer draws and what speed is measured on; a frame step is still
+when that point moves less than `still_px` per frame. Alive or dead by movement (the
+principle of lifespan machines): a worm that stays still for at least `still_frames` frame steps
+until the end of the recording is called dead from the first frame of that stop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage as ndi
+from scipy import sparse
+
+from .data.instances import stack_to_labels
+from .errors import InputError
+
+
+@dataclass(frozen=True)
+class TrackingSettings:
+    """max_gap: frames a worm may be missing and keep its identity; min_iou: the lowest IoU of two
+    grown masks that can link them; tolerance_px: masks grown by this (pixels) before the IoU;
+    still_px: speed (pixels per frame) below which a frame step is still; still_frames: still
+    frame steps up to the last frame that call a worm dead by movement."""
+
+    max_gap: int = 2
+    min_iou: float = 0.1
+    tolerance_px: int = 3
+    still_px: float = 1.5
+    still_frames: int = 3
+
+    def __post_init__(self):
+        if self.max_gap < 0 or self.still_frames < 1 or self.tolerance_px < 0:
+            raise InputError("tracking: max_gap and tolerance_px must be >= 0, still_frames >= 1")
+        if not 0 < self.min_iou < 1:
+            raise InputError(f"tracking: min_iou must be between 0 and 1, not {self.min_iou}")
+
+
+def grown_masks(masks: np.ndarray, grow_px: int) -> sparse.csr_matrix:
+    """N x (H*W) sparse rows: each mask of an N x H x W bool stack grown by `grow_px` pixels
+    (4-connected steps), as 1.0 entries."""
+    masks = np.asarray(masks, dtype=bool)
+    n, height, width = masks.shape
+    which, pixel = np.divmod(np.flatnonzero(masks), height * width)
+    r, c = np.divmod(pixel, width)
+    bounds = np.searchsorted(which, np.arange(n + 1))
+    rows, cols = [], []
+    for i in range(n):
+        rr, cc = r[bounds[i]:bounds[i + 1]], c[bounds[i]:bounds[i + 1]]
+        if rr.size == 0:
+            continue
+        if grow_px:
+            r0, c0 = rr.min() - grow_px, cc.min() - grow_px
+            crop = np.zeros((rr.max() - r0 + grow_px + 1, cc.max() - c0 + grow_px + 1), bool)
+            crop[rr - r0, cc - c0] = True
+            crop = ndi.binary_dilation(crop, iterations=grow_px)
+            rr, cc = np.nonzero(crop)
+            rr, cc = rr + r0, cc + c0
+            inside = (rr >= 0) & (rr < height) & (cc >= 0) & (cc < width)
+            rr, cc = rr[inside], cc[inside]
+        rows.append(np.full(rr.size, i))
+        cols.append(rr * width + cc)
+    if not rows:
+        return sparse.csr_matrix((n, height * width), dtype=np.float32)
+    r, c = np.concatenate(rows), np.concatenate(cols)
+    return sparse.csr_matrix((np.ones(r.size, np.float32), (r, c)), shape=(n, height * width))
+
+
+def mask_iou(a: sparse.csr_matrix, b: sparse.csr_matrix) -> np.ndarray:
+    """Na x Nb IoU of two sets of sparse mask rows (`grown_masks`)."""
+    inter = np.asarray((a @ b.T).todense(), dtype=np.float64)
+    area_a = np.asarray(a.sum(1), dtype=np.float64).reshape(-1, 1)
+    area_b = np.asarray(b.sum(1), dtype=np.float64).reshape(1, -1)
+    union = area_a + area_b - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def check_frames(stacks: Sequence[np.ndarray]) -> tuple[int, int]:
+    """The common frame size (H, W) of per-frame N_t x H x W mask stacks; InputError otherwise."""
+    shapes = {tuple(np.shape(m)[1:]) for m in stacks}
+    if any(np.ndim(m) != 3 for m in stacks):
+        raise InputError("tracking: each frame's masks must be an N x H x W stack")
+    if len(shapes) > 1:
+        raise InputError(f"tracking: frames of different sizes ({', '.join(map(str, sorted(shapes)))})")
+    return shapes.pop() if shapes else (0, 0)
+
+
+def link_frames(stacks: Sequence[np.ndarray], settings: TrackingSettings = TrackingSettings()) -> list[np.ndarray]:
+    """Track ids (1, 2, ... in order of first appearance) of each worm of each frame.
+
+    stacks[t]: frame t's N_t x H x W bool masks. Returns one int array of N_t ids per frame."""
+    from laptrack import LapTrack
+
+    check_frames(stacks)
+    counts = [len(m) for m in stacks]
+    if sum(counts) == 0 or len(stacks) == 1:
+        return [np.arange(1, n + 1) for n in counts] if len(stacks) == 1 else [np.zeros(0, int) for _ in stacks]
+    grown = [grown_masks(m, settings.tolerance_px) for m in stacks]
+    ious: dict[tuple[int, int], np.ndarray] = {}
+
+    def cost(u: np.ndarray, v: np.ndarray) -> float:
+        (t1, i), (t2, j) = sorted([(int(u[0]), int(u[1])), (int(v[0]), int(v[1]))])
+        if (t1, t2) not in ious:
+            ious[t1, t2] = mask_iou(grown[t1], grown[t2])
+        return 1.0 - float(ious[t1, t2][i, j])
+
+    coords = [np.column_stack([np.full(n, t), np.arange(n)]).astype(float) for t, n in enumerate(counts)]
+    cutoff = 1.0 - settings.min_iou
+    # Ending a track (or a segment, before gap closing) and starting another costs more than any
+    # allowed link (costs are < 1), whatever the spread of the costs.
+    tracker = LapTrack(metric=cost, cutoff=cutoff, gap_closing_metric=cost,
+                       gap_closing_cutoff=cutoff if settings.max_gap else False,
+                       gap_closing_max_frame_count=settings.max_gap + 1,
+                       splitting_cutoff=False, merging_cutoff=False,
+                       track_start_cost=1.0, track_end_cost=1.0, segment_start_cost=1.0, segment_end_cost=1.0)
+    graph = tracker.predict(coords)
+    ids = [np.zeros(n, dtype=np.int64) for n in counts]
+    tracks = [sorted(c) for c in _components(graph)]
+    for number, nodes in enumerate(sorted(tracks, key=lambda nodes: nodes[0]), start=1):
+        for t, i in nodes:
+            ids[t][i] = number
+    return ids
+
+
+def _components(graph) -> list[set]:
+    import networkx as nx
+
+    return list(nx.weakly_connected_components(graph))
+
+
+def tracked_labels(stacks: Sequence[np.ndarray], scores: Sequence[np.ndarray], track_ids: Sequence[np.ndarray]) -> np.ndarray:
+    """T x H x W uint16 label image whose label is the track id (0 background); where worms overlap
+    the higher score wins (the rule of semiconv.data.instances.stack_to_labels)."""
+    height, width = check_frames(stacks)
+    labels = np.zeros((len(stacks), height, width), dtype=np.uint16)
+    for t, (masks, frame_scores, ids) in enumerate(zip(stacks, scores, track_ids, strict=True)):
+        lookup = np.concatenate([[0], np.asarray(ids)]).astype(np.uint16)
+        labels[t] = lookup[stack_to_labels(masks, frame_scores)]
+    return labels
+
+
+def track_rows(rows: list[dict], stacks: Sequence[np.ndarray], track_ids: Sequence[np.ndarray],
+               pixel_size: float | None = None, settings: TrackingSettings = TrackingSettings()) -> list[dict]:
+    """The per-worm table's rows (`semiconv.outputs.prediction_rows`: frame t's worms in order, then
+    t + 1's) with the tracking columns added in place (track_id, frame, speed_px_per_frame,
+    speed_um_per_frame with a pixel size, moving, dead_by_movement); returned ordered by track,
+    then frame.
+
+    speed: the centre-line midpoint's displacement (the table's midpoint columns) from the track's
+    previous observation divided by the frames between (NaN at a track's first frame); moving:
+    speed >= still_px; dead_by_movement: see the module docstring."""
+    counts = [len(ids) for ids in track_ids]
+    if len(rows) != sum(counts):
+        raise ValueError(f"{len(rows)} table rows for {sum(counts)} tracked worms")
+    frames = np.repeat(np.arange(len(counts)), counts)
+    ids = np.concatenate(track_ids) if rows else np.zeros(0, int)
+    points = np.array([[row.get("midpoint_row", np.nan), row.get("midpoint_col", np.nan)] for row in rows],
+                      dtype=float).reshape(-1, 2)
+    for row, t, track in zip(rows, frames, ids, strict=True):
+        row.update(track_id=int(track), frame=int(t), speed_px_per_frame=np.nan, moving=np.nan)
+    for track in np.unique(ids):
+        index = np.flatnonzero(ids == track)  # in frame order
+        still = []
+        for i, j in zip(index[:-1], index[1:], strict=True):
+            speed = float(np.hypot(*(points[j] - points[i]))) / (frames[j] - frames[i])
+            rows[j]["speed_px_per_frame"] = speed
+            if pixel_size:
+                rows[j]["speed_um_per_frame"] = speed * pixel_size
+            rows[j]["moving"] = bool(speed >= settings.still_px) if np.isfinite(speed) else np.nan
+            still.append(bool(speed < settings.still_px))
+        stop = len(still)
+        while stop > 0 and still[stop - 1]:
+            stop -= 1
+        dead_from = frames[index[stop]] if len(still) - stop >= settings.still_frames else None
+        for i in index:
+            rows[i]["dead_by_movement"] = bool(dead_from is not None and frames[i] >= dead_from)
+    return sorted(rows, key=lambda row: (row["track_id"], row["frame"]))

@@ -1,0 +1,194 @@
+"""Worm identities across frames (semiconv.tracking), moving real worms (semiconv.data.moving),
+the tracking metrics, and `semiconv segment --track`."""
+
+import numpy as np
+import pytest
+import tifffile
+
+from semiconv.data import Bbbc010Folder
+from semiconv.data.annotate import tube_mask
+from semiconv.data.moving import MotionConfig, moving_worms
+from semiconv.errors import InputError
+from semiconv.outputs import worm_rows
+from semiconv.track_metrics import tracking_scores
+from semiconv.tracking import TrackingSettings, link_frames, track_rows, tracked_labels
+
+SHAPE = (120, 160)
+
+
+def crossing_scene(frames=8, missing=None):
+    """Worm A crawls right along row 60, worm B down column 90 (they cross at frames 5-7),
+    worm C lies still. Each frame lists its worms in a different order; `missing`: (frame, worm)
+    left out. Returns per-frame stacks and the true identity (A=1, B=2, C=3) of each listed worm."""
+    stacks, truth = [], []
+    for t in range(frames):
+        worms = {1: tube_mask(np.array([[60, 20 + 5 * t], [60, 80 + 5 * t]]), 4, SHAPE),
+                 2: tube_mask(np.array([[5 + 6 * t, 90], [45 + 6 * t, 90]]), 4, SHAPE),
+                 3: tube_mask(np.array([[100, 10], [100, 50]]), 4, SHAPE)}
+        order = [[1, 2, 3], [3, 1, 2], [2, 3, 1]][t % 3]
+        order = [w for w in order if (t, w) != missing]
+        stacks.append(np.array([worms[w] for w in order]))
+        truth.append(np.array(order))
+    return stacks, truth
+
+
+def test_identities_survive_a_crossing_and_a_missed_frame():
+    stacks, truth = crossing_scene(missing=(3, 1))
+    assert any((s[0] & s[1]).any() for s in stacks[4:])  # the worms do cross
+    ids = link_frames(stacks)
+    # one track per true worm: every detection of a worm carries the same id, different worms differ
+    mapping = {}
+    for frame_ids, frame_truth in zip(ids, truth, strict=True):
+        for track, worm in zip(frame_ids, frame_truth, strict=True):
+            assert mapping.setdefault(int(worm), int(track)) == track
+    assert sorted(mapping.values()) == [1, 2, 3]
+
+
+def test_without_gap_closing_a_missed_frame_starts_a_new_track():
+    stacks, truth = crossing_scene(missing=(3, 1))
+    ids = link_frames(stacks, TrackingSettings(max_gap=0))
+    assert len({int(i) for frame in ids for i in frame}) == 4
+
+
+def test_an_empty_frame_in_the_middle_is_bridged():
+    stacks, truth = crossing_scene(frames=5)
+    stacks[2] = np.zeros((0, *SHAPE), bool)
+    ids = link_frames(stacks)
+    assert ids[2].size == 0
+    assert sorted(ids[1][np.argsort(truth[1])]) == sorted(ids[3][np.argsort(truth[3])])
+    assert list(ids[1][np.argsort(truth[1])]) == list(ids[3][np.argsort(truth[3])])
+
+
+def test_track_labels_speed_and_dead_by_movement():
+    stacks, truth = crossing_scene()
+    scores = [np.linspace(0.9, 0.8, len(s)) for s in stacks]
+    ids = link_frames(stacks)
+    labels = tracked_labels(stacks, scores, ids)
+    assert labels.shape == (8, *SHAPE) and labels.dtype == np.uint16
+    for t, (masks, frame_ids) in enumerate(zip(stacks, ids, strict=True)):
+        alone = masks.sum(0) == 1
+        for mask, track in zip(masks, frame_ids, strict=True):
+            assert (labels[t][mask & alone] == track).all()  # a worm's own pixels carry its track id
+        shared = masks.sum(0) > 1
+        if shared.any():  # scores fall with the index: the first worm listed wins shared pixels
+            first = np.argmax(masks[:, shared], axis=0)
+            assert (labels[t][shared] == frame_ids[first]).all()
+    assert (labels[5] != 0).sum() < sum(m.sum() for m in stacks[5])  # frame 5 has a crossing
+    rows = [r for t, (m, s) in enumerate(zip(stacks, scores, strict=True)) for r in worm_rows(m, s, plane=t)]
+    tracked = track_rows(rows, stacks, ids, pixel_size=2.0, settings=TrackingSettings(still_frames=3))
+    assert [(r["track_id"], r["frame"]) for r in tracked] == sorted((r["track_id"], r["frame"]) for r in tracked)
+    by_worm = {}
+    for r, (t, i) in zip(rows, [(t, i) for t, s in enumerate(stacks) for i in range(len(s))], strict=True):
+        by_worm.setdefault(int(truth[t][i]), []).append(r)
+    crawl = by_worm[1][1:]  # A: 5 px per frame along its body
+    assert all(r["speed_px_per_frame"] == pytest.approx(5, abs=0.6) for r in crawl)
+    assert all(r["speed_um_per_frame"] == pytest.approx(2 * r["speed_px_per_frame"]) for r in crawl)
+    assert np.isnan(by_worm[1][0]["speed_px_per_frame"])
+    assert not any(r["dead_by_movement"] for r in by_worm[1] + by_worm[2])
+    assert all(r["dead_by_movement"] for r in by_worm[3])  # still from the first frame
+    assert all(r["moving"] is False for r in by_worm[3][1:])
+
+
+def test_dead_from_the_first_frame_of_a_final_stop_only():
+    frames = 8
+
+    def scene(stop):
+        return [np.array([tube_mask(np.array([[60, 20 + 5 * min(t, stop)], [60, 80 + 5 * min(t, stop)]]), 4, SHAPE)])
+                for t in range(frames)]
+
+    def calls(stacks):
+        rows = [r for t, m in enumerate(stacks) for r in worm_rows(m, plane=t)]
+        return [r["dead_by_movement"] for r in track_rows(rows, stacks, link_frames(stacks))]
+
+    assert calls(scene(4)) == [False] * 4 + [True] * 4  # still for 3 steps from frame 4
+    assert calls(scene(5)) == [False] * 8  # still for only 2 steps: not called
+    assert calls(scene(frames)) == [False] * 8
+
+
+def test_frames_of_different_sizes_are_refused():
+    with pytest.raises(InputError, match="different sizes"):
+        link_frames([np.zeros((1, 10, 10), bool), np.zeros((1, 12, 10), bool)])
+
+
+def test_a_single_frame_is_tracked_trivially():
+    stacks, _ = crossing_scene(frames=1)
+    assert list(link_frames(stacks)[0]) == [1, 2, 3]
+
+
+@pytest.fixture(scope="module")
+def moving_c01(sample_root):
+    well = Bbbc010Folder(sample_root / "bbbc010").load("C01")
+    crop = (slice(120, 400), slice(60, 400))
+    masks = well.masks[:, crop[0], crop[1]]
+    masks = masks[masks.reshape(len(masks), -1).sum(1) > 300]  # worms mostly inside the crop
+    image = well.brightfield[crop]
+    return image, masks, moving_worms(image, masks, seed=3, config=MotionConfig(frames=6, p_still=0.2, p_stop=0.3))
+
+
+def test_moving_worms_start_as_annotated_and_crawl(moving_c01):
+    image, masks, seq = moving_c01
+    assert seq.frames.shape == (6, *image.shape) and seq.frames.dtype == np.uint16
+    assert seq.masks.shape == (6, *masks.shape)
+    assert (seq.masks[0] == masks).all()  # frame 0: every worm where the annotation has it
+    worm = masks.any(0)
+    assert abs(np.median(seq.frames[0][~worm].astype(float)) - np.median(image[~worm])) < 0.05 * np.median(image[~worm])
+    assert np.median(seq.frames[0][worm].astype(float)) < 0.8 * np.median(seq.frames[0][~worm])  # dark worms
+    for n, stop in enumerate(seq.stops):
+        changed = [not (seq.masks[t, n] == seq.masks[t - 1, n]).all() for t in range(1, 6)]
+        assert changed == [t <= stop for t in range(1, 6)], (n, stop)  # still from frame `stop` on
+        area = seq.masks[:, n].sum((1, 2))
+        edge = seq.masks[:, n, [0, -1], :].any((1, 2)) | seq.masks[:, n, :, [0, -1]].any((0, 2))
+        assert (area[~edge] > 0.85 * area[0]).all()  # a crawling worm keeps its size (unless cut by the border)
+    assert (seq.stops == 6).any() and (seq.stops < 6).any()
+    assert seq.crossings() > 0
+
+
+def test_linking_true_masks_of_moving_worms_keeps_every_identity(moving_c01):
+    _, _, seq = moving_c01
+    rng = np.random.default_rng(0)
+    n = seq.masks.shape[1]
+    true_stacks = list(seq.masks)
+    true_ids = [np.arange(1, n + 1)] * len(true_stacks)
+    orders = [rng.permutation(n) for _ in true_stacks]
+    orders[2] = orders[2][1:]  # one worm missed in frame 2
+    stacks = [s[o] for s, o in zip(true_stacks, orders, strict=True)]
+    per_frame = tracking_scores(true_stacks, true_ids, stacks, [np.arange(1, len(o) + 1) for o in orders])
+    tracked = tracking_scores(true_stacks, true_ids, stacks, link_frames(stacks))
+    assert tracked["usual_label"] == 1.0 and tracked["id_switches"] == 0
+    assert tracked["idf1"] > 0.97 and tracked["found"] == pytest.approx(1 - 1 / (n * len(orders)))
+    assert per_frame["usual_label"] < 0.8 and per_frame["id_switches"] > 0
+
+
+def test_segment_track_writes_one_identity_per_worm(moving_c01, tmp_path):
+    from typer.testing import CliRunner
+
+    from semiconv.cli import app
+
+    _, _, seq = moving_c01
+    stack = tmp_path / "well.tif"
+    tifffile.imwrite(stack, seq.frames[:3])
+    single = tmp_path / "one.tif"
+    tifffile.imwrite(single, seq.frames[0])
+    runner = CliRunner()
+    result = runner.invoke(app, ["segment", str(stack), str(single), "--out", str(tmp_path / "out"), "--track",
+                                 "--pixel-size", "2.5", "--threads", "2"])
+    assert result.exit_code == 0, result.output
+    assert "one frame: each worm is its own track" in result.output
+    out = tmp_path / "out"
+    labels = tifffile.imread(out / "well_labels.tif")
+    assert labels.shape == (3, *seq.frames.shape[1:])
+    import pandas as pd
+
+    tracks = pd.read_csv(out / "well_tracks.csv")
+    assert list(tracks.columns[:3]) == ["track_id", "frame", "label"]
+    assert {"speed_px_per_frame", "speed_um_per_frame", "moving", "dead_by_movement", "midpoint_row"} <= set(tracks.columns)
+    assert len(tracks) == len(pd.read_csv(out / "well_worms.csv"))
+    true_ids = [np.arange(1, seq.masks.shape[1] + 1)] * 3
+    pred_stacks = [tifffile.imread(out / f"well_t{t:03d}_instances.tif").astype(bool) for t in range(3)]
+    pred_ids = [tracks[tracks.frame == t].sort_values("label").track_id.to_numpy() for t in range(3)]
+    scores = tracking_scores(list(seq.masks[:3]), true_ids, pred_stacks, pred_ids)
+    assert scores["found"] > 0.8 and scores["usual_label"] == 1.0
+    for t in range(3):  # the label image carries the same ids as the table
+        for mask, track in zip(pred_stacks[t], pred_ids[t], strict=True):
+            assert np.bincount(labels[t][mask]).argmax() == track
+    assert (out / "one_tracks.csv").exists()
