@@ -192,3 +192,36 @@ def test_segment_track_writes_one_identity_per_worm(moving_c01, tmp_path):
         for mask, track in zip(pred_stacks[t], pred_ids[t], strict=True):
             assert np.bincount(labels[t][mask]).argmax() == track
     assert (out / "one_tracks.csv").exists()
+
+
+def test_batch_tracks_stacks_and_reports_survival(moving_c01, tmp_path):
+    import pandas as pd
+
+    from semiconv.batch import find_inputs, is_complete, run_batch
+
+    _, _, seq = moving_c01
+    plate = tmp_path / "plate"
+    plate.mkdir()
+    tifffile.imwrite(plate / "plate_A01_w2_X.tif", seq.frames[:4])
+    out = tmp_path / "out"
+    result = run_batch(str(plate), out, "bbbc010-brightfield", workers=1, track=True)
+    assert result["processed"] == 1 and result["failed"] == 0
+    item = find_inputs(str(plate))[0]
+    assert is_complete(item, out, track=True)  # a rerun skips it
+    (out / "plate_A01_w2_X_tracks.csv").unlink()
+    assert not is_complete(item, out, track=True) and is_complete(item, out, track=False)
+    worms = pd.read_csv(out / "worms.csv")
+    survival = pd.read_csv(out / "survival.csv")
+    wells = pd.read_csv(out / "wells.csv")
+    assert list(survival.columns) == ["well", "frame", "worms", "dead_by_movement", "fraction_alive_by_movement"]
+    assert len(survival) == 4 and set(survival.frame) == {0, 1, 2, 3}
+    for (well, frame), at in worms.groupby(["well", "plane"]):
+        line = survival[(survival.well == well) & (survival.frame == frame)].iloc[0]
+        assert line.worms == len(at) and line.dead_by_movement == at.dead_by_movement.sum()
+    # worms that truly stay still for the 3 frame steps to the last frame are called dead by movement
+    truly_dead = int((seq.stops == 0).sum())
+    assert truly_dead >= 1 and ((seq.stops > 0) & (seq.stops <= 1)).any()  # also worms stopping too late
+    last = survival[survival.frame == 3]
+    assert (last.dead_by_movement == truly_dead).all()
+    assert (wells.frames == 4).all() and (wells.dead_by_movement == last.dead_by_movement.to_numpy()).all()
+    assert (out / "survival.png").read_bytes()[:4] == b"\x89PNG"

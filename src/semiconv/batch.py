@@ -47,27 +47,30 @@ def find_inputs(source: str) -> list[BatchItem]:
     return items
 
 
-def output_files(item: BatchItem, out: Path) -> list[Path]:
-    """The outputs `semiconv segment` writes for this image (2-D images: instances, labels, CSV)."""
+def output_files(item: BatchItem, out: Path, track: bool = False) -> list[Path]:
+    """The outputs `semiconv segment` writes for this image (as for a 2-D image: instances, labels,
+    the tracks CSV with `track`, the per-worm CSV last)."""
     from .outputs import output_paths
 
-    return output_paths(item.image, out, 1)
+    return output_paths(item.image, out, 1, tracks=track)
 
 
-def is_complete(item: BatchItem, out: Path) -> bool:
+def is_complete(item: BatchItem, out: Path, track: bool = False) -> bool:
     """All of the image's outputs are there (a stack's instance files are named per plane)."""
-    instances, labels, table = output_files(item, out)
+    instances, *files = output_files(item, out, track)
     first_plane = instances.with_name(instances.name.replace("_instances.tif", "_t000_instances.tif"))
-    return labels.exists() and table.exists() and (instances.exists() or first_plane.exists())
+    return all(f.exists() for f in files) and (instances.exists() or first_plane.exists())
 
 
 def process_image(item: BatchItem, out: str, model_name: str, device: str = "cpu", pixel_size: float | None = None,
-                  threads: int = 0) -> dict:
+                  threads: int = 0, track: bool = False) -> dict:
     """Segment + measure one image on a worker, as `semiconv segment` does (the model is loaded once
-    per worker process); returns a summary (or {'error': ...})."""
+    per worker process; `track`: stacks linked across frames with the default TrackingSettings);
+    returns a summary (or {'error': ...})."""
     from .errors import SemiconvError
     from .inference import cached_model
     from .segment import segment_file
+    from .tracking import TrackingSettings
 
     try:
         if threads:
@@ -76,32 +79,76 @@ def process_image(item: BatchItem, out: str, model_name: str, device: str = "cpu
             torch.set_num_threads(threads)
         model = cached_model(model_name, device=device)
         _, rows, _ = segment_file(model, item.image, Path(out), overwrite=True, fluorescence=item.fluorescence,
-                                  pixel_size=pixel_size, extra_columns={"well": item.well, "image": item.image.name})
+                                  pixel_size=pixel_size, extra_columns={"well": item.well, "image": item.image.name},
+                                  track=TrackingSettings() if track else None)
         return {"image": str(item.image), "well": item.well, "worms": len(rows)}
     except (SemiconvError, OSError, ValueError) as exc:
         return {"image": str(item.image), "well": item.well, "error": str(exc)}
 
 
-def summarise(out: Path, items: list[BatchItem]) -> tuple[list[dict], list[dict]]:
-    """All worm rows and per-well summaries from the per-image CSVs present in `out`."""
+WELL_COLUMNS = ["well", "count", "live", "dead", "fraction_dead", "mean_length_px"]
+#: Added to wells.csv when stacks were tracked: frames, and the dead-by-movement call at the last frame.
+TRACKED_WELL_COLUMNS = ["frames", "dead_by_movement", "fraction_alive_by_movement"]
+SURVIVAL_COLUMNS = ["well", "frame", "worms", "dead_by_movement", "fraction_alive_by_movement"]
+
+
+def summarise(out: Path, items: list[BatchItem], track: bool = False) -> tuple[list[dict], list[dict], list[dict]]:
+    """All worm rows, per-well summaries and (tracked stacks) per-well survival over time, from the
+    per-image CSVs present in `out`. A stack's well is summarised at its last frame (count, live and
+    dead: the per-worm call; dead_by_movement: semiconv.tracking); survival: per well and frame,
+    the worms present and the share not dead by movement."""
     import pandas as pd
 
     frames = []
     for item in items:
-        csv = output_files(item, out)[2]
+        csv = output_files(item, out, track)[-1]
         if csv.exists():
             frame = pd.read_csv(csv)
             if len(frame):
                 frames.append(frame)
-    worms = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["well", "dead", "length_px"])
-    wells = []
+    worms = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["well", "plane", "dead", "length_px"])
+    wells, survival = [], []
     for well in sorted({i.well for i in items}):
         sub = worms[worms["well"] == well] if len(worms) else worms
-        dead = int(sub["dead"].astype(bool).sum()) if len(sub) else 0
-        wells.append({"well": well, "count": len(sub), "live": len(sub) - dead, "dead": dead,
-                      "fraction_dead": round(dead / len(sub), 4) if len(sub) else float("nan"),
-                      "mean_length_px": round(float(sub["length_px"].mean()), 2) if len(sub) else float("nan")})
-    return worms.to_dict("records"), wells
+        last = sub[sub["plane"] == sub["plane"].max()] if len(sub) else sub
+        dead = int(last["dead"].astype(bool).sum()) if len(last) else 0
+        summary = {"well": well, "count": len(last), "live": len(last) - dead, "dead": dead,
+                   "fraction_dead": round(dead / len(last), 4) if len(last) else float("nan"),
+                   "mean_length_px": round(float(last["length_px"].mean()), 2) if len(last) else float("nan")}
+        if track and "dead_by_movement" in sub:
+            series = [{"well": well, "frame": int(t), "worms": len(at), "dead_by_movement": int(at["dead_by_movement"].astype(bool).sum()),
+                       "fraction_alive_by_movement": round(1 - at["dead_by_movement"].astype(bool).mean(), 4)}
+                      for t, at in sub.groupby("plane")]
+            survival += series
+            summary.update(frames=len(series), dead_by_movement=series[-1]["dead_by_movement"],
+                           fraction_alive_by_movement=series[-1]["fraction_alive_by_movement"])
+        wells.append(summary)
+    return worms.to_dict("records"), wells, survival
+
+
+def survival_figure(survival: list[dict], path: Path) -> Path:
+    """Share of worms alive by movement over frames, one line per well, as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for well in sorted({s["well"] for s in survival}):
+        points = [(s["frame"], s["fraction_alive_by_movement"]) for s in survival if s["well"] == well]
+        ax.step(*zip(*points, strict=True), where="post", label=well)
+    ax.set_xlabel("frame")
+    ax.set_ylabel("alive by movement (share of worms)")
+    ax.set_ylim(-0.02, 1.02)
+    if len({s["well"] for s in survival}) <= 24:
+        ax.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    from .io import atomic_path
+
+    with atomic_path(path, overwrite=True) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)
+    return path
 
 
 def plate_figure(wells: list[dict], path: Path) -> Path:
@@ -135,8 +182,11 @@ def plate_figure(wells: list[dict], path: Path) -> Path:
 
 
 def run_batch(source: str, out: str | Path, model: str = "bbbc010-brightfield", scheduler: str | None = None,
-              workers: int | None = None, device: str = "cpu", pixel_size: float | None = None, progress=None) -> dict:
-    """Run the whole batch; returns counts (processed, skipped, failed) and output paths."""
+              workers: int | None = None, device: str = "cpu", pixel_size: float | None = None, progress=None,
+              track: bool = False) -> dict:
+    """Run the whole batch (`track`: stacks linked across frames; wells.csv then also says who is
+    dead by movement, and survival.csv / survival.png give each well's survival over frames);
+    returns counts (processed, skipped, failed) and output paths."""
     from dask.distributed import Client, LocalCluster, as_completed
 
     from .errors import InputError
@@ -149,7 +199,7 @@ def run_batch(source: str, out: str | Path, model: str = "bbbc010-brightfield", 
     items = find_inputs(source)
     if not items:
         raise InputError(f"{source}: no images found")
-    todo = [i for i in items if not is_complete(i, out)]
+    todo = [i for i in items if not is_complete(i, out, track)]
     skipped = len(items) - len(todo)
     results, errors = [], []
     n_workers = 0
@@ -165,7 +215,8 @@ def run_batch(source: str, out: str | Path, model: str = "bbbc010-brightfield", 
             client = Client(cluster)
             threads = max(1, cores // n_workers)
         try:
-            futures = [client.submit(process_image, i, str(out), model, device, pixel_size, threads, pure=False) for i in todo]
+            futures = [client.submit(process_image, i, str(out), model, device, pixel_size, threads, track, pure=False)
+                       for i in todo]
             for future in (progress(as_completed(futures), len(futures)) if progress else as_completed(futures)):
                 r = future.result()
                 (errors if "error" in r else results).append(r)
@@ -176,11 +227,14 @@ def run_batch(source: str, out: str | Path, model: str = "bbbc010-brightfield", 
     if errors:
         lines = "".join(f"{e['image']}: {e['error']}\n" for e in errors)
         write_text(out / "errors.log", lines, overwrite=True)
-    worms, wells = summarise(out, items)
+    worms, wells, survival = summarise(out, items, track)
     if worms:
         write_text(out / "worms.csv", rows_to_csv(worms), overwrite=True)
-    write_text(out / "wells.csv", rows_to_csv(wells, ["well", "count", "live", "dead", "fraction_dead", "mean_length_px"]), overwrite=True)
+    write_text(out / "wells.csv", rows_to_csv(wells, WELL_COLUMNS + (TRACKED_WELL_COLUMNS if survival else [])), overwrite=True)
     plate_figure(wells, out / "plate.png")
+    if survival:
+        write_text(out / "survival.csv", rows_to_csv(survival, SURVIVAL_COLUMNS), overwrite=True)
+        survival_figure(survival, out / "survival.png")
     return {"images": len(items), "processed": len(results), "skipped": skipped, "failed": len(errors),
             "local_workers": n_workers,
             "errors": [f"{e['image']}: {e['error']}" for e in errors]}

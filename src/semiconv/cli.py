@@ -279,6 +279,7 @@ def batch(
     workers: Optional[int] = typer.Option(None, "--workers", help="LocalCluster workers (default: one per core)."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto (per worker)."),
     pixel_size: Optional[float] = typer.Option(None, "--pixel-size", help="Micrometres per pixel, for lengths in um."),
+    track: bool = typer.Option(False, "--track", help="Stacks (one well over time): link worms across frames as `segment --track`; adds survival.csv and survival.png (alive by movement per well and frame)."),
 ):
     """Segment and measure every image on dask.distributed; per-image outputs, worms.csv, wells.csv, plate.png."""
     import json
@@ -289,7 +290,7 @@ def batch(
 
     try:
         result = run_batch(source, out, model, scheduler, workers, device, pixel_size,
-                           progress=lambda it, n: tqdm(it, total=n, desc="images", unit="image", file=sys.stderr))
+                           progress=lambda it, n: tqdm(it, total=n, desc="images", unit="image", file=sys.stderr), track=track)
     except SemiconvError as exc:
         _fail(str(exc))
     for line in result["errors"]:
