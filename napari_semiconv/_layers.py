@@ -11,6 +11,7 @@ import numpy as np
 from semiconv import __version__
 from semiconv.data.instances import stack_to_labels
 from semiconv.outputs import prediction_rows, table_features, worm_rows
+from semiconv.tracking import tracked_labels
 
 WORM_COLORS = ["#e6194b", "#3cb44b", "#ffe119", "#4363d8", "#f58231", "#911eb4", "#46f0f0", "#f032e6",
                "#bcf60c", "#fabebe", "#008080", "#e6beff", "#9a6324", "#fffac8", "#800000", "#aaffc3"]
@@ -39,22 +40,28 @@ def instance_layers(masks: np.ndarray, name: str, scores=None, visible_stack: bo
     ]
 
 
-def prediction_layers(preds: list, name: str, metadata: dict, rows: list[dict] | None = None, vector_step: int = 6) -> list[tuple]:
+def prediction_layers(preds: list, name: str, metadata: dict, rows: list[dict] | None = None, vector_step: int = 6,
+                      track_ids: list | None = None) -> list[tuple]:
     """All result layers of a segmentation of one image layer (preds: one per plane): instances
     (its features: the per-worm table `rows` of semiconv.outputs; default: measured here),
     instance stack, displacement, embedding, foreground probability (models with a
-    foreground head), seeds."""
+    foreground head), seeds; with `track_ids` (semiconv.tracking.link_frames; `rows` then carry
+    the tracking columns) the labels are track ids and a Tracks layer follows each worm."""
     multi = len(preds) > 1
     if rows is None:
         rows = prediction_rows(preds)
     features = table_features(rows)
-    labels = _stackify([p.labels for p in preds])
+    if track_ids is not None:
+        metadata = {**metadata, "tracked": True}
+        labels = _stackify(list(tracked_labels([p.masks for p in preds], [p.scores for p in preds], track_ids)))
+    else:
+        labels = _stackify([p.labels for p in preds])
     layers = [(labels, {"name": f"{name} instances", "features": features, "metadata": dict(metadata), "opacity": 0.6}, "labels")]
     n_max = max((len(p) for p in preds), default=0)
     H, W = preds[0].labels.shape
     planes = []
-    for p in preds:
-        ids = np.arange(1, len(p) + 1, dtype=np.uint16)
+    for t, p in enumerate(preds):
+        ids = np.asarray(track_ids[t] if track_ids is not None else np.arange(1, len(p) + 1), dtype=np.uint16)
         stack = np.zeros((max(n_max, 1), H, W), np.uint16)
         stack[: len(p)] = p.masks * ids[:, None, None]
         planes.append(stack)
@@ -73,13 +80,25 @@ def prediction_layers(preds: list, name: str, metadata: dict, rows: list[dict] |
         for i in range(len(p)):
             points.append(([t] if multi else []) + [float(p.seeds[i, 0]), float(p.seeds[i, 1])])
             scores.append(float(p.scores[i]))
-            ids.append(i + 1)
+            ids.append(int(track_ids[t][i]) if track_ids is not None else i + 1)
     points = np.asarray(points, dtype=float).reshape(-1, 3 if multi else 2)
     layers.append((points, {"name": f"{name} seeds", "features": {"label": ids, "score": scores}, "size": 7,
                             "face_color": "yellow", "border_color": "black",
                             "text": {"string": "{label}: {score:.2f}", "size": 8, "color": "yellow", "anchor": "upper_left"},
                             "metadata": dict(metadata)}, "points"))
+    if track_ids is not None:
+        layers.append(tracks_layer(rows, name, metadata))
     return layers
+
+
+def tracks_layer(rows: list[dict], name: str, metadata: dict) -> tuple:
+    """A Tracks layer: each worm's centre-line midpoint over frames (rows with track_id, frame,
+    midpoint_row/col, as semiconv.tracking.track_rows leaves them), with its speed as a feature."""
+    ordered = sorted((r for r in rows if np.isfinite(r.get("midpoint_row", np.nan))), key=lambda r: (r["track_id"], r["frame"]))
+    data = np.array([[r["track_id"], r["frame"], r["midpoint_row"], r["midpoint_col"]] for r in ordered], float).reshape(-1, 4)
+    speed = [float(r.get("speed_px_per_frame", np.nan)) for r in ordered]
+    return (data, {"name": f"{name} tracks", "features": {"speed_px_per_frame": np.nan_to_num(speed)},
+                   "tail_length": 10, "tail_width": 3, "metadata": dict(metadata)}, "tracks")
 
 
 def displacement_layer(preds: list, name: str, metadata: dict, step: int = 6) -> tuple:

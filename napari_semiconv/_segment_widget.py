@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 from magicgui.widgets import (
+    CheckBox,
     ComboBox,
     Container,
     FileEdit,
@@ -31,11 +32,19 @@ from semiconv import __version__
 from semiconv.errors import SemiconvError
 from semiconv.inference import cached_model
 from semiconv.models_store import list_models
-from semiconv.outputs import prediction_rows
+from semiconv.outputs import prediction_rows, table_features
 from semiconv.planes import first_plane, grey_planes, split_planes
 from semiconv.scale import scale_notes, segment_plane
+from semiconv.tracking import (
+    join_tracks,
+    link_frames,
+    split_track,
+    swap_tracks,
+    track_rows,
+    tracked_labels,
+)
 
-from ._layers import affinity_layer, prediction_layers
+from ._layers import affinity_layer, prediction_layers, tracks_layer
 
 BROWSE = "Model folder..."
 #: the Segment widget's rescale choices -> semiconv.scale.segment_plane's `rescale`
@@ -46,9 +55,11 @@ RESCALE_CHOICES = {"as is": None, "auto": "auto", "x0.5": 0.5, "x0.67": 0.67, "x
 @thread_worker
 def segment_worker(model_name: str, device: str, planes: list, sources: list[tuple[str, int]], score_threshold: float | None,
                    mask_threshold: float | None, fluorescence: list | None = None, pixel_size: float | None = None,
-                   input_mode: str | None = None, describe=None, rescale: float | str | None = None):
+                   input_mode: str | None = None, describe=None, rescale: float | str | None = None, track: bool = False):
     """Generator run in a thread: yields ('model', model) then ('plane', k) after each plane; returns
-    (predictions, per-worm table rows of each source, layer-data tuples of each source);
+    (predictions, per-worm table rows of each source, layer-data tuples of each source, track ids
+    of each source: per plane, or None where not tracked); `track`: stacks are linked across
+    frames (semiconv.tracking) and their labels are track ids;
     `sources`: (layer name, number of planes) of each source layer, in order; `describe(source,
     model)` gives the (name, metadata) of a source's result layers, which are built here, off the
     UI thread (None: no layers built). Fluorescence planes (one source only) are measured in each
@@ -70,19 +81,25 @@ def segment_worker(model_name: str, device: str, planes: list, sources: list[tup
             for note in notes:
                 yield ("warning", note)
             yield ("plane", k + 1)
-        rows, layers, start = [], [], 0
+        rows, layers, tracks, start = [], [], [], 0
         for source, count in sources:
             fl = fluorescence[start:start + count] if fluorescence is not None else None
-            rows.append(prediction_rows(preds[start:start + count], pixel_size, fl))
+            own = preds[start:start + count]
+            rows.append(prediction_rows(own, pixel_size, fl))
+            ids = None
+            if track and count > 1:
+                ids = link_frames([p.masks for p in own])
+                track_rows(rows[-1], [p.masks for p in own], ids, pixel_size)
+            tracks.append(ids)
             if describe is not None:  # napari layers are plain models: built here, only added in the UI thread
                 layers.append([Layer.create(data, kwargs, kind)
-                               for data, kwargs, kind in prediction_layers(preds[start:start + count], *describe(source, model), rows[-1])])
+                               for data, kwargs, kind in prediction_layers(own, *describe(source, model), rows[-1], track_ids=ids)])
             start += count
     except (SemiconvError, MemoryError) as exc:
         where = f" (plane {len(preds) + 1})" if len(planes) > 1 else ""
         yield ("error", f"{exc}{where}")
         return None
-    return preds, rows, layers
+    return preds, rows, layers, tracks
 
 
 #: planes larger than this are not segmented ahead in the background (the model is still loaded)
@@ -174,10 +191,21 @@ class SegmentWidget(QWidget):
         self.run_button = PushButton(text="Segment")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.status = Label(value="")
+        self.track = CheckBox(text="track worms across frames (stacks)", value=False,
+                              tooltip="a worm keeps one label in every frame, through crossings; adds a Tracks layer")
         self.worm = SpinBox(label="show affinity of worm", min=0, max=10000, value=0, tooltip="or click a worm in the instances layer")
         self.row = Label(value="")
+        # identity corrections of the latest tracked result (semiconv.tracking)
+        self.track_a = SpinBox(label="track", min=1, max=65535, value=1)
+        self.track_b = SpinBox(label="other track", min=1, max=65535, value=2)
+        self.from_frame = SpinBox(label="from frame", min=0, max=100000, value=0)
+        self.swap_button = PushButton(text="Swap the two from frame")
+        self.join_button = PushButton(text="Join: other track is the same worm")
+        self.split_button = PushButton(text="Split track from frame")
+        self.corrections = Container(label="identities", widgets=[self.track_a, self.track_b, self.from_frame, self.swap_button,
+                                                                  self.join_button, self.split_button], visible=False)
         self.container = Container(widgets=[self.image, self.more, self.model, self.model_folder, self.device, self.input_mode, self.score, self.mask, self.fluorescence, self.pixel_size, self.rescale,
-                                            self.run_button, self.cancel_button, self.status, self.worm, self.row])
+                                            self.track, self.run_button, self.cancel_button, self.status, self.worm, self.row, self.corrections])
         layout = QVBoxLayout()
         layout.addWidget(self.container.native)
         self.setLayout(layout)
@@ -188,6 +216,9 @@ class SegmentWidget(QWidget):
         self.run_button.changed.connect(self.run)
         self.cancel_button.changed.connect(self.cancel)
         self.worm.changed.connect(lambda v: self.show_affinity(v) if v else None)
+        self.swap_button.changed.connect(lambda *_: self.correct_tracks("swap"))
+        self.join_button.changed.connect(lambda *_: self.correct_tracks("join"))
+        self.split_button.changed.connect(lambda *_: self.correct_tracks("split"))
         for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
             event.connect(lambda e: (self.image.reset_choices(), self.more.reset_choices(), self.fluorescence.reset_choices()))
         # the image to segment is the one the user works on: the active layer, following the selection
@@ -292,7 +323,7 @@ class SegmentWidget(QWidget):
         self._cancelled = False
         self.worker = segment_worker(model_name, self.device.value, planes, self._job["sources"], score, mask,
                                      fluorescence, self.pixel_size.value or None, self.input_mode.value, self._describe,
-                                     RESCALE_CHOICES[self.rescale.value])
+                                     RESCALE_CHOICES[self.rescale.value], self.track.value)
         self.worker.yielded.connect(self._on_yield)
         self.worker.returned.connect(self._on_done)
         self.worker.errored.connect(self._on_error)
@@ -325,10 +356,11 @@ class SegmentWidget(QWidget):
     def _on_done(self, result):
         if result is None:
             return
-        all_preds, _, layers_per_source = result
+        all_preds, rows_per_source, layers_per_source, tracks_per_source = result
         start = 0
-        for (source, count), layers in zip(self._job["sources"], layers_per_source, strict=True):
-            self._add_results(source, all_preds[start:start + count], layers)
+        for (source, count), rows, layers, ids in zip(self._job["sources"], rows_per_source, layers_per_source,
+                                                      tracks_per_source, strict=True):
+            self._add_results(source, all_preds[start:start + count], layers, rows, ids)
             start += count
         model = self._job.get("model_obj")
         n = sum(len(p) for p in all_preds)
@@ -344,8 +376,9 @@ class SegmentWidget(QWidget):
                     "semiconv_version": __version__, "device": str(model.device), "source_layer": source}
         return name, metadata
 
-    def _add_results(self, source: str, preds: list, layers: list):
-        """Add the result layers of one source image layer (napari layers built by the worker)."""
+    def _add_results(self, source: str, preds: list, layers: list, rows: list | None = None, track_ids: list | None = None):
+        """Add the result layers of one source image layer (napari layers built by the worker);
+        `rows`, `track_ids`: its per-worm table and, if tracked, each plane's track ids."""
         name = layers[0].name.removesuffix(" instances")
         for old in [layer for layer in list(self.viewer.layers) if layer.name.startswith(name + " ")]:
             self.viewer.layers.remove(old)
@@ -353,9 +386,59 @@ class SegmentWidget(QWidget):
         added = [self.viewer.add_layer(layer) for layer in layers]
         self._lift_source(source, added)
         instances = added[0]
-        self.results[instances.name] = {"preds": preds, "name": name}
+        self.results[instances.name] = {"preds": preds, "name": name, "rows": rows, "track_ids": track_ids,
+                                        "pixel_size": self.pixel_size.value or None}
         instances.mouse_drag_callbacks.append(self._on_click)
         self.last_instances = instances
+        self.corrections.visible = track_ids is not None
+        if track_ids is not None:
+            self.from_frame.max = len(preds) - 1
+
+    def correct_tracks(self, kind: str, layer_name: str | None = None):
+        """Identity correction of a tracked result (the latest by default): 'swap' tracks `track`
+        and `other track` from `from frame` on, 'join' `other track` into `track`, 'split' `track`
+        from `from frame` on. Labels, instance stack, table and Tracks layer follow."""
+        tracked = [n for n, r in self.results.items() if r.get("track_ids") is not None and n in self.viewer.layers]
+        name = layer_name or (tracked[-1] if tracked else None)
+        if name is None:
+            show_error("no tracked result: segment a stack with 'track worms' first")
+            return
+        result = self.results[name]
+        a, b, frame = self.track_a.value, self.track_b.value, self.from_frame.value
+        try:
+            if kind == "swap":
+                ids = swap_tracks(result["track_ids"], a, b, frame)
+            elif kind == "join":
+                ids = join_tracks(result["track_ids"], a, b)
+            else:
+                ids = split_track(result["track_ids"], a, frame)
+        except SemiconvError as exc:
+            show_error(str(exc))
+            return
+        result["track_ids"] = ids
+        preds, rows = result["preds"], result["rows"]
+        stacks = [p.masks for p in preds]
+        track_rows(rows, stacks, ids, result["pixel_size"])
+        layer = self.viewer.layers[name]
+        layer.data = tracked_labels(stacks, [p.scores for p in preds], ids)
+        layer.features = table_features(rows)
+        stack_name = f"{result['name']} instance stack (one plane per worm)"
+        if stack_name in self.viewer.layers:
+            planes = self.viewer.layers[stack_name].data
+            for t, p in enumerate(preds):
+                planes[t][: len(p)] = p.masks * np.asarray(ids[t], dtype=planes.dtype)[:, None, None]
+            self.viewer.layers[stack_name].refresh()
+        seeds_name = f"{result['name']} seeds"
+        if seeds_name in self.viewer.layers:  # points are in plane order, worms in order
+            seeds = self.viewer.layers[seeds_name]
+            seeds.features = {**{c: seeds.features[c] for c in seeds.features}, "label": np.concatenate(ids).astype(int)}
+            seeds.refresh_text()
+        tracks_name = f"{result['name']} tracks"
+        if tracks_name in self.viewer.layers:
+            data, kwargs, _ = tracks_layer(rows, result["name"], layer.metadata)
+            self.viewer.layers[tracks_name].data = data
+            self.viewer.layers[tracks_name].features = kwargs["features"]
+        self.status.value = f"tracks corrected ({kind})"
 
     def _place_over_source(self, source: str, layers: list) -> None:
         """Results lie over the image they came from: its scale and offset (set before they are
@@ -400,6 +483,12 @@ class SegmentWidget(QWidget):
         value = layer.get_value(event.position, world=True)
         if value:
             plane = int(round(event.position[0])) if layer.ndim == 3 else None
+            ids = self.results.get(layer.name, {}).get("track_ids")
+            if ids is not None and plane is not None:  # labels are track ids: the worm's number in its plane
+                where = np.flatnonzero(np.asarray(ids[plane]) == int(value))
+                if not where.size:
+                    return
+                value = int(where[0]) + 1
             self.show_affinity(int(value), layer.name, plane)
 
     def show_affinity(self, worm: int, layer_name: str | None = None, plane: int | None = None):
@@ -430,4 +519,5 @@ class SegmentWidget(QWidget):
         if len(row):
             r = row.iloc[0]
             self.row.value = f"worm {worm}: score {r['score']:.2f}, area {int(r['area'])} px"
-        layer.selected_label = worm
+        ids = result.get("track_ids")
+        layer.selected_label = int(ids[plane][worm - 1]) if ids is not None else worm

@@ -1,4 +1,5 @@
-"""Worm table: the per-worm features of a labels layer; clicking a row selects that worm."""
+"""Worm table: the per-worm features of a labels layer; clicking a row selects that worm and, for a
+tracked time-lapse, plots that worm's length and speed over frames."""
 
 from __future__ import annotations
 
@@ -15,9 +16,18 @@ class WormTableWidget(QWidget):
         self.layer = ComboBox(label="labels layer", choices=lambda w: [la.name for la in self.viewer.layers
                                                                       if isinstance(la, Labels) and len(la.features)])
         self.table = QTableWidget()
+        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+        from matplotlib.figure import Figure
+
+        self.figure = Figure(figsize=(4, 2.2), tight_layout=True)
+        self.canvas = FigureCanvasQTAgg(self.figure)
+        self.canvas.setMinimumHeight(160)
+        self.canvas.setVisible(False)
+        self.plotted: tuple[int, list[int]] | None = None  # (track id, frames) of the plotted worm
         layout = QVBoxLayout()
         layout.addWidget(self.layer.native)
         layout.addWidget(self.table)
+        layout.addWidget(self.canvas)
         self.setLayout(layout)
         self.layer.changed.connect(self.refresh)
         self.table.cellClicked.connect(self.select_row)
@@ -50,3 +60,24 @@ class WormTableWidget(QWidget):
         if {"bbox_y1", "bbox_y2", "bbox_x1", "bbox_x2"} <= set(features.index):
             centre = ((features["bbox_y1"] + features["bbox_y2"]) / 2, (features["bbox_x1"] + features["bbox_x2"]) / 2)
             self.viewer.camera.center = centre
+        if "track_id" in features.index:
+            layer.selected_label = int(features["track_id"])
+            self.plot_track(int(features["track_id"]))
+
+    def plot_track(self, track: int):
+        """Length and speed of one tracked worm over frames, under the table."""
+        features = self.viewer.layers[self.layer.value].features
+        series = features[features["track_id"] == track].sort_values("frame")
+        unit = "um" if "length_um" in series and series["length_um"].notna().any() else "px"
+        self.figure.clear()
+        length_axis = self.figure.add_subplot(111)
+        length_axis.plot(series["frame"], series[f"length_{unit}"], "o-", color="tab:blue")
+        length_axis.set_xlabel("frame")
+        length_axis.set_ylabel(f"length ({unit})", color="tab:blue")
+        speed_axis = length_axis.twinx()
+        speed_axis.plot(series["frame"], series[f"speed_{unit}_per_frame"], "s--", color="tab:orange")
+        speed_axis.set_ylabel(f"speed ({unit} / frame)", color="tab:orange")
+        length_axis.set_title(f"worm track {track}", fontsize=9)
+        self.canvas.draw_idle()
+        self.canvas.setVisible(True)
+        self.plotted = (track, [int(f) for f in series["frame"]])

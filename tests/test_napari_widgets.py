@@ -416,3 +416,57 @@ def test_segment_an_enlarged_image_at_the_models_scale(make_napari_viewer, qtbot
     assert not any("px wide" in m for m in notes["warning"])
     labels = [layer for layer in viewer.layers if layer.name.endswith("instances")][-1]
     assert labels.data.shape == big.shape and labels.data.max() >= 10
+
+
+def test_track_worms_in_a_stack_correct_an_identity_and_plot_a_worm(make_napari_viewer, qtbot, notes, sample_root):
+    from napari.layers import Tracks
+
+    from napari_semiconv._segment_widget import SegmentWidget
+    from napari_semiconv._table_widget import WormTableWidget
+    from semiconv.data import Bbbc010Folder
+    from semiconv.data.moving import MotionConfig, moving_worms
+
+    well = Bbbc010Folder(sample_root / "bbbc010").load("C01")
+    crop = (slice(120, 400), slice(60, 400))
+    masks = well.masks[:, crop[0], crop[1]]
+    seq = moving_worms(well.brightfield[crop], masks[masks.reshape(len(masks), -1).sum(1) > 300], seed=3,
+                       config=MotionConfig(frames=3, p_still=0.0, p_stop=0.0))
+    viewer = make_napari_viewer()
+    viewer.add_image(seq.frames, name="well over time")
+    widget = SegmentWidget(viewer)
+    widget.track.value = True
+    _run(widget, qtbot)
+    assert notes["error"] == []
+    name = "well over time [bbbc010-brightfield]"
+    inst = viewer.layers[f"{name} instances"]
+    result = widget.results[inst.name]
+    ids, preds = result["track_ids"], result["preds"]
+    assert inst.metadata["tracked"] and inst.data.shape == seq.frames.shape
+    for t, pred in enumerate(preds):  # the labels are track ids, and each worm keeps one through the frames
+        for mask, track in zip(pred.masks, ids[t], strict=True):
+            assert np.bincount(inst.data[t][mask]).argmax() == track
+    assert all(len(i) == len(set(i)) for i in ids)
+    tracks = viewer.layers[f"{name} tracks"]
+    assert isinstance(tracks, Tracks) and len(tracks.data) == sum(len(p) for p in preds)
+    assert set(tracks.data[:, 0].astype(int)) == {int(i) for frame in ids for i in frame}
+    whole = [int(i) for i in ids[0] if all(i in frame for frame in ids)]  # worms found in every frame
+    assert len(whole) >= 2
+    # identity correction: swap two tracks from frame 1 on
+    a, b = whole[:2]
+    before = inst.data.copy()
+    widget.track_a.value, widget.track_b.value, widget.from_frame.value = a, b, 1
+    widget.swap_button.changed(True)
+    assert ((inst.data[0] == a) == (before[0] == a)).all()
+    assert ((inst.data[1:] == b) == (before[1:] == a)).all() and ((inst.data[1:] == a) == (before[1:] == b)).all()
+    assert set(inst.features.loc[inst.features.plane >= 1, "track_id"]) == set(before[1:][before[1:] > 0])
+    widget.join_button.changed(True)  # two worms present together cannot be joined: said, nothing changed
+    assert any("are both in frame" in m for m in notes["error"]) and (inst.data[1:] == a).any()
+    # the Worm table plots a tracked worm's length and speed over frames
+    table = WormTableWidget(viewer)
+    table.layer.value = inst.name
+    row = int(np.flatnonzero(inst.features["track_id"].to_numpy() == a)[0])
+    table.select_row(row)
+    assert table.plotted == (a, [0, 1, 2]) and inst.selected_label == a
+    lines = table.figure.axes[0].lines[0].get_xydata()
+    series = inst.features[inst.features.track_id == a].sort_values("frame")
+    assert np.allclose(lines[:, 1], series["length_px"])

@@ -225,3 +225,20 @@ def test_batch_tracks_stacks_and_reports_survival(moving_c01, tmp_path):
     assert (last.dead_by_movement == truly_dead).all()
     assert (wells.frames == 4).all() and (wells.dead_by_movement == last.dead_by_movement.to_numpy()).all()
     assert (out / "survival.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_identity_corrections():
+    from semiconv.tracking import join_tracks, split_track, swap_tracks
+
+    ids = [np.array([1, 2]), np.array([2, 1]), np.array([1, 2, 3]), np.array([3])]
+    swapped = swap_tracks(ids, 1, 2, from_frame=2)
+    assert [list(i) for i in swapped] == [[1, 2], [2, 1], [2, 1, 3], [3]]
+    split = split_track(ids, 1, from_frame=2)
+    assert [list(i) for i in split] == [[1, 2], [2, 1], [4, 2, 3], [3]]
+    with pytest.raises(InputError, match="both in frame 2"):
+        join_tracks(ids, 1, 3)
+    assert [list(i) for i in join_tracks([np.array([1]), np.array([2])], 1, 2)] == [[1], [1]]
+    with pytest.raises(InputError, match="not present both before"):
+        split_track(ids, 3, from_frame=2)
+    with pytest.raises(InputError, match="two existing tracks"):
+        swap_tracks(ids, 1, 9)

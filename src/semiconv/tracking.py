@@ -189,3 +189,41 @@ def track_rows(rows: list[dict], stacks: Sequence[np.ndarray], track_ids: Sequen
         for i in index:
             rows[i]["dead_by_movement"] = bool(dead_from is not None and frames[i] >= dead_from)
     return sorted(rows, key=lambda row: (row["track_id"], row["frame"]))
+
+
+def _present(track_ids: Sequence[np.ndarray], track: int) -> bool:
+    return any((np.asarray(ids) == track).any() for ids in track_ids)
+
+
+def swap_tracks(track_ids: Sequence[np.ndarray], a: int, b: int, from_frame: int = 0) -> list[np.ndarray]:
+    """Identity correction: tracks `a` and `b` exchange identities from `from_frame` on."""
+    if a == b or not (_present(track_ids, a) and _present(track_ids, b)):
+        raise InputError(f"swap: tracks {a} and {b} must be two existing tracks")
+    out = []
+    for t, ids in enumerate(track_ids):
+        ids = np.array(ids)
+        if t >= from_frame:
+            is_a, is_b = ids == a, ids == b
+            ids[is_a], ids[is_b] = b, a
+        out.append(ids)
+    return out
+
+
+def join_tracks(track_ids: Sequence[np.ndarray], keep: int, other: int) -> list[np.ndarray]:
+    """Identity correction: track `other` is the same worm as `keep` (it takes its id); refused
+    when both are present in one frame (one worm cannot be two detections)."""
+    if keep == other or not (_present(track_ids, keep) and _present(track_ids, other)):
+        raise InputError(f"join: tracks {keep} and {other} must be two existing tracks")
+    both = [t for t, ids in enumerate(track_ids) if (ids == keep).any() and (ids == other).any()]
+    if both:
+        raise InputError(f"join: tracks {keep} and {other} are both in frame {both[0]}: they are two worms")
+    return [np.where(np.asarray(ids) == other, keep, ids) for ids in track_ids]
+
+
+def split_track(track_ids: Sequence[np.ndarray], track: int, from_frame: int) -> list[np.ndarray]:
+    """Identity correction: track `track` becomes a new track (the next free id) from `from_frame` on."""
+    frames = [t for t, ids in enumerate(track_ids) if (np.asarray(ids) == track).any()]
+    if not any(t >= from_frame for t in frames) or not any(t < from_frame for t in frames):
+        raise InputError(f"split: track {track} is not present both before and from frame {from_frame}")
+    new = 1 + max(int(np.max(ids)) for ids in track_ids if len(ids))
+    return [np.where((np.asarray(ids) == track) & (t >= from_frame), new, ids) for t, ids in enumerate(track_ids)]
