@@ -242,3 +242,32 @@ def test_identity_corrections():
         split_track(ids, 3, from_frame=2)
     with pytest.raises(InputError, match="two existing tracks"):
         swap_tracks(ids, 1, 9)
+
+
+def test_segment_track_bad_and_odd_stacks(moving_c01, tmp_path):
+    from typer.testing import CliRunner
+
+    from semiconv.cli import app
+
+    _, _, seq = moving_c01
+    runner = CliRunner()
+    gap = seq.frames[:3].copy()
+    gap[1] = np.median(gap[1])  # an empty frame in the middle: no worm found there
+    tifffile.imwrite(tmp_path / "gap.tif", gap)
+    tifffile.imwrite(tmp_path / "rgb.tif", np.repeat(seq.frames[:2, :, :, None], 3, axis=3), photometric="rgb")
+    tifffile.imwrite(tmp_path / "zstack.tif", np.stack([seq.frames[:2]] * 2, axis=1))  # T x Z x H x W
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["segment", str(tmp_path / "gap.tif"), str(tmp_path / "rgb.tif"), str(tmp_path / "zstack.tif"),
+                                 "--out", str(out), "--track", "--threads", "2"])
+    assert result.exit_code == 2
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "zstack.tif" in errors[0] and "Traceback" not in result.output
+    assert not list(out.glob("zstack*"))  # nothing half-written
+    import pandas as pd
+
+    tracks = pd.read_csv(out / "gap_tracks.csv")
+    assert 1 not in set(tracks.frame)
+    first, last = set(tracks[tracks.frame == 0].track_id), set(tracks[tracks.frame == 2].track_id)
+    assert len(first & last) >= 0.8 * len(first)  # worms keep their identity across the empty frame
+    rgb = pd.read_csv(out / "rgb_tracks.csv")
+    assert set(rgb.frame) == {0, 1} and tifffile.imread(out / "rgb_labels.tif").shape == (2, *seq.frames.shape[1:])

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..io import IMAGE_SUFFIXES, read_array, read_mask
-from ..planes import grey_plane, split_planes
+from ..planes import grey_plane, looks_rgb, split_planes
 from .instances import boxes_from_masks, labels_to_stack
 
 
@@ -36,10 +36,11 @@ class AnnotatedImage:
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """Read a 2-D image or a 3-D stack (T x H x W, or H x W x RGB) from TIFF/PNG."""
+    """Read a 2-D image or a stack (T x H x W), either possibly RGB (H x W x 3/4, T x H x W x 3/4),
+    from TIFF/PNG."""
     array = read_array(path)
-    if array.ndim not in (2, 3):
-        raise InputError(f"{path}: expected a 2-D image or 3-D stack, got shape {array.shape}")
+    if array.ndim not in (2, 3) and not (array.ndim == 4 and looks_rgb(array)):
+        raise InputError(f"{path}: expected a 2-D image or a T x H x W stack (optionally RGB), got shape {array.shape}")
     return array
 
 
