@@ -76,6 +76,7 @@ def segment_file(model: SemiConvModel, path: Path, out_dir: Path, overwrite: boo
         except (InputError, ValueError) as exc:
             where = f" plane {t}" if len(planes) > 1 else ""
             raise InputError(f"{path}{where}: {exc}") from exc
+        pred.foreground = None  # not written: a long stack keeps only what its outputs need
         preds.append(pred)
         where = f" plane {t}" if len(planes) > 1 else ""
         for note in scale_notes(factor, warning):
