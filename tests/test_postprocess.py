@@ -82,7 +82,7 @@ def test_choose_thresholds_records_its_choice_and_restores_the_mode(model, sampl
     assert threshold in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9) and "AP" in metrics and metrics["images"] == 1
 
 
-def test_cached_model_loads_once_and_again_after_the_weights_change(tmp_path):
+def test_cached_model_loads_once_and_again_after_the_weights_or_config_change(tmp_path):
     torch.manual_seed(0)
     cfg = tiny_config()
     folder = tmp_path / "tiny"
@@ -93,7 +93,17 @@ def test_cached_model_loads_once_and_again_after_the_weights_change(tmp_path):
 
     stat = (folder / "weights.pt").stat()
     os.utime(folder / "weights.pt", ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # a new fine-tune saved
-    assert cached_model(folder, device="cpu") is not first
+    second = cached_model(folder, device="cpu")
+    assert second is not first and cached_model(folder, device="cpu") is second
+    import json
+
+    config = json.loads((folder / "config.json").read_text())
+    config["model"]["score_threshold"] = 0.77  # thresholds chosen again, weights untouched
+    (folder / "config.json").write_text(json.dumps(config))
+    stat = (folder / "config.json").stat()
+    os.utime(folder / "config.json", ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    third = cached_model(folder, device="cpu")
+    assert third is not second and third.config.score_threshold == 0.77
 
 
 def test_search_tables_equal_scoring_each_variant(model, sample):

@@ -125,17 +125,17 @@ def load_model(name_or_path: str | Path = "bbbc010-brightfield", device: str = "
     return SemiConvModel(network, config, resolve_device(device), name=folder.name, meta=meta)
 
 
-_CACHE: dict[tuple, tuple[float, SemiConvModel]] = {}
+_CACHE: dict[tuple, tuple[tuple, SemiConvModel]] = {}
 _CACHE_LOCK = threading.Lock()
 
 
 def cached_model(name_or_path: str | Path = "bbbc010-brightfield", device: str = "auto") -> SemiConvModel:
     """`load_model`, loaded once per process for each model and device (the napari widgets and each
-    batch worker share it); a model folder whose weights changed on disk is loaded again."""
+    batch worker share it); a model folder whose weights or config (thresholds) changed on disk is
+    loaded again."""
     folder = resolve_model(name_or_path)
     key = (str(folder.resolve()), str(resolve_device(device)))
-    weights = folder / "weights.pt"
-    stamp = weights.stat().st_mtime if weights.exists() else 0.0
+    stamp = tuple(f.stat().st_mtime_ns if f.exists() else 0 for f in (folder / "weights.pt", folder / "config.json"))
     with _CACHE_LOCK:
         hit = _CACHE.get(key)
         if hit is None or hit[0] != stamp:
