@@ -6,7 +6,8 @@ the distance from each end of the path to the mask boundary (the skeleton stops 
 of the tips by about the local half-width). Mean width = area / length.
 Straightness = distance between the path's ends / length (1 for a rod, small when coiled).
 Curvature = mean |turning angle| per pixel of length along the smoothed path (rad/px).
-Midpoint: the middle of the smoothed path (row, col in image pixels): the worm's position.
+Midpoint: the middle of the smoothed path (row, col in image pixels): where the worm's body is
+centred; centroid: the mask's centre of mass (steadier from frame to frame: movement is measured on it).
 """
 
 from __future__ import annotations
@@ -115,6 +116,7 @@ def measure_worm(mask: np.ndarray, pixel_size: float | None = None, fluorescence
         "curvature": curvature,
         "bbox_x1": c0, "bbox_y1": r0, "bbox_x2": c1, "bbox_y2": r1,
         "midpoint_row": float(middle[0] + r0 - pad), "midpoint_col": float(middle[1] + c0 - pad),
+        "centroid_row": float(props.centroid[0]), "centroid_col": float(props.centroid[1]),
     })
     if pixel_size:
         out["length_um"] = length * pixel_size

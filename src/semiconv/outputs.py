@@ -25,13 +25,13 @@ from .measure import measure_worms
 
 #: The per-worm table's columns, in order; a table holds those it has values for.
 #: bbox: the mask's extent (x2, y2 end-exclusive pixels); seed: the detection's seed (row, col);
-#: midpoint: the middle of the worm's centre line (row, col), its position;
+#: midpoint: the middle of the worm's centre line (row, col); centroid: the mask's centre of mass;
 #: lengths in pixels (and micrometres with a pixel size); fluorescence with a fluorescence image;
 #: dead: see semiconv.measure.call_dead; track_id ... dead_by_movement: stacks segmented with
 #: tracking (semiconv.tracking).
 TABLE_COLUMNS = (
     "plane", "label", "score", "area", "bbox_x1", "bbox_y1", "bbox_x2", "bbox_y2", "seed_row", "seed_col",
-    "midpoint_row", "midpoint_col", "length_px", "mean_width_px", "straightness", "curvature", "length_um", "mean_width_um", "area_um2",
+    "midpoint_row", "midpoint_col", "centroid_row", "centroid_col", "length_px", "mean_width_px", "straightness", "curvature", "length_um", "mean_width_um", "area_um2",
     "fluorescence_mean", "fluorescence_integrated", "fluorescence_ratio", "dead",
     "track_id", "frame", "speed_px_per_frame", "speed_um_per_frame", "moving", "dead_by_movement",
 )

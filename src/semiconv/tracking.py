@@ -10,9 +10,11 @@ swap at crossings. A worm missing for up to `max_gap` frames (hidden, out of foc
 across the gap with the same cost (laptrack's gap closing). No splitting or merging: a worm is one
 track.
 
-A worm's position is the middle point of its centre line (the per-worm table's midpoint columns,
-semiconv.measure): what the Tracks layer draws and what speed is measured on; a frame step is still
-when that point moves less than `still_px` per frame. Alive or dead by movement (the
+Movement is measured on the worm mask's centroid (the per-worm table's centroid columns,
+semiconv.measure): speed, and a frame step is still when the centroid moves less than `still_px`
+per frame (steadier than the centre line's midpoint, which jumps when a mask's skeleton changes:
+docs/benchmarks.md compares them).
+The Tracks layer draws the centre line's midpoint. Alive or dead by movement (the
 principle of lifespan machines): a worm that stays still for at least `still_frames` frame steps
 until the end of the recording is called dead from the first frame of that stop.
 """
@@ -160,7 +162,7 @@ def track_rows(rows: list[dict], stacks: Sequence[np.ndarray], track_ids: Sequen
     speed_um_per_frame with a pixel size, moving, dead_by_movement); returned ordered by track,
     then frame.
 
-    speed: the centre-line midpoint's displacement (the table's midpoint columns) from the track's
+    speed: the mask centroid's displacement (the table's centroid columns) from the track's
     previous observation divided by the frames between (NaN at a track's first frame); moving:
     speed >= still_px; dead_by_movement: see the module docstring."""
     counts = [len(ids) for ids in track_ids]
@@ -168,7 +170,7 @@ def track_rows(rows: list[dict], stacks: Sequence[np.ndarray], track_ids: Sequen
         raise ValueError(f"{len(rows)} table rows for {sum(counts)} tracked worms")
     frames = np.repeat(np.arange(len(counts)), counts)
     ids = np.concatenate(track_ids) if rows else np.zeros(0, int)
-    points = np.array([[row.get("midpoint_row", np.nan), row.get("midpoint_col", np.nan)] for row in rows],
+    points = np.array([[row.get("centroid_row", np.nan), row.get("centroid_col", np.nan)] for row in rows],
                       dtype=float).reshape(-1, 2)
     for row, t, track in zip(rows, frames, ids, strict=True):
         row.update(track_id=int(track), frame=int(t), speed_px_per_frame=np.nan, moving=np.nan)
