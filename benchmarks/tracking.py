@@ -80,7 +80,7 @@ def main() -> None:
             rows = prediction_rows(preds)
             start = time.perf_counter()
             ids = link_frames(stacks, settings)
-            tracked = track_rows(rows, stacks, ids, settings=settings)
+            tracked = track_rows(rows, ids, settings=settings)
             link_s = time.perf_counter() - start
             by_frame = [[r for r in tracked if r["frame"] == t] for t in range(len(preds))]
             for frame_rows in by_frame:

@@ -89,7 +89,7 @@ def segment_worker(model_name: str, device: str, planes: list, sources: list[tup
             ids = None
             if track and count > 1:
                 ids = link_frames([p.masks for p in own])
-                track_rows(rows[-1], [p.masks for p in own], ids, pixel_size)
+                track_rows(rows[-1], ids, pixel_size)
             tracks.append(ids)
             if describe is not None:  # napari layers are plain models: built here, only added in the UI thread
                 layers.append([Layer.create(data, kwargs, kind)
@@ -418,7 +418,7 @@ class SegmentWidget(QWidget):
         result["track_ids"] = ids
         preds, rows = result["preds"], result["rows"]
         stacks = [p.masks for p in preds]
-        track_rows(rows, stacks, ids, result["pixel_size"])
+        track_rows(rows, ids, result["pixel_size"])
         layer = self.viewer.layers[name]
         layer.data = tracked_labels(stacks, [p.scores for p in preds], ids)
         layer.features = table_features(rows)

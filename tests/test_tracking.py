@@ -75,7 +75,7 @@ def test_track_labels_speed_and_dead_by_movement():
             assert (labels[t][shared] == frame_ids[first]).all()
     assert (labels[5] != 0).sum() < sum(m.sum() for m in stacks[5])  # frame 5 has a crossing
     rows = [r for t, (m, s) in enumerate(zip(stacks, scores, strict=True)) for r in worm_rows(m, s, plane=t)]
-    tracked = track_rows(rows, stacks, ids, pixel_size=2.0, settings=TrackingSettings(still_frames=3))
+    tracked = track_rows(rows, ids, pixel_size=2.0, settings=TrackingSettings(still_frames=3))
     assert [(r["track_id"], r["frame"]) for r in tracked] == sorted((r["track_id"], r["frame"]) for r in tracked)
     by_worm = {}
     for r, (t, i) in zip(rows, [(t, i) for t, s in enumerate(stacks) for i in range(len(s))], strict=True):
@@ -98,7 +98,7 @@ def test_dead_from_the_first_frame_of_a_final_stop_only():
 
     def calls(stacks):
         rows = [r for t, m in enumerate(stacks) for r in worm_rows(m, plane=t)]
-        return [r["dead_by_movement"] for r in track_rows(rows, stacks, link_frames(stacks))]
+        return [r["dead_by_movement"] for r in track_rows(rows, link_frames(stacks))]
 
     assert calls(scene(4)) == [False] * 4 + [True] * 4  # still for 3 steps from frame 4
     assert calls(scene(5)) == [False] * 8  # still for only 2 steps: not called

@@ -126,6 +126,18 @@ def summarise(out: Path, items: list[BatchItem], track: bool = False) -> tuple[l
     return worms.to_dict("records"), wells, survival
 
 
+def save_figure(fig, path: Path) -> Path:
+    """Write a matplotlib figure as PNG atomically (replacing the previous one) and close it."""
+    import matplotlib.pyplot as plt
+
+    from .io import atomic_path
+
+    with atomic_path(path, overwrite=True) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)
+    return path
+
+
 def survival_figure(survival: list[dict], path: Path) -> Path:
     """Share of worms alive by movement over frames, one line per well, as PNG."""
     import matplotlib
@@ -143,12 +155,7 @@ def survival_figure(survival: list[dict], path: Path) -> Path:
     if len({s["well"] for s in survival}) <= 24:
         ax.legend(fontsize=6, ncol=2)
     fig.tight_layout()
-    from .io import atomic_path
-
-    with atomic_path(path, overwrite=True) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plate_figure(wells: list[dict], path: Path) -> Path:
@@ -173,12 +180,7 @@ def plate_figure(wells: list[dict], path: Path) -> Path:
     ax.set_title("fraction dead per well (number: worms)", fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.03)
     fig.tight_layout()
-    from .io import atomic_path
-
-    with atomic_path(path, overwrite=True) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def run_batch(source: str, out: str | Path, model: str = "bbbc010-brightfield", scheduler: str | None = None,

@@ -69,16 +69,15 @@ def segment_file(model: SemiConvModel, path: Path, out_dir: Path, overwrite: boo
         raise InputError(f"{existing[0]}: exists already (use --overwrite to replace)")
     preds = []
     for t, plane in enumerate(planes):
+        where = f" plane {t}" if len(planes) > 1 else ""
         try:
             pred, factor, warning = segment_plane(model, plane, rescale, pixel_size,
                                                   fluorescence=fl_planes[t] if feed else None,
                                                   score_threshold=score_threshold, mask_threshold=mask_threshold, dense=False)
         except (InputError, ValueError) as exc:
-            where = f" plane {t}" if len(planes) > 1 else ""
             raise InputError(f"{path}{where}: {exc}") from exc
         pred.foreground = None  # not written: a long stack keeps only what its outputs need
         preds.append(pred)
-        where = f" plane {t}" if len(planes) > 1 else ""
         for note in scale_notes(factor, warning):
             warnings.warn(f"{path.name}{where}: {note}", ScaleNote, stacklevel=2)
         if progress:
@@ -93,7 +92,7 @@ def segment_file(model: SemiConvModel, path: Path, out_dir: Path, overwrite: boo
         if len(planes) == 1:
             warnings.warn(f"{path.name}: one frame: each worm is its own track", SegmentNote, stacklevel=2)
         ids = link_frames(stacks, track)
-        tracks = track_rows(rows, stacks, ids, pixel_size, track)
+        tracks = track_rows(rows, ids, pixel_size, track)
         labels = tracked_labels(stacks, [p.scores for p in preds], ids)
         labels = labels[0] if len(planes) == 1 else labels
     write_outputs(targets, stacks, labels, rows, overwrite=overwrite, tracks=tracks)
