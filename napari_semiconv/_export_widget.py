@@ -1,58 +1,99 @@
-"""Export widget: the (edited) instances layer as label TIFF, instance stack TIFF and per-worm CSV."""
+"""Export widget: a result as `semiconv segment` writes it (instance stack(s) with the overlaps,
+label TIFF, per-worm CSV) plus an ImageJ/Fiji ROI set, with the edits made on its instances layer
+(semiconv.editing) and the Sytox image and pixel size its segmentation used."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, LineEdit, PushButton
+from magicgui.widgets import ComboBox, Container, FileEdit, Label, LineEdit, PushButton
 from napari.layers import Labels
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import QMessageBox, QVBoxLayout, QWidget
 
 from semiconv.data.instances import labels_to_stack
-from semiconv.outputs import output_paths, worm_rows, write_outputs
+from semiconv.editing import EditedPlane, apply_label_edits, write_edited_result
+from semiconv.errors import InputError
+from semiconv.outputs import output_paths
 
 
-def export_paths(folder: Path, stem: str) -> dict[str, Path]:
-    """The files an export writes: the names `semiconv segment` gives its outputs."""
-    instances, labels, csv = output_paths(Path(stem), Path(folder), 1)
-    return {"labels": labels, "instances": instances, "csv": csv}
+def result_layers(viewer) -> list[Labels]:
+    """Labels layers to export, the likeliest last: other labels layers, then loaded instance
+    stacks and ground truth, then this plugin's segmentations (newest last); never a worm stack."""
+    layers = [la for la in viewer.layers if isinstance(la, Labels) and (la.metadata or {}).get("role") != "instance stack"]
+    return sorted(layers, key=lambda la: ((la.metadata or {}).get("role") == "instances", "semiconv_version" in (la.metadata or {})))
 
 
-def export_layer(layer: Labels, folder: Path, stem: str, overwrite: bool = False, stack_layer: Labels | None = None,
-                 fluorescence: np.ndarray | None = None, pixel_size: float | None = None) -> list[Path]:
-    """Write labels (uint16), the per-worm stack (uint8, overlaps kept where a stack layer is given) and
-    the per-worm table (semiconv.outputs; measured from the masks as edited, scores and seeds kept
-    from the layer's features by label). Atomic writes; FileExistsError unless `overwrite`."""
-    labels = np.asarray(layer.data)
-    if labels.ndim != 2:
-        raise ValueError("export works on 2-D label layers (one plane); choose a single image's result")
-    paths = export_paths(folder, stem)
-    existing = [p for p in paths.values() if p.exists()]
-    if existing and not overwrite:
-        raise FileExistsError(f"{existing[0]} exists already")
-    if stack_layer is not None and np.asarray(stack_layer.data).ndim == 3:
-        stack = np.asarray(stack_layer.data) > 0
-        stack = stack[stack.reshape(len(stack), -1).any(1)]
-        ids = np.arange(1, len(stack) + 1)
-    else:
-        stack = labels_to_stack(labels)
-        ids = np.unique(labels[labels > 0])
+def stack_layer_of(viewer, layer: Labels) -> Labels | None:
+    """The per-worm stack layer of the same result (by metadata, not by name)."""
+    result = (layer.metadata or {}).get("result")
+    if result is None:
+        return None
+    for other in viewer.layers:
+        if isinstance(other, Labels) and other.metadata.get("role") == "instance stack" and other.metadata.get("result") == result:
+            return other
+    return None
+
+
+def edited_planes(layer: Labels, stack_layer: Labels) -> tuple[list[EditedPlane], list[np.ndarray], list[str]]:
+    """Each plane's per-worm stack with the edits of `layer` (the flat view) carried in, the
+    worms' seeds (N x 2, NaN where unknown), and one-line notes (worms erased to nothing)."""
+    labels, stack = np.asarray(layer.data), np.asarray(stack_layer.data)
+    multi = labels.ndim == 3
+    if stack.ndim != labels.ndim + 1 or stack.shape[-2:] != labels.shape[-2:] or (multi and len(stack) != len(labels)):
+        raise InputError(f"{layer.name!r} ({labels.shape}) no longer matches its worm stack ({stack.shape}): "
+                         "it was resized or replaced; segment again")
     features = layer.features
-    known = {int(k): i for i, k in enumerate(features["label"])} if len(features) and "label" in features else {}
+    key = "track_id" if "track_id" in features else "label"
+    planes, seeds, notes = [], [], []
+    for t in range(len(labels) if multi else 1):
+        worms = stack[t] if multi else stack
+        worms = worms[worms.reshape(len(worms), -1).any(1)]
+        ids = np.array([int(w.max()) for w in worms], dtype=np.int64)
+        rows = features[features["plane"] == t] if "plane" in features else features
+        by_id = {int(k): i for i, k in enumerate(rows[key])} if key in rows else {}
 
-    def kept(column):  # the layer's values of a column, per exported worm (NaN where unknown)
-        if column not in features:
-            return None
-        return np.array([float(features[column].iloc[known[int(k)]]) if int(k) in known else np.nan for k in ids])
+        def column(name, rows=rows, by_id=by_id):
+            values = rows[name].to_numpy(float) if name in rows else np.full(len(rows), np.nan)
+            return {k: values[i] for k, i in by_id.items()}
 
-    scores, seed_rows, seed_cols = kept("score"), kept("seed_row"), kept("seed_col")
-    seeds = np.stack([seed_rows, seed_cols], 1) if seed_rows is not None and seed_cols is not None else None
-    rows = worm_rows(stack, scores, seeds, 0, pixel_size, fluorescence, labels=ids)
-    folder.mkdir(parents=True, exist_ok=True)
-    write_outputs([paths["instances"], paths["labels"], paths["csv"]], [stack], labels, rows, overwrite=overwrite)
-    return list(paths.values())
+        score, seed_row, seed_col = column("score"), column("seed_row"), column("seed_col")
+        plane = apply_label_edits(worms > 0, ids, np.array([score.get(int(k), np.nan) for k in ids]),
+                                  labels[t] if multi else labels)
+        planes.append(plane)
+        seeds.append(np.array([[seed_row.get(int(k), np.nan), seed_col.get(int(k), np.nan)] for k in plane.ids]).reshape(-1, 2))
+        where = f" in frame {t}" if multi else ""
+        notes += [f"worm {k}{where} was erased to nothing: left out" for k in plane.removed]
+    return planes, seeds, notes
+
+
+def export_result(viewer, layer: Labels, folder: Path, stem: str, overwrite: bool = False) -> tuple[list[Path], list[str]]:
+    """Write `layer`'s result with its edits (semiconv.editing.write_edited_result; ROI set
+    included). Returns (files, notes); FileExistsError unless `overwrite`."""
+    stack_layer = stack_layer_of(viewer, layer)
+    if stack_layer is None:  # a plain labels layer: one worm per label, no overlaps to keep
+        labels = np.asarray(layer.data)
+        planes = [EditedPlane(stack, ids, np.full(len(ids), np.nan), np.zeros(len(ids), bool), [])
+                  for stack, ids in ((labels_to_stack(p), np.unique(p[p > 0]).astype(np.int64))
+                                     for p in (labels if labels.ndim == 3 else [labels]))]
+        seeds, notes = None, []
+    else:
+        planes, seeds, notes = edited_planes(layer, stack_layer)
+    meta = layer.metadata or {}
+    fluorescence = None
+    fl_name = meta.get("fluorescence_layer")
+    if fl_name:
+        if fl_name not in viewer.layers:
+            raise InputError(f"the Sytox layer {fl_name!r} this result was measured with is gone: add it back")
+        data = np.asarray(viewer.layers[fl_name].data)
+        fluorescence = list(data) if data.ndim == 3 else [data]
+    paths, _ = write_edited_result(folder, stem, planes, seeds, meta.get("pixel_size"), fluorescence, overwrite=overwrite)
+    return paths, notes
+
+
+def default_stem(layer: Labels) -> str:
+    return ((layer.metadata or {}).get("result") or layer.name).split(" [")[0].replace(" ", "_")
 
 
 class ExportWidget(QWidget):
@@ -60,19 +101,28 @@ class ExportWidget(QWidget):
         super().__init__()
         self.viewer = napari_viewer
         self.confirm = confirm or self._ask
-        self.layer = ComboBox(label="labels layer", choices=lambda w: [la.name for la in self.viewer.layers if isinstance(la, Labels)])
-        self.keep_overlaps = CheckBox(text="use the overlap stack as is (ignores edits)", value=False)
-        self.folder = FileEdit(label="folder", mode="d")
+        self.layer = ComboBox(label="result", choices=lambda w: [la.name for la in result_layers(self.viewer)])
+        self.folder = FileEdit(label="folder", mode="d", value="")
         self.stem = LineEdit(label="file name stem", value="")
         self.button = PushButton(text="Export")
         self.status = Label(value="")
-        self.container = Container(widgets=[self.layer, self.keep_overlaps, self.folder, self.stem, self.button, self.status])
+        self.container = Container(widgets=[self.layer, self.folder, self.stem, self.button, self.status])
         layout = QVBoxLayout()
         layout.addWidget(self.container.native)
         self.setLayout(layout)
         self.button.changed.connect(self.export)
-        self.viewer.layers.events.inserted.connect(lambda e: self.layer.reset_choices())
+        self.viewer.layers.events.inserted.connect(self._on_inserted)
         self.viewer.layers.events.removed.connect(lambda e: self.layer.reset_choices())
+        self._choose_latest()
+
+    def _choose_latest(self):
+        self.layer.reset_choices()
+        layers = result_layers(self.viewer)
+        if layers:
+            self.layer.value = layers[-1].name
+
+    def _on_inserted(self, event):
+        self._choose_latest()
 
     def _ask(self, text: str) -> bool:
         return QMessageBox.question(self, "Overwrite?", text) == QMessageBox.Yes
@@ -80,25 +130,27 @@ class ExportWidget(QWidget):
     def export(self, *_):
         try:
             if not self.layer.value:
-                raise ValueError("no labels layer")
+                raise InputError("no result to export: segment an image first")
+            if not self.folder.value or str(self.folder.value) in ("", "."):
+                raise InputError("choose a folder to export to")
             layer = self.viewer.layers[self.layer.value]
             folder = Path(self.folder.value)
-            stem = self.stem.value.strip() or layer.name.split(" [")[0].replace(" ", "_")
-            stack_layer = None
-            if self.keep_overlaps.value:
-                stack_name = layer.name.replace(" instances", " instance stack (one plane per worm)")
-                stack_layer = self.viewer.layers[stack_name] if stack_name in self.viewer.layers else None
-            paths = export_paths(folder, stem)
+            stem = self.stem.value.strip() or default_stem(layer)
+            planes = len(layer.data) if np.ndim(layer.data) == 3 else 1
+            paths = output_paths(Path(stem), folder, planes, rois=True)
             overwrite = False
-            if any(p.exists() for p in paths.values()):
+            if any(p.exists() for p in paths):
                 overwrite = self.confirm(f"Files for '{stem}' exist in {folder}. Replace them?")
                 if not overwrite:
                     self.status.value = "not exported (files exist)"
                     return
-            written = export_layer(layer, folder, stem, overwrite, stack_layer)
-        except Exception as exc:  # never crash napari: tell the user
-            show_error(f"Export failed: {exc}")
-            self.status.value = f"failed: {exc}"
+            written, notes = export_result(self.viewer, layer, folder, stem, overwrite)
+        except Exception as exc:  # noqa: BLE001 - never crash napari: tell the user
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            show_error(f"Export failed: {message}")
+            self.status.value = f"failed: {message}"
             return
+        for note in notes:
+            show_info(note)
         self.status.value = f"wrote {len(written)} files to {folder}"
         show_info(self.status.value)

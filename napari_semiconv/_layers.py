@@ -17,6 +17,34 @@ WORM_COLORS = ["#e6194b", "#3cb44b", "#ffe119", "#4363d8", "#f58231", "#911eb4",
                "#bcf60c", "#fabebe", "#008080", "#e6beff", "#9a6324", "#fffac8", "#800000", "#aaffc3"]
 
 
+def labels_features(rows: list[dict], frame: int | None = None) -> dict[str, list]:
+    """The per-worm table (semiconv.outputs.table_features) as a Labels layer's features, with
+    napari's `index` column: the label each row describes, so that hovering a worm shows its own
+    row. napari looks a stack's labels up in one table for every frame, so in a stack only the rows
+    of `frame` carry their label (the others a negative placeholder): call again (or
+    `show_frame_features`) when the frame changes."""
+    features = table_features(rows)
+    keys = features.get("track_id", features.get("label", []))
+    planes = features.get("plane", [0] * len(keys))
+    features["index"] = [int(k) if frame is None or int(p) == frame else -(i + 1)
+                         for i, (k, p) in enumerate(zip(keys, planes, strict=True))]
+    return features
+
+
+def show_frame_features(layer, frame: int) -> None:
+    """Point a stack's Labels layer's hover lookup (its features' `index`) at `frame`'s rows."""
+    features = layer.features
+    if "index" not in features or "plane" not in features or not len(features):
+        return
+    key = "track_id" if "track_id" in features else "label"
+    index = np.where(features["plane"].to_numpy() == frame, features[key].to_numpy(), -(np.arange(len(features)) + 1))
+    if np.array_equal(index, features["index"].to_numpy()):
+        return
+    features = features.copy()
+    features["index"] = index.astype(int)
+    layer.features = features
+
+
 def image_layer(image: np.ndarray, name: str, **kwargs) -> tuple:
     return (image, {"name": name, **kwargs}, "image")
 
@@ -31,12 +59,14 @@ def instance_layers(masks: np.ndarray, name: str, scores=None, visible_stack: bo
     masks = np.asarray(masks, dtype=bool)
     labels = stack_to_labels(masks, scores)
     ids = np.arange(1, len(masks) + 1)
-    features = table_features(worm_rows(masks, scores))
+    features = labels_features(worm_rows(masks, scores))
     dtype = np.uint8 if len(masks) < 256 else np.uint16
     stack = masks.astype(dtype) * ids[:, None, None].astype(dtype)
     return [
-        (labels, {"name": f"{name} instances", "features": features}, "labels"),
-        (stack, {"name": f"{name} instance stack", "visible": visible_stack, "features": features}, "labels"),
+        (labels, {"name": f"{name} instances", "features": features,
+                  "metadata": {"role": "instances", "result": name}}, "labels"),
+        (stack, {"name": f"{name} instance stack", "visible": visible_stack, "features": features,
+                 "metadata": {"role": "instance stack", "result": name}}, "labels"),
     ]
 
 
@@ -50,13 +80,15 @@ def prediction_layers(preds: list, name: str, metadata: dict, rows: list[dict] |
     multi = len(preds) > 1
     if rows is None:
         rows = prediction_rows(preds)
-    features = table_features(rows)
+    features = labels_features(rows, 0 if multi else None)
     if track_ids is not None:
         metadata = {**metadata, "tracked": True}
         labels = _stackify(list(tracked_labels([p.masks for p in preds], [p.scores for p in preds], track_ids)))
     else:
         labels = _stackify([p.labels for p in preds])
-    layers = [(labels, {"name": f"{name} instances", "features": features, "metadata": dict(metadata), "opacity": 0.6}, "labels")]
+    metadata = {**metadata, "result": name}
+    layers = [(labels, {"name": f"{name} instances", "features": features, "metadata": {**metadata, "role": "instances"},
+                        "opacity": 0.6}, "labels")]
     n_max = max((len(p) for p in preds), default=0)
     H, W = preds[0].labels.shape
     planes = []
@@ -66,7 +98,7 @@ def prediction_layers(preds: list, name: str, metadata: dict, rows: list[dict] |
         stack[: len(p)] = p.masks * ids[:, None, None]
         planes.append(stack)
     layers.append((_stackify(planes), {"name": f"{name} instance stack (one plane per worm)", "visible": False,
-                                       "metadata": dict(metadata)}, "labels"))
+                                       "metadata": {**metadata, "role": "instance stack"}}, "labels"))
     if all(p.displacement is not None for p in preds):
         layers.append(displacement_layer(preds, name, metadata, vector_step))
         layers.append((_stackify([embedding_rgb(p) for p in preds]), {"name": f"{name} embedding", "rgb": True,

@@ -32,7 +32,7 @@ from semiconv import __version__
 from semiconv.errors import SemiconvError
 from semiconv.inference import cached_model
 from semiconv.models_store import list_models
-from semiconv.outputs import prediction_rows, table_features
+from semiconv.outputs import prediction_rows
 from semiconv.planes import first_plane, grey_planes, split_planes
 from semiconv.scale import scale_notes, segment_plane
 from semiconv.tracking import (
@@ -44,7 +44,13 @@ from semiconv.tracking import (
     tracked_labels,
 )
 
-from ._layers import affinity_layer, prediction_layers, tracks_layer
+from ._layers import (
+    affinity_layer,
+    labels_features,
+    prediction_layers,
+    show_frame_features,
+    tracks_layer,
+)
 
 BROWSE = "Model folder..."
 #: the Segment widget's rescale choices -> semiconv.scale.segment_plane's `rescale`
@@ -224,11 +230,18 @@ class SegmentWidget(QWidget):
         # the image to segment is the one the user works on: the active layer, following the selection
         self.viewer.layers.selection.events.active.connect(self._follow_active_layer)
         self._follow_active_layer(initial=True)
+        self.viewer.dims.events.current_step.connect(self._follow_frame)
         self.model.changed.connect(self.preload_model)
         self.device.changed.connect(self.preload_model)
         self.image.changed.connect(self.preload_model)
         self._preloader = None
         self.preload_model()
+
+    def _follow_frame(self, *_):
+        """Hovering a worm of a stack result shows its own row in the frame on screen."""
+        for name, result in self.results.items():
+            if name in self.viewer.layers and len(result["preds"]) > 1:
+                show_frame_features(self.viewer.layers[name], int(self.viewer.dims.current_step[0]))
 
     def _follow_active_layer(self, *_, initial: bool = False):
         """Segment the active image layer; with none active (e.g. a hidden annotation layer just
@@ -318,7 +331,8 @@ class SegmentWidget(QWidget):
         score = self.score.value if self.score.value > 0 else None
         mask = self.mask.value if self.mask.value > 0 else None
         self._job = {"layer": layer.name, "sources": [(n, len(ps)) for n, ps in sources], "model": model_name,
-                     "planes": len(planes), "score": score, "mask": mask}
+                     "planes": len(planes), "score": score, "mask": mask, "pixel_size": self.pixel_size.value or None,
+                     "fluorescence": self.fluorescence.value if fluorescence is not None else None}
         self._progress = progress(total=len(planes), desc=f"Segmenting {', '.join(names)}")
         self._cancelled = False
         self.worker = segment_worker(model_name, self.device.value, planes, self._job["sources"], score, mask,
@@ -373,7 +387,8 @@ class SegmentWidget(QWidget):
         name = f"{source} [{model.name}]"
         metadata = {"model": model.name, "score_threshold": job["score"] if job["score"] is not None else model.config.score_threshold,
                     "mask_threshold": job["mask"] if job["mask"] is not None else model.config.mask_threshold,
-                    "semiconv_version": __version__, "device": str(model.device), "source_layer": source}
+                    "semiconv_version": __version__, "device": str(model.device), "source_layer": source,
+                    "pixel_size": job["pixel_size"], "fluorescence_layer": job["fluorescence"]}
         return name, metadata
 
     def _add_results(self, source: str, preds: list, layers: list, rows: list | None = None, track_ids: list | None = None):
@@ -389,6 +404,8 @@ class SegmentWidget(QWidget):
         self.results[instances.name] = {"preds": preds, "name": name, "rows": rows, "track_ids": track_ids,
                                         "pixel_size": self.pixel_size.value or None}
         instances.mouse_drag_callbacks.append(self._on_click)
+        if len(preds) > 1:
+            show_frame_features(instances, int(self.viewer.dims.current_step[0]))
         self.last_instances = instances
         self.corrections.visible = track_ids is not None
         if track_ids is not None:
@@ -421,7 +438,7 @@ class SegmentWidget(QWidget):
         track_rows(rows, ids, result["pixel_size"])
         layer = self.viewer.layers[name]
         layer.data = tracked_labels(stacks, [p.scores for p in preds], ids)
-        layer.features = table_features(rows)
+        layer.features = labels_features(rows, int(self.viewer.dims.current_step[0]))
         stack_name = f"{result['name']} instance stack (one plane per worm)"
         if stack_name in self.viewer.layers:
             planes = self.viewer.layers[stack_name].data

@@ -41,6 +41,7 @@ class WormTableWidget(QWidget):
             self.table.setRowCount(0)
             return
         features = self.viewer.layers[self.layer.value].features
+        features = features.drop(columns=["index"], errors="ignore")  # napari's hover lookup, not a measurement
         self.table.setRowCount(len(features))
         self.table.setColumnCount(len(features.columns))
         self.table.setHorizontalHeaderLabels([str(c) for c in features.columns])

@@ -41,3 +41,59 @@ def toy_masks(shape=(128, 128)):
     masks[1, 30:38, 5:90] = True  # crosses worm 0
     masks[2, 90:98, 30:110] = True
     return masks
+
+
+def imagej_jar():
+    """ImageJ 1.x's ij.jar (Debian's `imagej` package) and java, or None where they are missing."""
+    import shutil
+    from pathlib import Path
+
+    jar = Path("/usr/share/java/ij.jar")
+    return jar if jar.exists() and shutil.which("java") and shutil.which("xvfb-run") else None
+
+
+IMAGEJ_FILL_MACRO = """
+args = split(getArgument(), ",");
+roiManager("Open", args[0]);
+n = roiManager("count");
+newImage("filled", "8-bit black", parseInt(args[1]), parseInt(args[2]), maxOf(n, 1));
+for (i = 0; i < n; i++) {
+  roiManager("select", i);
+  setSlice(i + 1);
+  setColor(255);
+  fill();
+  print("roi\\t" + i + "\\t" + Roi.getName);
+}
+run("Select None");
+saveAs("Tiff", args[3]);
+"""
+
+
+def imagej_filled_rois(roi_zip, width: int, height: int, workdir):
+    """Open a ROI set in ImageJ's own ROI Manager (headless, under Xvfb) and fill each ROI into
+    its own slice: (names in ImageJ's order, n x height x width bool masks as ImageJ draws them)."""
+    import subprocess
+    from pathlib import Path
+
+    import tifffile
+
+    macro = Path(workdir) / "fill_rois.ijm"
+    macro.write_text(IMAGEJ_FILL_MACRO)
+    out = Path(workdir) / "imagej_filled.tif"
+    result = subprocess.run(["xvfb-run", "-a", "java", "-jar", str(imagej_jar()), "-batch", str(macro),
+                             f"{roi_zip},{width},{height},{out}"], capture_output=True, text=True, timeout=300)
+    names = [line.split("\t")[2] for line in result.stdout.splitlines() if line.startswith("roi\t")]
+    assert out.exists(), result.stdout + result.stderr
+    filled = tifffile.imread(out).reshape(-1, height, width) > 0
+    return names, filled[: len(names)]
+
+
+def filled_by_roifile(roi, height, width):
+    """Pixels whose centres lie inside a ROI (even-odd over a composite ROI's outlines)."""
+    from matplotlib.path import Path as MplPath
+
+    yy, xx = np.mgrid[:height, :width]
+    centres = np.column_stack([xx.ravel() + 0.5, yy.ravel() + 0.5])
+    outlines = roi.path2coords(roi.multi_coordinates) if roi.composite else [roi.coordinates()]
+    inside = sum(MplPath(o).contains_points(centres).astype(int) for o in outlines)
+    return (inside % 2 == 1).reshape(height, width)

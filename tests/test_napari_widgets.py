@@ -175,7 +175,9 @@ def test_export_writes_atomically_and_asks_before_overwrite(make_napari_viewer, 
     viewer.add_labels(labels, name="well instances")
     answers = []
     widget = ExportWidget(viewer, confirm=lambda text: answers.append(text) or False)
-    widget.layer.value = "well instances"
+    assert widget.layer.value == "well instances"
+    widget.export()  # no folder chosen: refused, nothing written where napari was started
+    assert "choose a folder" in widget.status.value
     widget.folder.value = str(tmp_path)
     widget.stem.value = "well"
     widget.export()
@@ -187,6 +189,60 @@ def test_export_writes_atomically_and_asks_before_overwrite(make_napari_viewer, 
     widget.export()  # user says no: nothing changes
     assert answers and tifffile.imread(tmp_path / "well_labels.tif")[0, 0] == 0
     assert "not exported" in widget.status.value
+
+
+def test_hover_erase_and_export_keep_overlaps_sytox_and_rois(make_napari_viewer, qtbot, notes, tmp_path):
+    """Sample C01, bundled model: hovering each worm shows its own row; the eraser on `instances`
+    removes a lone worm; Export with the defaults keeps the other worms' overlaps, measures with
+    the Sytox image and pixel size used, and writes a ROI set that roifile and ImageJ read back."""
+    import csv
+
+    import roifile
+    import tifffile
+    from helpers import filled_by_roifile, imagej_filled_rois, imagej_jar
+
+    from napari_semiconv._export_widget import ExportWidget
+    from napari_semiconv._segment_widget import SegmentWidget
+    from semiconv.data.instances import overlapping_instances
+
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-semiconv", "bbbc010_c01")
+    seg = SegmentWidget(viewer)
+    seg.image.value, seg.model.value = "C01 bright-field", "bbbc010-brightfield"
+    seg.fluorescence.value, seg.pixel_size.value = "C01 fluorescence", 2.0
+    _run(seg, qtbot)
+    name = "C01 bright-field [bbbc010-brightfield]"
+    layer, stack_layer = viewer.layers[f"{name} instances"], viewer.layers[f"{name} instance stack (one plane per worm)"]
+    stack = np.asarray(stack_layer.data) > 0
+    assert len(stack) > 10 and overlapping_instances(stack).sum() >= 2  # C01 has a crossing pair
+    for label in range(1, len(stack) + 1):  # hovering: each worm's own row
+        r, c = np.argwhere(np.asarray(layer.data) == label)[0]
+        status = layer.get_status((r, c), world=True)
+        text = status["coordinates"] if isinstance(status, dict) else str(status)
+        assert f": {label}; plane: 0, label: {label}," in text, text
+    lone = int(np.flatnonzero(~overlapping_instances(stack))[0]) + 1
+    layer.data_setitem(np.nonzero(np.asarray(layer.data) == lone), 0)  # the eraser, over the whole worm
+    export = ExportWidget(viewer)
+    assert export.layer.value == layer.name  # opens on the latest result
+    export.folder.value = str(tmp_path)
+    export.export()
+    stem = "C01_bright-field"
+    written = tifffile.imread(tmp_path / f"{stem}_instances.tif") > 0
+    kept = np.delete(stack, lone - 1, axis=0)
+    assert np.array_equal(written, kept)  # the other worms, overlaps and all, as predicted
+    rows = list(csv.DictReader(open(tmp_path / f"{stem}_worms.csv")))
+    assert len(rows) == len(kept) and lone not in [int(r["label"]) for r in rows]
+    assert all(r["fluorescence_ratio"] and r["dead"] and r["length_um"] and r["edited"] == "False" for r in rows)
+    rois = roifile.roiread(tmp_path / f"{stem}_rois.zip")
+    assert [r.name for r in rois] == [f"worm {int(r['label']):04d}" for r in rows]
+    for roi, mask in zip(rois, written, strict=True):
+        filled = filled_by_roifile(roi, *mask.shape)
+        assert (filled & mask).sum() / (filled | mask).sum() >= 0.95
+    if imagej_jar() is not None:  # ImageJ's own ROI Manager: the same number of ROIs, the same masks
+        names, filled = imagej_filled_rois(tmp_path / f"{stem}_rois.zip", written.shape[2], written.shape[1], tmp_path)
+        assert names == [r.name for r in rois]
+        for mine, theirs in zip(written, filled, strict=True):
+            assert (mine & theirs).sum() / (mine | theirs).sum() >= 0.95
 
 
 def test_plugin_loaded_after_the_canvas_does_not_crash(tmp_path, tiny_models):

@@ -178,11 +178,13 @@ def segment(
     track: bool = typer.Option(False, "--track", help="Stacks (T x H x W): link each worm across frames; <stem>_labels.tif then holds one label per worm in every frame (the track id) and <stem>_tracks.csv its time series (speed, movement, dead by movement)."),
     max_gap: int = typer.Option(2, "--max-gap", help="With --track: frames a worm may be missing (hidden, missed) and keep its identity."),
     still_frames: int = typer.Option(3, "--still-frames", help="With --track: a worm still for this many frame steps up to the last frame is called dead by movement."),
+    rois: bool = typer.Option(False, "--rois", help="Also write <stem>_rois.zip: an ImageJ/Fiji ROI set, one ROI per worm named by its label, overlaps kept (Fiji's ROI Manager opens it)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
     threads: int = typer.Option(0, "--threads", help="CPU threads (0: torch default)."),
 ):
     """Segment worms; per input writes <stem>_instances.tif, <stem>_labels.tif and <stem>_worms.csv
-    (the per-worm table: score, box, area, length, width, straightness, curvature, fluorescence, dead)."""
+    (the per-worm table: score, box, area, length, width, straightness, curvature, fluorescence, dead);
+    with --rois also <stem>_rois.zip (ImageJ/Fiji ROIs)."""
     import warnings
 
     from tqdm import tqdm
@@ -219,7 +221,7 @@ def segment(
             with warnings.catch_warnings(record=True) as notes:
                 warnings.simplefilter("always", SegmentNote)
                 files, rows, seconds = segment_file(net, path, out, overwrite, score_threshold=score_threshold, mask_threshold=mask_threshold,
-                                                    fluorescence=partner, pixel_size=pixel_size, rescale=rescale, track=tracking)
+                                                    fluorescence=partner, pixel_size=pixel_size, rescale=rescale, track=tracking, rois=rois)
             for note in notes:
                 if issubclass(note.category, SegmentNote):
                     typer.secho(f"note: {note.message}", fg=typer.colors.YELLOW, err=True)

@@ -6,6 +6,7 @@ Per input image `<stem>`:
     <stem>_instances.tif   N x H x W uint8, one plane per worm, overlaps kept
                            (stacks: <stem>_t000_instances.tif, ... one per plane)
     <stem>_labels.tif      H x W (or T x H x W) uint16; where worms overlap the higher score wins
+    <stem>_rois.zip        with `rois`: an ImageJ/Fiji ROI set, one ROI per worm (semiconv.rois)
     <stem>_tracks.csv      stacks segmented with tracking: the same rows by track, then frame, with
                            track id, frame, speed and movement (semiconv.tracking)
     <stem>_worms.csv       the per-worm table, one row per plane of the instance stack(s), same order
@@ -28,9 +29,9 @@ from .measure import measure_worms
 #: midpoint: the middle of the worm's centre line (row, col); centroid: the mask's centre of mass;
 #: lengths in pixels (and micrometres with a pixel size); fluorescence with a fluorescence image;
 #: dead: see semiconv.measure.call_dead; track_id ... dead_by_movement: stacks segmented with
-#: tracking (semiconv.tracking).
+#: tracking (semiconv.tracking); edited: the worm's mask was changed by hand (semiconv.editing).
 TABLE_COLUMNS = (
-    "plane", "label", "score", "area", "bbox_x1", "bbox_y1", "bbox_x2", "bbox_y2", "seed_row", "seed_col",
+    "plane", "label", "score", "edited", "area", "bbox_x1", "bbox_y1", "bbox_x2", "bbox_y2", "seed_row", "seed_col",
     "midpoint_row", "midpoint_col", "centroid_row", "centroid_col", "length_px", "mean_width_px", "straightness", "curvature", "length_um", "mean_width_um", "area_um2",
     "fluorescence_mean", "fluorescence_integrated", "fluorescence_ratio", "dead",
     "track_id", "frame", "speed_px_per_frame", "speed_um_per_frame", "moving", "dead_by_movement",
@@ -95,16 +96,17 @@ def rows_to_csv(rows: list[dict], columns: list[str] | None = None) -> str:
     return buffer.getvalue()
 
 
-def output_paths(image_path: Path, out_dir: Path, planes: int, tracks: bool = False) -> list[Path]:
-    """Instance stack file(s) (one per plane), the label image, the tracks CSV (with `tracks`),
-    then the per-worm CSV."""
+def output_paths(image_path: Path, out_dir: Path, planes: int, tracks: bool = False, rois: bool = False) -> list[Path]:
+    """Instance stack file(s) (one per plane), the label image, the ROI set (with `rois`), the
+    tracks CSV (with `tracks`), then the per-worm CSV."""
     stem = Path(image_path).stem
     if planes == 1:
         inst = [out_dir / f"{stem}_instances.tif"]
     else:
         inst = [out_dir / f"{stem}_t{t:03d}_instances.tif" for t in range(planes)]
+    roi_set = [out_dir / f"{stem}_rois.zip"] if rois else []
     track_csv = [out_dir / f"{stem}_tracks.csv"] if tracks else []
-    return inst + [out_dir / f"{stem}_labels.tif"] + track_csv + [out_dir / f"{stem}_worms.csv"]
+    return inst + [out_dir / f"{stem}_labels.tif"] + roi_set + track_csv + [out_dir / f"{stem}_worms.csv"]
 
 
 def track_table_columns(rows: list[dict]) -> list[str]:
@@ -113,16 +115,32 @@ def track_table_columns(rows: list[dict]) -> list[str]:
     return head + [c for c in table_columns(rows) if c not in (*head, "plane")]
 
 
+def plane_ids(rows: list[dict], planes: int) -> list[np.ndarray]:
+    """Each plane's worm labels as the outputs show them (the track id in a tracked time-lapse),
+    from the per-worm table's rows (plane by plane, in the order of each plane's stack)."""
+    ids = [[] for _ in range(planes)]
+    for row in rows:
+        ids[int(row["plane"])].append(int(row.get("track_id", row["label"])))
+    return [np.asarray(i, dtype=np.int64) for i in ids]
+
+
 def write_outputs(paths: list[Path], stacks: list[np.ndarray], labels: np.ndarray, rows: list[dict],
                   overwrite: bool = False, tracks: list[dict] | None = None) -> list[Path]:
-    """Write the instance stack(s) (N x H x W each, as uint8), the label image (uint16), the tracks
-    CSV (rows ordered by track, with `tracks`) and the per-worm CSV (`output_paths` order); the
-    per-worm CSV last, so its presence marks a complete output."""
-    n_tables = 2 if tracks is not None else 1
-    for target, masks in zip(paths[:-1 - n_tables], stacks, strict=True):
+    """Write the files of `output_paths`: the instance stack(s) (N x H x W each, as uint8), the
+    label image (uint16), the ROI set (if among `paths`; semiconv.rois), the tracks CSV (rows
+    ordered by track, with `tracks`) and the per-worm CSV; the per-worm CSV last, so its presence
+    marks a complete output."""
+    by_kind = {kind: [p for p in paths if Path(p).name.endswith(kind)]
+               for kind in ("_instances.tif", "_labels.tif", "_rois.zip", "_tracks.csv", "_worms.csv")}
+    for target, masks in zip(by_kind["_instances.tif"], stacks, strict=True):
         write_tiff(target, np.asarray(masks).astype(np.uint8), overwrite=overwrite)
-    write_tiff(paths[-1 - n_tables], np.asarray(labels).astype(np.uint16), overwrite=overwrite)
+    write_tiff(by_kind["_labels.tif"][0], np.asarray(labels).astype(np.uint16), overwrite=overwrite)
+    if by_kind["_rois.zip"]:
+        from .rois import write_roi_set
+
+        ids = plane_ids(rows, len(stacks))
+        write_roi_set(by_kind["_rois.zip"][0], stacks, ids, overwrite=overwrite)
     if tracks is not None:
-        write_text(paths[-2], rows_to_csv(tracks, track_table_columns(tracks)), overwrite=overwrite)
-    write_text(paths[-1], rows_to_csv(rows), overwrite=overwrite)
+        write_text(by_kind["_tracks.csv"][0], rows_to_csv(tracks, track_table_columns(tracks)), overwrite=overwrite)
+    write_text(by_kind["_worms.csv"][0], rows_to_csv(rows), overwrite=overwrite)
     return paths

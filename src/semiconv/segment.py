@@ -43,14 +43,15 @@ def segment_file(model: SemiConvModel, path: Path, out_dir: Path, overwrite: boo
                  score_threshold=None, mask_threshold=None, fluorescence: Path | None = None,
                  pixel_size: float | None = None, extra_columns: dict | None = None,
                  rescale: float | str | None = None,
-                 track: TrackingSettings | None = None) -> tuple[list[Path], list[dict], float]:
+                 track: TrackingSettings | None = None, rois: bool = False) -> tuple[list[Path], list[dict], float]:
     """Segment one file (a 2-D image or a T x H x W stack) and write its outputs; writes nothing
     unless every plane succeeded. `fluorescence`: its Sytox image (same planes), measured in each
     worm (and fed to models that take it); `pixel_size` in micrometres; `extra_columns` are added to
     every table row (e.g. well, image); `rescale`: None, a factor or "auto" (semiconv.scale:
     segmented at the model's training scale; the factor chosen and worms far from the model's
     scale are reported as ScaleNote warnings); `track`: link a stack's worms across frames
-    (semiconv.tracking): the label image then holds track ids and <stem>_tracks.csv is written.
+    (semiconv.tracking): the label image then holds track ids and <stem>_tracks.csv is written;
+    `rois`: also <stem>_rois.zip, one ImageJ/Fiji ROI per worm (semiconv.rois).
     Returns (files written, table rows, seconds)."""
     path = Path(path)
     planes = split_planes(read_image(path), name=str(path))
@@ -63,7 +64,7 @@ def segment_file(model: SemiConvModel, path: Path, out_dir: Path, overwrite: boo
                              f"{fl_planes[0].shape[:2]} vs {len(planes)} of {planes[0].shape[:2]})")
     elif feed:
         raise InputError(f"{path}: model {model.name!r} also takes the fluorescence image: give it with --fluorescence")
-    targets = output_paths(path, out_dir, len(planes), tracks=track is not None)
+    targets = output_paths(path, out_dir, len(planes), tracks=track is not None, rois=rois)
     existing = [t for t in targets if t.exists()]
     if existing and not overwrite:
         raise InputError(f"{existing[0]}: exists already (use --overwrite to replace)")

@@ -1,0 +1,62 @@
+"""Edits of the flat label view carried back into the per-worm stack, overlaps kept."""
+
+import numpy as np
+import pytest
+
+from semiconv.editing import apply_label_edits, flat_labels
+from semiconv.errors import InputError
+
+
+def crossing_pair_and_a_lone_worm():
+    masks = np.zeros((3, 40, 50), bool)
+    masks[0, 10:14, 5:45] = True   # worm 4 (score 0.9): horizontal
+    masks[1, 2:30, 20:24] = True   # worm 7 (score 0.8): crosses worm 4 at rows 10-13, cols 20-23
+    masks[2, 33:37, 5:30] = True   # worm 9: alone
+    return masks, np.array([4, 7, 9]), np.array([0.9, 0.8, 0.7])
+
+
+def test_no_edit_changes_nothing():
+    masks, ids, scores = crossing_pair_and_a_lone_worm()
+    plane = apply_label_edits(masks, ids, scores, flat_labels(masks, ids, scores))
+    assert np.array_equal(plane.masks, masks) and not plane.edited.any() and plane.removed == []
+
+
+def test_erasing_the_top_worm_keeps_the_worm_under_it():
+    masks, ids, scores = crossing_pair_and_a_lone_worm()
+    view = flat_labels(masks, ids, scores)
+    assert (view[10:14, 20:24] == 4).all()  # the crossing shows the higher score
+    view[view == 4] = 0  # the eraser over the whole of worm 4
+    plane = apply_label_edits(masks, ids, scores, view)
+    assert list(plane.ids) == [7, 9] and plane.removed == [4]
+    assert np.array_equal(plane.masks[0], masks[1])  # worm 7 keeps the crossing pixels it shared
+    assert list(plane.edited) == [False, False]
+    assert (flat_labels(plane.masks, plane.ids, plane.scores)[10:14, 20:24] == 7).all()
+
+
+def test_partial_erase_and_paint_move_pixels_between_worms():
+    masks, ids, scores = crossing_pair_and_a_lone_worm()
+    view = flat_labels(masks, ids, scores)
+    view[10:14, 40:45] = 0   # erase worm 4's tip
+    view[33:37, 30:33] = 9   # extend worm 9
+    view[2:6, 20:24] = 9     # paint worm 9 over worm 7's end
+    plane = apply_label_edits(masks, ids, scores, view)
+    m4, m7, m9 = plane.masks
+    assert not m4[10:14, 40:45].any() and m4[10:14, 5:40].all()
+    assert m9[33:37, 5:33].all() and m9[2:6, 20:24].all()
+    assert not m7[2:6, 20:24].any() and m7[10:14, 20:24].all()  # worm 7 keeps its untouched crossing
+    assert list(plane.edited) == [True, True, True]
+
+
+def test_a_new_label_is_a_new_worm_without_score():
+    masks, ids, scores = crossing_pair_and_a_lone_worm()
+    view = flat_labels(masks, ids, scores)
+    view[20:24, 30:48] = 12
+    plane = apply_label_edits(masks, ids, scores, view)
+    assert list(plane.ids) == [4, 7, 9, 12] and np.isnan(plane.scores[-1]) and plane.edited[-1]
+    assert plane.masks[-1].sum() == 4 * 18
+
+
+def test_a_view_that_no_longer_matches_its_stack_is_refused():
+    masks, ids, scores = crossing_pair_and_a_lone_worm()
+    with pytest.raises(InputError, match="no longer match"):
+        apply_label_edits(masks, ids, scores, np.zeros((40, 51), np.uint16))
