@@ -147,3 +147,26 @@ def test_segment_writes_the_per_worm_table_with_fluorescence_and_pixel_size(tiny
     r = run("segment", str(image), "--out", str(tmp_path / "out2"), "--model", str(tiny_model),
             "--fluorescence", str(sytox), "--fluorescence", str(sytox))
     assert r.returncode == 2 and "one per image" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_segment_rois_of_a_tracked_stack(tiny_model, tmp_path):
+    import roifile
+    from helpers import filled_by_roifile
+
+    from semiconv.data.synthetic import generate
+
+    stack = tmp_path / "stack.tif"
+    tifffile.imwrite(stack, np.stack([generate((96, 96), s).image for s in (2, 2)]))
+    r = run("segment", str(stack), "--out", str(tmp_path / "out"), "--model", str(tiny_model), "--track", "--rois")
+    assert r.returncode == 0, r.stderr
+    tracks = list(csv.DictReader(open(tmp_path / "out" / "stack_tracks.csv")))
+    rois = roifile.roiread(tmp_path / "out" / "stack_rois.zip")
+    assert len(rois) == len(tracks) > 0
+    names = {f"t{int(row['frame']):03d} worm {int(row['track_id']):04d}" for row in tracks}
+    assert {roi.name for roi in rois} == names  # named by frame and track id
+    for t in range(2):
+        planes = tifffile.imread(tmp_path / "out" / f"stack_t{t:03d}_instances.tif").reshape(-1, 96, 96) > 0
+        frame_rois = [roi for roi in rois if roi.t_position == t + 1]
+        for roi, mask in zip(frame_rois, planes, strict=True):
+            filled = filled_by_roifile(roi, 96, 96)
+            assert (filled & mask).sum() / (filled | mask).sum() >= 0.95
