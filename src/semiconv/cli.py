@@ -176,7 +176,7 @@ def segment(
     pixel_size: Optional[float] = typer.Option(None, "--pixel-size", help="Micrometres per pixel, for lengths in um (and resampling, for models that know their training pixel size)."),
     rescale: Optional[str] = typer.Option(None, "--rescale", help="Segment at the model's training scale: 'auto' (a first pass measures the worms' width) or a factor (1.25: enlarge by 1.25). Outputs stay in the image's pixels."),
     track: bool = typer.Option(False, "--track", help="Stacks (T x H x W): link each worm across frames; <stem>_labels.tif then holds one label per worm in every frame (the track id) and <stem>_tracks.csv its time series (speed, movement, dead by movement)."),
-    max_gap: int = typer.Option(2, "--max-gap", help="With --track: frames a worm may be missing (hidden, missed) and keep its identity."),
+    max_gap: int = typer.Option(5, "--max-gap", help="With --track: frames a worm may be missing (hidden, missed) and keep its identity."),
     still_frames: int = typer.Option(3, "--still-frames", help="With --track: a worm still for this many frame steps up to the last frame is called dead by movement."),
     rois: bool = typer.Option(False, "--rois", help="Also write <stem>_rois.zip: an ImageJ/Fiji ROI set, one ROI per worm named by its label, overlaps kept (Fiji's ROI Manager opens it)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),

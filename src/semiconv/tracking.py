@@ -39,7 +39,7 @@ class TrackingSettings:
     still_px: speed (pixels per frame) below which a frame step is still; still_frames: still
     frame steps up to the last frame that call a worm dead by movement."""
 
-    max_gap: int = 2
+    max_gap: int = 5
     min_iou: float = 0.1
     tolerance_px: int = 3
     still_px: float = 1.5
