@@ -23,7 +23,7 @@ import torch
 from .config import ModelConfig
 from .errors import InputError
 from .models_store import load_state_checked, read_model_folder, resolve_model
-from .network_outputs import RawOutputs, network_output, raw_outputs
+from .network_outputs import RawOutputs, kept_outputs, network_output, raw_outputs
 from .normalize import network_input
 from .planes import grey_plane
 from .postprocess import Prediction, Thresholds, postprocess
@@ -31,6 +31,9 @@ from .scale import prediction_to_image, resample_plane
 
 __all__ = ["Prediction", "SemiConvModel", "Thresholds", "cached_model", "load_model", "resolve_device"]
 
+#: the lowest detection score a Prediction's kept outputs hold (`predict(keep_outputs=True)`):
+#: a score threshold down to this is a post-processing change only
+KEPT_MIN_SCORE = 0.25
 MAX_PIXELS = 40_000_000  # refuse larger planes with a clear message (memory of N x H x W outputs)
 
 
@@ -88,7 +91,7 @@ class SemiConvModel:
     @torch.no_grad()
     def predict(self, image: np.ndarray, fluorescence: np.ndarray | None = None, score_threshold: float | None = None,
                 mask_threshold: float | None = None, dense: bool = True, clean_from: float | None = None,
-                scale: float = 1.0) -> Prediction:
+                scale: float = 1.0, keep_outputs: bool = False) -> Prediction:
         """Segment one 2-D image (H x W; RGB is converted to grey with a warning). Thresholds left
         at None are the model's own. `dense`: also the embedding, displacement and affinities.
         `clean_from`: masks scoring at least this are cleaned (default: the score threshold;
@@ -97,7 +100,9 @@ class SemiConvModel:
         Images with a side longer than config.max_image_side are segmented in overlapping tiles
         and merged (detections owned by the tile holding their box centre). `scale` != 1: the image
         is segmented resampled by that factor and the results brought back to its pixels
-        (semiconv.scale; `segment_plane` there chooses the factor)."""
+        (semiconv.scale; `segment_plane` there chooses the factor). `keep_outputs`: the network's
+        outputs down to score KEPT_MIN_SCORE stay with the Prediction (`pred.kept`), so that
+        `rethreshold` gives the Prediction at other thresholds without a network pass."""
         start = time.perf_counter()
         x, notes = self.network_input(image, fluorescence)
         for note in notes:
@@ -106,12 +111,33 @@ class SemiConvModel:
         if scale != 1.0:
             x = resample_plane(x, scale)
         thresholds = self.thresholds(score=score_threshold, mask=mask_threshold)
-        raw = self.raw_outputs(x, min_score=thresholds.score, dense=dense)
+        min_score = min(thresholds.score, KEPT_MIN_SCORE) if keep_outputs else thresholds.score
+        raw = self.raw_outputs(x, min_score=min_score, dense=dense)
         pred = postprocess(raw, thresholds, self.config.coord_scale, clean_from=clean_from)
         if scale != 1.0:
             pred = prediction_to_image(pred, scale, shape)
+        if keep_outputs:
+            pred.kept = kept_outputs(raw, min_score, scale, shape)
         pred.seconds = time.perf_counter() - start
         return pred
+
+    def rethreshold(self, pred: Prediction, score_threshold: float | None = None, mask_threshold: float | None = None) -> Prediction:
+        """The Prediction of the same plane at other thresholds (None: the model's own), from the
+        network outputs `predict(..., keep_outputs=True)` kept: post-processing only. ValueError
+        when it kept none, or the score threshold is below the lowest score they hold."""
+        kept = pred.kept
+        if kept is None:
+            raise ValueError("this prediction kept no network outputs: segment again")
+        thresholds = self.thresholds(score=score_threshold, mask=mask_threshold)
+        if thresholds.score < kept.min_score:
+            raise ValueError(f"score threshold {thresholds.score:g} is below the kept outputs' {kept.min_score:g}: segment again")
+        start = time.perf_counter()
+        new = postprocess(kept.raw, thresholds, self.config.coord_scale)
+        if kept.scale != 1.0:
+            new = prediction_to_image(new, kept.scale, kept.shape)
+        new.kept = kept
+        new.seconds = time.perf_counter() - start
+        return new
 
 
 def load_model(name_or_path: str | Path = "bbbc010-brightfield", device: str = "auto") -> SemiConvModel:

@@ -56,6 +56,55 @@ class RawOutputs:
         return len(self.tiles) > 1
 
 
+class CroppedProbabilities:
+    """N x h x w mask probabilities kept as each detection's crop around its non-zero pixels (a
+    pasted mask is zero outside its box): a few MB instead of N full planes. Indexing (by a bool
+    or int array, or a slice) gives the dense float32 planes back, exactly."""
+
+    def __init__(self, dense: np.ndarray):
+        dense = np.asarray(dense, dtype=np.float32)
+        self.shape = dense.shape
+        self.crops: list[tuple[int, int, np.ndarray]] = []
+        for plane in dense:
+            rows, cols = np.flatnonzero(plane.any(1)), np.flatnonzero(plane.any(0))
+            if rows.size == 0:
+                self.crops.append((0, 0, np.zeros((0, 0), np.float32)))
+            else:
+                self.crops.append((rows[0], cols[0], plane[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].copy()))
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index) -> np.ndarray:
+        which = np.arange(len(self))[index]
+        out = np.zeros((len(which),) + tuple(self.shape[1:]), np.float32)
+        for k, i in enumerate(which):
+            r0, c0, crop = self.crops[i]
+            out[k, r0:r0 + crop.shape[0], c0:c0 + crop.shape[1]] = crop
+        return out
+
+
+@dataclass
+class KeptOutputs:
+    """A plane's network outputs kept with its Prediction so that new thresholds need only
+    post-processing (semiconv.inference.SemiConvModel.rethreshold): `raw` (mask probabilities
+    cropped), the lowest score they hold (`min_score`), the resampling factor the plane was
+    segmented at and its own H x W."""
+
+    raw: RawOutputs
+    min_score: float
+    scale: float
+    shape: tuple[int, int]
+
+
+def kept_outputs(raw: RawOutputs, min_score: float, scale: float, shape: tuple[int, int]) -> KeptOutputs:
+    """`raw` with each tile's mask probabilities cropped (CroppedProbabilities)."""
+    from dataclasses import replace
+
+    tiles = [replace(tile, mask_probability=CroppedProbabilities(tile.mask_probability)) for tile in raw.tiles]
+    return KeptOutputs(RawOutputs(raw.shape, tiles), float(min_score), float(scale), tuple(shape))
+
+
 def pixel_coordinates(h: int, w: int, stride: float = 1.0) -> np.ndarray:
     """(x, y) of pixel centres of an h x w grid at `stride`: 2 x h x w float32."""
     ys = (np.arange(h, dtype=np.float32) + 0.5) * stride

@@ -28,7 +28,8 @@ class Prediction:
     embedding D x H x W (Psi, coordinate channels in units of coord_scale pixels),
     displacement 2 x H x W (dy, dx in pixels: where each pixel votes), seeds N x 2 (row, col),
     boxes N x 4 (x1, y1, x2, y2: the detector's boxes), foreground H x W (probability; models with
-    a foreground head), seed_embeddings N x D, sigma (kernel bandwidth), seconds (wall time)."""
+    a foreground head), seed_embeddings N x D, sigma (kernel bandwidth), seconds (wall time), kept
+    (the network outputs, when asked to keep them)."""
 
     masks: np.ndarray
     scores: np.ndarray
@@ -41,6 +42,7 @@ class Prediction:
     seed_embeddings: np.ndarray | None = None
     sigma: float | None = None
     seconds: float = 0.0
+    kept: object | None = None  # semiconv.network_outputs.KeptOutputs: new thresholds without a network pass
 
     def __len__(self) -> int:
         return len(self.masks)
