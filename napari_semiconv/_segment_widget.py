@@ -6,6 +6,7 @@ Clicking a worm in the instances layer (or choosing its id) shows its steered-ke
 from __future__ import annotations
 
 import hashlib
+import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -32,12 +33,12 @@ from semiconv import __version__
 from semiconv.errors import SemiconvError
 from semiconv.inference import cached_model
 from semiconv.models_store import list_models
-from semiconv.outputs import prediction_rows
 from semiconv.planes import first_plane, grey_planes, split_planes
 from semiconv.scale import scale_notes, segment_plane
+from semiconv.segment import tabulate
 from semiconv.tracking import (
+    TrackingSettings,
     join_tracks,
-    link_frames,
     split_track,
     swap_tracks,
     track_rows,
@@ -82,7 +83,8 @@ def segment_worker(model_name: str, device: str, planes: list, sources: list[tup
         yield ("model", model)
         for k, plane in enumerate(planes):
             pred, notes = PREDICTOR.submit(predict_plane, model, plane, fluorescence[k] if feed else None,
-                                           score_threshold, mask_threshold, rescale=rescale, pixel_size=pixel_size).result()
+                                           score_threshold, mask_threshold, rescale=rescale, pixel_size=pixel_size,
+                                           keep_outputs=len(planes) <= KEEP_OUTPUTS_PLANES).result()
             preds.append(pred)
             for note in notes:
                 yield ("warning", note)
@@ -91,15 +93,10 @@ def segment_worker(model_name: str, device: str, planes: list, sources: list[tup
         for source, count in sources:
             fl = fluorescence[start:start + count] if fluorescence is not None else None
             own = preds[start:start + count]
-            rows.append(prediction_rows(own, pixel_size, fl))
-            ids = None
-            if track and count > 1:
-                ids = link_frames([p.masks for p in own])
-                track_rows(rows[-1], ids, pixel_size)
+            own_rows, ids, built = result_layers(own, fl, pixel_size, track, *describe(source, model))
+            rows.append(own_rows)
             tracks.append(ids)
-            if describe is not None:  # napari layers are plain models: built here, only added in the UI thread
-                layers.append([Layer.create(data, kwargs, kind)
-                               for data, kwargs, kind in prediction_layers(own, *describe(source, model), rows[-1], track_ids=ids)])
+            layers.append(built)
             start += count
     except (SemiconvError, MemoryError) as exc:
         where = f" (plane {len(preds) + 1})" if len(planes) > 1 else ""
@@ -108,6 +105,29 @@ def segment_worker(model_name: str, device: str, planes: list, sources: list[tup
     return preds, rows, layers, tracks
 
 
+def result_layers(preds: list, fluorescence: list | None, pixel_size: float | None, track: bool, name: str,
+                  metadata: dict) -> tuple[list[dict], list | None, list]:
+    """The table (semiconv.segment.tabulate), track ids (stacks, with `track`) and napari layers
+    (built here, off the UI thread: layers are plain models, only added in the UI thread) of one
+    source's predictions."""
+    rows, ids, _ = tabulate(preds, pixel_size, fluorescence, TrackingSettings() if track and len(preds) > 1 else None)
+    layers = [Layer.create(data, kwargs, kind) for data, kwargs, kind in prediction_layers(preds, name, metadata, rows, track_ids=ids)]
+    return rows, ids, layers
+
+
+@thread_worker
+def rethreshold_worker(model, preds: list, score_threshold: float | None, mask_threshold: float | None,
+                       fluorescence: list | None, pixel_size: float | None, track: bool, name: str, metadata: dict):
+    """New thresholds for a result whose predictions kept their network outputs: post-processing
+    only (SemiConvModel.rethreshold), then the same table and layers as a Segment click."""
+    start = time.perf_counter()
+    new = [model.rethreshold(p, score_threshold, mask_threshold) for p in preds]
+    rows, ids, layers = result_layers(new, fluorescence, pixel_size, track, name, metadata)
+    return new, rows, ids, layers, time.perf_counter() - start
+
+
+#: at most this many planes keep their network outputs (a threshold change is then post-processing only)
+KEEP_OUTPUTS_PLANES = 16
 #: planes larger than this are not segmented ahead in the background (the model is still loaded)
 AHEAD_PIXELS = 4_000_000
 #: every prediction of the widget runs on this one thread, one at a time: the background work and
@@ -126,19 +146,21 @@ def _fingerprint(plane: np.ndarray) -> tuple:
 
 def predict_plane(model, plane: np.ndarray, fluorescence: np.ndarray | None = None, score_threshold: float | None = None,
                   mask_threshold: float | None = None, ahead: bool = False, rescale: float | str | None = None,
-                  pixel_size: float | None = None) -> tuple:
+                  pixel_size: float | None = None, keep_outputs: bool = True) -> tuple:
     """(Prediction, warning messages) of one plane at the model's scale (semiconv.scale.segment_plane:
     `rescale` None, "auto" or a factor); runs on PREDICTOR. A plane segmented ahead (`ahead`:
     kept) with the model's own thresholds and scale is not segmented again: same model object,
-    same pixels, same thresholds give the same prediction."""
+    same pixels, same thresholds give the same prediction. `keep_outputs`: the Prediction keeps
+    the network's outputs (a threshold change is then post-processing only)."""
     plain = fluorescence is None and score_threshold is None and mask_threshold is None and rescale is None and not pixel_size
     key = (id(model), _fingerprint(plane)) if plain else None
-    if key is not None and key in _AHEAD:
+    if key is not None and key in _AHEAD and (_AHEAD[key][1][0].kept is not None or not keep_outputs):
         return _AHEAD[key][1]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         pred, factor, scale_note = segment_plane(model, plane, rescale, pixel_size, fluorescence=fluorescence,
-                                                 score_threshold=score_threshold, mask_threshold=mask_threshold)
+                                                 score_threshold=score_threshold, mask_threshold=mask_threshold,
+                                                 keep_outputs=keep_outputs)
     result = pred, [str(w.message) for w in caught] + scale_notes(factor, scale_note)
     if ahead and key is not None:
         _AHEAD[key] = model, result
@@ -231,11 +253,61 @@ class SegmentWidget(QWidget):
         self.viewer.layers.selection.events.active.connect(self._follow_active_layer)
         self._follow_active_layer(initial=True)
         self.viewer.dims.events.current_step.connect(self._follow_frame)
+        self.score.changed.connect(self.rethreshold)
+        self.mask.changed.connect(self.rethreshold)
+        self._rethresholding = None
         self.model.changed.connect(self.preload_model)
         self.device.changed.connect(self.preload_model)
         self.image.changed.connect(self.preload_model)
         self._preloader = None
         self.preload_model()
+
+    def rethreshold(self, *_):
+        """Redraw the latest result at the thresholds now set (0: the model's own) from the network
+        outputs its predictions kept: post-processing only, off the UI thread. A result that kept
+        none (long stacks) gets the new thresholds at the next Segment."""
+        if not self.results or self.worker is not None or self._rethresholding is not None:
+            return
+        name = next(reversed(self.results))
+        result = self.results[name]
+        model = result.get("model")
+        if name not in self.viewer.layers or model is None or any(p.kept is None for p in result["preds"]):
+            self.status.value = "new thresholds apply at the next Segment"
+            return
+        if not np.array_equal(np.asarray(self.viewer.layers[name].data), result["shown"]):
+            self.status.value = "the result has edits: new thresholds apply at the next Segment (export the edits first)"
+            return
+        score = self.score.value if self.score.value > 0 else None
+        mask = self.mask.value if self.mask.value > 0 else None
+        lowest = max(p.kept.min_score for p in result["preds"])
+        if score is not None and score < lowest:
+            self.status.value = f"score below {lowest:g}: Segment again to see those worms"
+            return
+        metadata = dict(self.viewer.layers[name].metadata)
+        metadata.pop("role", None)
+        metadata.update(score_threshold=score if score is not None else model.config.score_threshold,
+                        mask_threshold=mask if mask is not None else model.config.mask_threshold)
+        self._rethresholding = rethreshold_worker(model, result["preds"], score, mask, result["fluorescence"],
+                                                  result["pixel_size"], result["track"], result["name"], metadata)
+        source = result["source"]
+
+        def done(out):
+            preds, rows, ids, layers, seconds = out
+            self._add_results(source, preds, layers, rows, ids, {"model": model, "fluorescence": result["fluorescence"]})
+            self.status.value = (f"{sum(len(p) for p in preds)} worms at score {metadata['score_threshold']:.2f}, "
+                                 f"mask {metadata['mask_threshold']:.2f}: redrawn in {seconds:.2f} s, no network pass")
+
+        asked = (self.score.value, self.mask.value)
+
+        def finished():
+            self._rethresholding = None
+            if (self.score.value, self.mask.value) != asked:
+                self.rethreshold()  # the user moved a threshold again meanwhile
+
+        self._rethresholding.returned.connect(done)
+        self._rethresholding.errored.connect(lambda exc: show_error(f"redraw failed: {exc}"))
+        self._rethresholding.finished.connect(finished)
+        self._rethresholding.start()
 
     def _follow_frame(self, *_):
         """Hovering a worm of a stack result shows its own row in the frame on screen."""
@@ -331,6 +403,7 @@ class SegmentWidget(QWidget):
         score = self.score.value if self.score.value > 0 else None
         mask = self.mask.value if self.mask.value > 0 else None
         self._job = {"layer": layer.name, "sources": [(n, len(ps)) for n, ps in sources], "model": model_name,
+                     "fluorescence_planes": fluorescence, "track": self.track.value,
                      "planes": len(planes), "score": score, "mask": mask, "pixel_size": self.pixel_size.value or None,
                      "fluorescence": self.fluorescence.value if fluorescence is not None else None}
         self._progress = progress(total=len(planes), desc=f"Segmenting {', '.join(names)}")
@@ -374,7 +447,8 @@ class SegmentWidget(QWidget):
         start = 0
         for (source, count), rows, layers, ids in zip(self._job["sources"], rows_per_source, layers_per_source,
                                                       tracks_per_source, strict=True):
-            self._add_results(source, all_preds[start:start + count], layers, rows, ids)
+            context = {"model": self._job.get("model_obj"), "fluorescence": self._job.get("fluorescence_planes")}
+            self._add_results(source, all_preds[start:start + count], layers, rows, ids, context)
             start += count
         model = self._job.get("model_obj")
         n = sum(len(p) for p in all_preds)
@@ -391,7 +465,8 @@ class SegmentWidget(QWidget):
                     "pixel_size": job["pixel_size"], "fluorescence_layer": job["fluorescence"]}
         return name, metadata
 
-    def _add_results(self, source: str, preds: list, layers: list, rows: list | None = None, track_ids: list | None = None):
+    def _add_results(self, source: str, preds: list, layers: list, rows: list | None = None, track_ids: list | None = None,
+                     context: dict | None = None):
         """Add the result layers of one source image layer (napari layers built by the worker);
         `rows`, `track_ids`: its per-worm table and, if tracked, each plane's track ids."""
         name = layers[0].name.removesuffix(" instances")
@@ -401,8 +476,13 @@ class SegmentWidget(QWidget):
         added = [self.viewer.add_layer(layer) for layer in layers]
         self._lift_source(source, added)
         instances = added[0]
+        context = context or {}
+        self.results.pop(instances.name, None)  # the latest result last
         self.results[instances.name] = {"preds": preds, "name": name, "rows": rows, "track_ids": track_ids,
-                                        "pixel_size": self.pixel_size.value or None}
+                                        "pixel_size": instances.metadata.get("pixel_size"), "source": source,
+                                        "model": context.get("model"), "track": track_ids is not None,
+                                        "fluorescence": context.get("fluorescence"),
+                                        "shown": np.array(instances.data, copy=True)}  # to tell edits apart
         instances.mouse_drag_callbacks.append(self._on_click)
         if len(preds) > 1:
             show_frame_features(instances, int(self.viewer.dims.current_step[0]))

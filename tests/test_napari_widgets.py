@@ -526,3 +526,28 @@ def test_track_worms_in_a_stack_correct_an_identity_and_plot_a_worm(make_napari_
     lines = table.figure.axes[0].lines[0].get_xydata()
     series = inst.features[inst.features.track_id == a].sort_values("frame")
     assert np.allclose(lines[:, 1], series["length_px"])
+
+
+def test_a_threshold_change_redraws_without_a_network_pass(make_napari_viewer, qtbot, notes, monkeypatch):
+    """Sample C01, bundled model: moving the score threshold redraws from the kept outputs (the
+    network is not called), giving what a new Segment at that threshold gives; an edited result
+    is left alone."""
+    viewer, widget = _segment_sample_c01(make_napari_viewer, qtbot, "bbbc010-brightfield")
+    name = "C01 bright-field [bbbc010-brightfield] instances"
+    model = widget.results[name]["model"]
+    image = np.asarray(viewer.layers["C01 bright-field"].data)
+    fresh = model.predict(image, score_threshold=0.99, mask_threshold=0.7, dense=False)
+    calls = []
+    monkeypatch.setattr(model, "raw_outputs", lambda *a, **k: calls.append(1))
+    widget.score.value = 0.99
+    qtbot.waitUntil(lambda: widget._rethresholding is None, timeout=60_000)
+    widget.mask.value = 0.7
+    qtbot.waitUntil(lambda: widget._rethresholding is None and "mask 0.70" in widget.status.value, timeout=60_000)
+    assert calls == [] and "no network pass" in widget.status.value
+    layer = viewer.layers[name]
+    assert len(fresh) < 15 and len(layer.features) == len(fresh)
+    assert np.array_equal(np.asarray(layer.data), fresh.labels)
+    assert layer.metadata["score_threshold"] == 0.99
+    layer.data_setitem(np.nonzero(np.asarray(layer.data) == 1), 0)  # an edit
+    widget.score.value = 0.9
+    assert "has edits" in widget.status.value and len(layer.features) == len(fresh)

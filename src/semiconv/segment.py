@@ -1,7 +1,7 @@
 """Segment one image file into its outputs (`semiconv segment`, and each image of `semiconv batch`).
 
 file -> planes (semiconv.planes) -> Prediction per plane (SemiConvModel.predict) -> per-worm table
-(semiconv.outputs.prediction_rows, with measurements) -> files (semiconv.outputs.write_outputs).
+and tracks (`tabulate`, also what the Segment widget uses) -> files (semiconv.outputs.write_outputs).
 """
 
 from __future__ import annotations
@@ -26,6 +26,20 @@ class SegmentNote(UserWarning):
 
 class ScaleNote(SegmentNote):
     """The scale an image was segmented at, or a warning that its worms look unlike the model's."""
+
+
+def tabulate(preds: list, pixel_size: float | None = None, fluorescence: list | None = None,
+             track: TrackingSettings | None = None, extra_columns: dict | None = None) -> tuple[list[dict], list | None, list | None]:
+    """Predictions of a plane or a stack -> (the per-worm table's rows, plane by plane;
+    with `track`, each plane's track ids and the tracks table (rows by track, then frame);
+    else None, None). `fluorescence[t]`: plane t's Sytox image; `extra_columns` go in every row."""
+    rows = prediction_rows(preds, pixel_size, fluorescence)
+    for row in rows:
+        row.update(extra_columns or {})
+    if track is None:
+        return rows, None, None
+    ids = link_frames([p.masks for p in preds], track)
+    return rows, ids, track_rows(rows, ids, pixel_size, track)
 
 
 def fluorescence_partner(image_path: Path, candidates: list[Path] | None = None) -> Path | None:
@@ -83,17 +97,12 @@ def segment_file(model: SemiConvModel, path: Path, out_dir: Path, overwrite: boo
             warnings.warn(f"{path.name}{where}: {note}", ScaleNote, stacklevel=2)
         if progress:
             progress(t + 1, len(planes))
-    rows = prediction_rows(preds, pixel_size, fl_planes)
-    for row in rows:
-        row.update(extra_columns or {})
+    rows, ids, tracks = tabulate(preds, pixel_size, fl_planes, track, extra_columns)
     stacks = [p.masks for p in preds]
     labels = np.asarray(preds[0].labels if len(preds) == 1 else [p.labels for p in preds])
-    tracks = None
     if track is not None:
         if len(planes) == 1:
             warnings.warn(f"{path.name}: one frame: each worm is its own track", SegmentNote, stacklevel=2)
-        ids = link_frames(stacks, track)
-        tracks = track_rows(rows, ids, pixel_size, track)
         labels = tracked_labels(stacks, [p.scores for p in preds], ids)
         labels = labels[0] if len(planes) == 1 else labels
     write_outputs(targets, stacks, labels, rows, overwrite=overwrite, tracks=tracks)
