@@ -17,6 +17,8 @@ from semiconv.editing import EditedPlane, apply_label_edits, write_edited_result
 from semiconv.errors import InputError
 from semiconv.outputs import output_paths
 
+from ._qt import narrow_combo
+
 
 def result_layers(viewer) -> list[Labels]:
     """Labels layers to export, the likeliest last: other labels layers, then loaded instance
@@ -36,36 +38,40 @@ def stack_layer_of(viewer, layer: Labels) -> Labels | None:
     return None
 
 
-def edited_planes(layer: Labels, stack_layer: Labels) -> tuple[list[EditedPlane], list[np.ndarray], list[str]]:
-    """Each plane's per-worm stack with the edits of `layer` (the flat view) carried in, the
-    worms' seeds (N x 2, NaN where unknown), and one-line notes (worms erased to nothing)."""
+def is_yes(value) -> bool:
+    """A table cell that says yes (a bool; NaN and missing cells say no)."""
+    return isinstance(value, bool | np.bool_) and bool(value)
+
+
+def edited_planes(layer: Labels, stack_layer: Labels, frames: list[int] | None = None) -> tuple[list[EditedPlane], list[str]]:
+    """Each plane's (or each of `frames`') per-worm stack with the edits of `layer` (the flat view)
+    carried in (semiconv.editing.apply_label_edits), score, seed and `edited` from the layer's
+    table; and one-line notes (worms erased to nothing)."""
     labels, stack = np.asarray(layer.data), np.asarray(stack_layer.data)
     multi = labels.ndim == 3
     if stack.ndim != labels.ndim + 1 or stack.shape[-2:] != labels.shape[-2:] or (multi and len(stack) != len(labels)):
         raise InputError(f"{layer.name!r} ({labels.shape}) no longer matches its worm stack ({stack.shape}): "
                          "it was resized or replaced; segment again")
-    features = layer.features
+    features = layer.features.drop(columns=["index"], errors="ignore")
+    records = features.to_dict("records") if len(features) else []
     key = "track_id" if "track_id" in features else "label"
-    planes, seeds, notes = [], [], []
-    for t in range(len(labels) if multi else 1):
+    planes, notes = [], []
+    for t in frames if frames is not None else range(len(labels) if multi else 1):
         worms = stack[t] if multi else stack
         worms = worms[worms.reshape(len(worms), -1).any(1)]
         ids = np.array([int(w.max()) for w in worms], dtype=np.int64)
-        rows = features[features["plane"] == t] if "plane" in features else features
-        by_id = {int(k): i for i, k in enumerate(rows[key])} if key in rows else {}
+        by_id = {int(r[key]): r for r in records if int(r.get("plane", 0)) == t and key in r}
 
-        def column(name, rows=rows, by_id=by_id):
-            values = rows[name].to_numpy(float) if name in rows else np.full(len(rows), np.nan)
-            return {k: values[i] for k, i in by_id.items()}
+        def column(name, ids=ids, by_id=by_id):
+            return np.array([float(by_id.get(int(k), {}).get(name, np.nan)) for k in ids])
 
-        score, seed_row, seed_col = column("score"), column("seed_row"), column("seed_col")
-        plane = apply_label_edits(worms > 0, ids, np.array([score.get(int(k), np.nan) for k in ids]),
-                                  labels[t] if multi else labels)
+        edited = np.array([is_yes(by_id.get(int(k), {}).get("edited")) for k in ids], dtype=bool)
+        seeds = np.stack([column("seed_row"), column("seed_col")], 1).reshape(-1, 2)
+        plane = apply_label_edits(worms > 0, ids, column("score"), labels[t] if multi else labels, edited, seeds)
         planes.append(plane)
-        seeds.append(np.array([[seed_row.get(int(k), np.nan), seed_col.get(int(k), np.nan)] for k in plane.ids]).reshape(-1, 2))
         where = f" in frame {t}" if multi else ""
         notes += [f"worm {k}{where} was erased to nothing: left out" for k in plane.removed]
-    return planes, seeds, notes
+    return planes, notes
 
 
 def export_result(viewer, layer: Labels, folder: Path, stem: str, overwrite: bool = False) -> tuple[list[Path], list[str]]:
@@ -77,9 +83,9 @@ def export_result(viewer, layer: Labels, folder: Path, stem: str, overwrite: boo
         planes = [EditedPlane(stack, ids, np.full(len(ids), np.nan), np.zeros(len(ids), bool), [])
                   for stack, ids in ((labels_to_stack(p), np.unique(p[p > 0]).astype(np.int64))
                                      for p in (labels if labels.ndim == 3 else [labels]))]
-        seeds, notes = None, []
+        notes = []
     else:
-        planes, seeds, notes = edited_planes(layer, stack_layer)
+        planes, notes = edited_planes(layer, stack_layer)
     meta = layer.metadata or {}
     fluorescence = None
     fl_name = meta.get("fluorescence_layer")
@@ -88,7 +94,7 @@ def export_result(viewer, layer: Labels, folder: Path, stem: str, overwrite: boo
             raise InputError(f"the Sytox layer {fl_name!r} this result was measured with is gone: add it back")
         data = np.asarray(viewer.layers[fl_name].data)
         fluorescence = list(data) if data.ndim == 3 else [data]
-    paths, _ = write_edited_result(folder, stem, planes, seeds, meta.get("pixel_size"), fluorescence, overwrite=overwrite)
+    paths, _ = write_edited_result(folder, stem, planes, None, meta.get("pixel_size"), fluorescence, overwrite=overwrite)
     return paths, notes
 
 
@@ -107,6 +113,7 @@ class ExportWidget(QWidget):
         self.button = PushButton(text="Export")
         self.status = Label(value="")
         self.container = Container(widgets=[self.layer, self.folder, self.stem, self.button, self.status])
+        narrow_combo(self.layer)
         layout = QVBoxLayout()
         layout.addWidget(self.container.native)
         self.setLayout(layout)

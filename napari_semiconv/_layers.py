@@ -117,7 +117,7 @@ def prediction_layers(preds: list, name: str, metadata: dict, rows: list[dict] |
     layers.append((points, {"name": f"{name} seeds", "features": {"label": ids, "score": scores}, "size": 7,
                             "face_color": "yellow", "border_color": "black",
                             "text": {"string": "{label}: {score:.2f}", "size": 8, "color": "yellow", "anchor": "upper_left"},
-                            "metadata": dict(metadata)}, "points"))
+                            "metadata": {**metadata, "role": "seeds"}}, "points"))
     if track_ids is not None:
         layers.append(tracks_layer(rows, name, metadata))
     return layers
@@ -155,7 +155,8 @@ def displacement_layer(preds: list, name: str, metadata: dict, step: int = 6) ->
     worm = np.concatenate(worms) if worms else np.zeros(0, int)
     colors = np.array([WORM_COLORS[(w - 1) % len(WORM_COLORS)] for w in worm]) if len(worm) else "white"
     return (data, {"name": f"{name} displacement", "features": {"worm": worm}, "edge_color": colors,
-                   "edge_width": 1.0, "length": 1.0, "vector_style": "arrow", "metadata": dict(metadata)}, "vectors")
+                   "edge_width": 1.0, "length": 1.0, "vector_style": "arrow",
+                   "metadata": {**metadata, "role": "displacement"}}, "vectors")
 
 
 def embedding_rgb(pred) -> np.ndarray:

@@ -52,6 +52,7 @@ from ._layers import (
     show_frame_features,
     tracks_layer,
 )
+from ._qt import narrow_combo
 
 BROWSE = "Model folder..."
 #: the Segment widget's rescale choices -> semiconv.scale.segment_plane's `rescale`
@@ -234,6 +235,8 @@ class SegmentWidget(QWidget):
                                                                   self.join_button, self.split_button], visible=False)
         self.container = Container(widgets=[self.image, self.more, self.model, self.model_folder, self.device, self.input_mode, self.score, self.mask, self.fluorescence, self.pixel_size, self.rescale,
                                             self.track, self.run_button, self.cancel_button, self.status, self.worm, self.row, self.corrections])
+        narrow_combo(self.image)
+        narrow_combo(self.fluorescence)
         layout = QVBoxLayout()
         layout.addWidget(self.container.native)
         self.setLayout(layout)

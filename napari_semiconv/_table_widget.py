@@ -8,6 +8,8 @@ from magicgui.widgets import ComboBox
 from napari.layers import Labels
 from qtpy.QtWidgets import QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
+from ._qt import narrow_combo
+
 
 class WormTableWidget(QWidget):
     def __init__(self, napari_viewer):
@@ -24,6 +26,7 @@ class WormTableWidget(QWidget):
         self.canvas.setMinimumHeight(160)
         self.canvas.setVisible(False)
         self.plotted: tuple[int, list[int]] | None = None  # (track id, frames) of the plotted worm
+        narrow_combo(self.layer)
         layout = QVBoxLayout()
         layout.addWidget(self.layer.native)
         layout.addWidget(self.table)

@@ -60,3 +60,44 @@ def test_a_view_that_no_longer_matches_its_stack_is_refused():
     masks, ids, scores = crossing_pair_and_a_lone_worm()
     with pytest.raises(InputError, match="no longer match"):
         apply_label_edits(masks, ids, scores, np.zeros((40, 51), np.uint16))
+
+
+def plane_of_three():
+    from semiconv.editing import EditedPlane
+
+    masks, ids, scores = crossing_pair_and_a_lone_worm()
+    seeds = np.array([[12.0, 25.0], [16.0, 22.0], [35.0, 17.0]])
+    return EditedPlane(masks, ids, scores, np.zeros(3, bool), [], seeds)
+
+
+def test_clicking_a_crossing_lists_both_worms_top_first():
+    from semiconv.editing import worms_at
+
+    plane = plane_of_three()
+    assert worms_at(plane, 11, 21) == [4, 7]
+    assert worms_at(plane, 35, 10) == [9] and worms_at(plane, 0, 0) == [] and worms_at(plane, 99, 0) == []
+
+
+def test_delete_merge_and_draw():
+    from semiconv.data.annotate import path_to_mask
+    from semiconv.editing import delete_worm, draw_worm, merge_worms
+
+    plane = plane_of_three()
+    gone = delete_worm(plane, 9)
+    assert list(gone.ids) == [4, 7] and gone.removed == [9] and len(gone.seeds) == 2
+    merged = merge_worms(plane, 4, 9)
+    assert list(merged.ids) == [4, 7] and merged.removed == [9]
+    assert np.array_equal(merged.masks[0], plane.masks[0] | plane.masks[2]) and merged.edited[0] and merged.scores[0] == 0.9
+    path = np.array([[2.0, 30.0], [30.0, 30.0]])
+    redrawn, worm = draw_worm(plane, path, 4.0, worm=7)
+    assert worm == 7 and np.array_equal(redrawn.masks[1], path_to_mask(path, 4.0, (40, 50)))
+    assert redrawn.edited[1] and redrawn.scores[1] == 0.8 and np.allclose(redrawn.seeds[1], [16.0, 30.0])
+    assert np.array_equal(redrawn.masks[0], plane.masks[0])  # the other worms untouched
+    added, new = draw_worm(plane, path, 4.0)
+    assert new == 10 and list(added.ids) == [4, 7, 9, 10] and np.isnan(added.scores[-1])
+    with pytest.raises(InputError, match="two points"):
+        draw_worm(plane, path[:1], 4.0)
+    with pytest.raises(InputError, match="two different"):
+        merge_worms(plane, 4, 4)
+    with pytest.raises(InputError, match="no worm 5"):
+        delete_worm(plane, 5)

@@ -551,3 +551,91 @@ def test_a_threshold_change_redraws_without_a_network_pass(make_napari_viewer, q
     layer.data_setitem(np.nonzero(np.asarray(layer.data) == 1), 0)  # an edit
     widget.score.value = 0.9
     assert "has edits" in widget.status.value and len(layer.features) == len(fresh)
+
+
+def test_correct_delete_redraw_merge_then_export(make_napari_viewer, qtbot, notes, tmp_path):
+    """Sample C01, bundled model: delete a lone worm, redraw one worm of the crossing pair along a
+    path, merge a drawn fragment into its worm, undo/redo; Export with the defaults keeps every
+    other worm's mask (and so its overlaps) as predicted, measures with the Sytox image, marks the
+    edited worms, and its ROI set reads back (roifile; ImageJ where installed)."""
+    import csv
+
+    import roifile
+    import tifffile
+    from helpers import filled_by_roifile, imagej_filled_rois, imagej_jar
+
+    from napari_semiconv._correct_widget import CorrectWidget
+    from napari_semiconv._export_widget import ExportWidget
+    from semiconv.data.annotate import path_to_mask
+    from semiconv.data.instances import overlapping_instances
+    from semiconv.measure import centre_line
+
+    viewer, _ = _segment_sample_c01(make_napari_viewer, qtbot, "bbbc010-brightfield")
+    fix = CorrectWidget(viewer)
+    assert fix.layer.value == "C01 bright-field [bbbc010-brightfield] instances"
+    before = fix.plane()
+    predicted = {int(k): m for k, m in zip(before.ids, before.masks, strict=True)}
+    crossing = [int(k) for k in before.ids[overlapping_instances(before.masks)]]
+    lone, kept = [int(k) for k in before.ids if int(k) not in crossing][:2]
+    assert len(crossing) >= 2
+    # delete a lone worm, clicked
+    r, c = np.argwhere(predicted[lone])[len(np.argwhere(predicted[lone])) // 2]
+    fix.select_at(r, c)
+    assert fix.selection == [lone]
+    fix.delete()
+    # redraw one worm of the crossing pair along a path (clicking the crossing twice reaches it)
+    worm = crossing[1]
+    shared = np.argwhere(predicted[crossing[0]] & predicted[worm])[0]
+    fix.select_at(*shared)
+    if fix.selection[-1] != worm:
+        fix.select_at(*shared)
+    assert fix.selection[-1] == worm
+    path = centre_line(predicted[worm])[::4]
+    shapes = fix.path_layer(activate=True)
+    shapes.add_paths([path])
+    fix.width.value = 7.0
+    fix.apply_path()
+    # a fragment drawn along part of another worm, merged into it
+    fix.clear_selection()
+    piece = centre_line(predicted[kept])
+    shapes.add_paths([piece[: len(piece) // 3: 3]])
+    fix.apply_path()
+    fragment = fix.selection[-1]
+    assert fragment not in predicted
+    fix.select(kept)
+    fix.select(fragment)
+    fix.merge()
+    expected_kept = predicted[kept] | path_to_mask(piece[: len(piece) // 3: 3], 7.0, predicted[kept].shape)
+    after = fix.plane()
+    fix.undo()
+    assert fragment in list(fix.plane().ids)  # the merge undone
+    fix.redo()
+    assert np.array_equal(fix.plane().masks, after.masks)
+    assert "edited" in fix.review_status.value
+    # export with the defaults
+    export = ExportWidget(viewer)
+    export.folder.value = str(tmp_path)
+    export.export()
+    stem = "C01_bright-field"
+    written = tifffile.imread(tmp_path / f"{stem}_instances.tif") > 0
+    rows = list(csv.DictReader(open(tmp_path / f"{stem}_worms.csv")))
+    assert len(written) == len(rows) == len(predicted) - 1  # one deleted; one added, then merged
+    by_label = {int(row["label"]): (row, mask) for row, mask in zip(rows, written, strict=True)}
+    assert lone not in by_label and fragment not in by_label
+    for k, mask in predicted.items():
+        if k in (lone, worm, kept):
+            continue
+        assert np.array_equal(by_label[k][1], mask) and by_label[k][0]["edited"] == "False"  # as predicted, overlaps and all
+    assert np.array_equal(by_label[worm][1], path_to_mask(path, 7.0, mask.shape)) and by_label[worm][0]["edited"] == "True"
+    assert np.array_equal(by_label[kept][1], expected_kept) and by_label[kept][0]["edited"] == "True"
+    assert all(row["fluorescence_ratio"] and row["dead"] for row in rows)
+    rois = roifile.roiread(tmp_path / f"{stem}_rois.zip")
+    assert len(rois) == len(rows)
+    for roi, mask in zip(rois, written, strict=True):
+        filled = filled_by_roifile(roi, *mask.shape)
+        assert (filled & mask).sum() / (filled | mask).sum() >= 0.95
+    if imagej_jar() is not None:
+        names, filled = imagej_filled_rois(tmp_path / f"{stem}_rois.zip", written.shape[2], written.shape[1], tmp_path)
+        assert len(names) == len(rows)
+        for mine, theirs in zip(written, filled, strict=True):
+            assert (mine & theirs).sum() / (mine | theirs).sum() >= 0.95
