@@ -94,7 +94,15 @@ def export_result(viewer, layer: Labels, folder: Path, stem: str, overwrite: boo
             raise InputError(f"the Sytox layer {fl_name!r} this result was measured with is gone: add it back")
         data = np.asarray(viewer.layers[fl_name].data)
         fluorescence = list(data) if data.ndim == 3 else [data]
-    paths, _ = write_edited_result(folder, stem, planes, None, meta.get("pixel_size"), fluorescence, overwrite=overwrite)
+    reviewed = None
+    features = layer.features
+    if "reviewed" in features and len(features):
+        key = "track_id" if "track_id" in features else "label"
+        plane_of = features["plane"] if "plane" in features else np.zeros(len(features), int)
+        reviewed = [{int(k) for k, p, yes in zip(features[key], plane_of, features["reviewed"], strict=True)
+                     if int(p) == t and is_yes(yes)} for t in range(len(planes))]
+    paths, _ = write_edited_result(folder, stem, planes, None, meta.get("pixel_size"), fluorescence,
+                                   overwrite=overwrite, reviewed=reviewed)
     return paths, notes
 
 

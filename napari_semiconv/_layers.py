@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from semiconv import __version__
-from semiconv.data.instances import stack_to_labels
+from semiconv.editing import EditedPlane, flat_labels
 from semiconv.outputs import prediction_rows, table_features, worm_rows
 from semiconv.tracking import tracked_labels
 
@@ -54,19 +54,38 @@ def _stackify(arrays):
 
 
 def instance_layers(masks: np.ndarray, name: str, scores=None, visible_stack: bool = False) -> list[tuple]:
-    """Ground truth or loaded stacks: a Labels layer (overlaps resolved) and the per-worm stack,
-    both with the per-worm table (semiconv.outputs) as features."""
+    """Ground truth or loaded stacks (N x H x W bool): `plane_layers` of one plane, worms 1..N
+    measured here."""
     masks = np.asarray(masks, dtype=bool)
-    labels = stack_to_labels(masks, scores)
     ids = np.arange(1, len(masks) + 1)
-    features = labels_features(worm_rows(masks, scores))
-    dtype = np.uint8 if len(masks) < 256 else np.uint16
-    stack = masks.astype(dtype) * ids[:, None, None].astype(dtype)
+    scores = np.full(len(masks), np.nan) if scores is None else np.asarray(scores, float)
+    plane = EditedPlane(masks, ids, scores, np.zeros(len(masks), bool), [])
+    return plane_layers([plane], worm_rows(masks, None if np.isnan(scores).all() else scores), name,
+                        stack_name=f"{name} instance stack", visible_stack=visible_stack)
+
+
+def plane_layers(planes: list, rows: list[dict], name: str, metadata: dict | None = None, stack_name: str | None = None,
+                 visible_stack: bool = False) -> list[tuple]:
+    """A Labels layer (overlaps resolved by score, semiconv.editing.flat_labels) and the per-worm
+    stack (each worm's plane holds its id) of per-plane worms (semiconv.editing.EditedPlane; more
+    than one: a T x ... time-lapse), the table `rows` as features; linked by metadata (role, result)."""
+    multi = len(planes) > 1
+    height, width = planes[0].masks.shape[1:]
+    top = max((int(p.ids.max()) for p in planes if len(p.ids)), default=0)
+    dtype = np.uint8 if top < 256 else np.uint16
+    depth = max(max(len(p.ids) for p in planes), 1)
+    stack = np.zeros((len(planes), depth, height, width), dtype)
+    for t, p in enumerate(planes):
+        stack[t, : len(p.ids)] = p.masks * p.ids[:, None, None].astype(dtype)
+    labels = np.stack([flat_labels(p.masks, p.ids, p.scores) for p in planes])
+    meta = {**(metadata or {}), "result": name}
+    features = labels_features(rows, 0 if multi else None)
     return [
-        (labels, {"name": f"{name} instances", "features": features,
-                  "metadata": {"role": "instances", "result": name}}, "labels"),
-        (stack, {"name": f"{name} instance stack", "visible": visible_stack, "features": features,
-                 "metadata": {"role": "instance stack", "result": name}}, "labels"),
+        (labels if multi else labels[0], {"name": f"{name} instances", "features": features,
+                                          "metadata": {**meta, "role": "instances"}}, "labels"),
+        (stack if multi else stack[0], {"name": stack_name or f"{name} instance stack (one plane per worm)",
+                                        "visible": visible_stack, "features": features,
+                                        "metadata": {**meta, "role": "instance stack"}}, "labels"),
     ]
 
 

@@ -8,10 +8,11 @@ import numpy as np
 
 from semiconv.data.bbbc010 import Bbbc010Folder, is_bbbc010_folder
 from semiconv.data.generic import is_annotated_folder, list_annotated_folder, load_pair
+from semiconv.editing import read_result
 from semiconv.errors import InputError
 from semiconv.io import IMAGE_SUFFIXES, read_array
 
-from ._layers import image_layer, instance_layers
+from ._layers import image_layer, instance_layers, plane_layers
 
 
 def get_reader(path):
@@ -25,12 +26,34 @@ def get_reader(path):
         return lambda paths: [layer for p in paths for layer in get_reader(p)(p)]
     p = Path(path)
     if p.is_dir():
+        if result_stems(p):
+            return read_result_folder
         if is_bbbc010_folder(p):
             return read_bbbc010_folder
         return read_annotated_folder if is_annotated_folder(p) else None
     if p.suffix.lower() in IMAGE_SUFFIXES:
         return read_file
     return None
+
+
+def result_stems(folder: Path) -> list[str]:
+    """Stems of the results in a folder written by Export or `semiconv segment` (`<stem>_worms.csv`
+    beside its instance stack(s))."""
+    stems = sorted(p.name[: -len("_worms.csv")] for p in Path(folder).glob("*_worms.csv"))
+    return [s for s in stems if (Path(folder) / f"{s}_instances.tif").exists()
+            or any(Path(folder).glob(f"{s}_t[0-9][0-9][0-9]_instances.tif"))]
+
+
+def read_result_folder(path) -> list[tuple]:
+    """An exported folder back: per result, its worms with their overlaps and table (edited,
+    reviewed, doubt kept), ready to correct and export again."""
+    layers = []
+    for stem in result_stems(Path(path)):
+        planes, rows = read_result(Path(path), stem)
+        layers += plane_layers(planes, rows, stem, {"source": str(path)})
+    if not layers:
+        raise InputError(f"{path}: no results (<stem>_worms.csv with <stem>_instances.tif)")
+    return layers
 
 
 def read_file(path) -> list[tuple]:
@@ -60,7 +83,7 @@ def read_bbbc010_folder(path, wells=None) -> list[tuple]:
             layers.append(image_layer(well.fluorescence, f"{name} fluorescence", colormap="magma", blending="additive", visible=False))
         for data, kwargs, kind in instance_layers(well.masks, f"{name} ground truth"):
             kwargs["visible"] = False
-            kwargs["metadata"] = {"well": name, "source": str(path)}
+            kwargs["metadata"] = {**kwargs.get("metadata", {}), "well": name, "source": str(path)}
             layers.append((data, kwargs, kind))
     return layers
 

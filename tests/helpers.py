@@ -77,6 +77,7 @@ def imagej_filled_rois(roi_zip, width: int, height: int, workdir):
 
     import tifffile
 
+    Path(workdir).mkdir(parents=True, exist_ok=True)
     macro = Path(workdir) / "fill_rois.ijm"
     macro.write_text(IMAGEJ_FILL_MACRO)
     out = Path(workdir) / "imagej_filled.tif"

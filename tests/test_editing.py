@@ -101,3 +101,24 @@ def test_delete_merge_and_draw():
         merge_worms(plane, 4, 4)
     with pytest.raises(InputError, match="no worm 5"):
         delete_worm(plane, 5)
+
+
+def test_an_edited_result_is_written_and_read_back(tmp_path):
+    import roifile
+
+    from semiconv.editing import EditedPlane, read_result, write_edited_result
+
+    masks, ids, scores = crossing_pair_and_a_lone_worm()
+    plane = EditedPlane(masks, ids, scores, np.array([False, True, False]), [], np.array([[12.0, 25], [16, 22], [35, 17]]))
+    second = EditedPlane(masks[:2], np.array([4, 7]), scores[:2], np.zeros(2, bool), [], None)
+    paths, rows = write_edited_result(tmp_path, "well", [plane, second], pixel_size=2.0, reviewed=[{4, 9}, set()])
+    assert [p.name for p in paths] == ["well_t000_instances.tif", "well_t001_instances.tif", "well_labels.tif",
+                                       "well_rois.zip", "well_worms.csv"]
+    back, read_rows = read_result(tmp_path, "well")
+    assert len(back) == 2 and np.array_equal(back[0].masks, masks) and list(back[0].ids) == [4, 7, 9]
+    assert list(back[0].edited) == [False, True, False] and np.allclose(back[0].scores, scores)
+    assert [r["reviewed"] for r in read_rows] == [True, False, True, False, False]
+    assert read_rows[0]["length_um"] == pytest.approx(2 * read_rows[0]["length_px"], rel=1e-3)
+    assert len(roifile.roiread(tmp_path / "well_rois.zip")) == 5
+    with pytest.raises(InputError, match="no other_worms.csv"):
+        read_result(tmp_path, "other")

@@ -613,7 +613,7 @@ def test_correct_delete_redraw_merge_then_export(make_napari_viewer, qtbot, note
     assert np.array_equal(fix.plane().masks, after.masks)
     assert "edited" in fix.review_status.value
     # export with the defaults
-    export = ExportWidget(viewer)
+    export = ExportWidget(viewer, confirm=lambda text: True)
     export.folder.value = str(tmp_path)
     export.export()
     stem = "C01_bright-field"
@@ -635,7 +635,19 @@ def test_correct_delete_redraw_merge_then_export(make_napari_viewer, qtbot, note
         filled = filled_by_roifile(roi, *mask.shape)
         assert (filled & mask).sum() / (filled | mask).sum() >= 0.95
     if imagej_jar() is not None:
-        names, filled = imagej_filled_rois(tmp_path / f"{stem}_rois.zip", written.shape[2], written.shape[1], tmp_path)
+        names, filled = imagej_filled_rois(tmp_path / f"{stem}_rois.zip", written.shape[2], written.shape[1], tmp_path / "ij")
         assert len(names) == len(rows)
         for mine, theirs in zip(written, filled, strict=True):
             assert (mine & theirs).sum() / (mine | theirs).sum() >= 0.95
+    # the exported folder opens back: the same worms, overlaps, edits and review state
+    fix.next_doubtful()
+    fix.mark_reviewed()
+    reviewed = fix.selection[-1]
+    export.export()  # the files exist: the widget asks (the test's dialog says yes)
+    new = viewer.open(tmp_path, plugin="napari-semiconv")
+    reopened = next(la for la in new if la.name == f"{stem} instances")
+    assert fix.layer.value == reopened.name  # the newest result to correct
+    again = fix.plane()
+    assert np.array_equal(again.masks, written) and list(again.ids) == [int(r["label"]) for r in rows]
+    table = reopened.features.set_index("label")
+    assert bool(table.loc[worm, "edited"]) and bool(table.loc[reviewed, "reviewed"])

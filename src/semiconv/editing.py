@@ -172,12 +172,15 @@ def draw_worm(plane: EditedPlane, path: np.ndarray, width: float, worm: int | No
 
 def write_edited_result(folder: Path, stem: str, planes: list[EditedPlane], seeds: list[np.ndarray] | None = None,
                         pixel_size: float | None = None, fluorescence: list[np.ndarray] | None = None,
-                        overwrite: bool = False, rois: bool = True) -> tuple[list[Path], list[dict]]:
+                        overwrite: bool = False, rois: bool = True,
+                        reviewed: list[set] | None = None) -> tuple[list[Path], list[dict]]:
     """Write an edited result as `semiconv segment` writes its outputs (semiconv.outputs; one
     instance stack per plane of a time-lapse) plus, with `rois`, the ImageJ ROI set: each worm
     measured again from its edited mask with the Sytox image (`fluorescence[t]`, H x W) and pixel
     size the segmentation used, its score kept and an `edited` column. `seeds[t]`: N_t x 2 (row,
-    col; NaN for worms drawn by hand; default: each plane's own). Returns (files written, table rows)."""
+    col; NaN for worms drawn by hand; default: each plane's own); `reviewed[t]`: ids of plane t's
+    worms marked reviewed (a `reviewed` column). Returns (files written, table rows); `read_result`
+    reads them back."""
     from .outputs import output_paths, worm_rows, write_outputs
 
     rows = []
@@ -187,8 +190,37 @@ def write_edited_result(folder: Path, stem: str, planes: list[EditedPlane], seed
                                fluorescence[t] if fluorescence is not None else None, labels=plane.ids)
         for row, edited in zip(plane_rows, plane.edited, strict=True):
             row["edited"] = bool(edited)
+            if reviewed is not None:
+                row["reviewed"] = row["label"] in reviewed[t]
         rows += plane_rows
     paths = output_paths(Path(stem), Path(folder), len(planes), rois=rois)
     labels = np.stack([flat_labels(p.masks, p.ids, p.scores) for p in planes])
     write_outputs(paths, [p.masks for p in planes], labels[0] if len(planes) == 1 else labels, rows, overwrite=overwrite)
     return paths, rows
+
+
+def read_result(folder: Path, stem: str) -> tuple[list[EditedPlane], list[dict]]:
+    """An exported (or `semiconv segment`) result back: each plane's worms (ids = the table's
+    labels, scores, seeds, edited) from its instance stack(s) and per-worm CSV, and the rows.
+    InputError when the files are missing or disagree."""
+    from .io import read_array
+    from .outputs import read_rows
+
+    folder = Path(folder)
+    table = folder / f"{stem}_worms.csv"
+    stacks = sorted(folder.glob(f"{stem}_t[0-9][0-9][0-9]_instances.tif")) or [folder / f"{stem}_instances.tif"]
+    if not table.exists() or not stacks[0].exists():
+        raise InputError(f"{folder}: no {stem}_worms.csv with its {stem}_instances.tif")
+    rows = read_rows(table)
+    planes = []
+    for t, path in enumerate(stacks):
+        masks = np.asarray(read_array(path)) > 0
+        masks = masks.reshape((-1,) + masks.shape[-2:])
+        own = [r for r in rows if int(r.get("plane", 0)) == t]
+        if len(own) != len(masks):
+            raise InputError(f"{path.name}: {len(masks)} worms but {len(own)} rows of {table.name} for plane {t}")
+        get = lambda key, own=own: np.array([float(r.get(key, np.nan)) for r in own], dtype=float)  # noqa: E731
+        ids = np.array([int(r.get("track_id", r["label"])) for r in own], dtype=np.int64)
+        edited = np.array([r.get("edited") is True for r in own], dtype=bool)
+        planes.append(EditedPlane(masks, ids, get("score"), edited, [], np.stack([get("seed_row"), get("seed_col")], 1)))
+    return planes, rows

@@ -29,9 +29,10 @@ from .measure import measure_worms
 #: midpoint: the middle of the worm's centre line (row, col); centroid: the mask's centre of mass;
 #: lengths in pixels (and micrometres with a pixel size); fluorescence with a fluorescence image;
 #: dead: see semiconv.measure.call_dead; track_id ... dead_by_movement: stacks segmented with
-#: tracking (semiconv.tracking); edited: the worm's mask was changed by hand (semiconv.editing).
+#: tracking (semiconv.tracking); edited: the worm's mask was changed by hand (semiconv.editing);
+#: reviewed, doubt, doubt_reasons: the review queue (semiconv.review).
 TABLE_COLUMNS = (
-    "plane", "label", "score", "edited", "area", "bbox_x1", "bbox_y1", "bbox_x2", "bbox_y2", "seed_row", "seed_col",
+    "plane", "label", "score", "edited", "reviewed", "doubt", "doubt_reasons", "area", "bbox_x1", "bbox_y1", "bbox_x2", "bbox_y2", "seed_row", "seed_col",
     "midpoint_row", "midpoint_col", "centroid_row", "centroid_col", "length_px", "mean_width_px", "straightness", "curvature", "length_um", "mean_width_um", "area_um2",
     "fluorescence_mean", "fluorescence_integrated", "fluorescence_ratio", "dead",
     "track_id", "frame", "speed_px_per_frame", "speed_um_per_frame", "moving", "dead_by_movement",
@@ -94,6 +95,25 @@ def rows_to_csv(rows: list[dict], columns: list[str] | None = None) -> str:
     writer.writeheader()
     writer.writerows({k: _cell(v) for k, v in row.items()} for row in rows)
     return buffer.getvalue()
+
+
+def _parse_cell(text: str):
+    if text == "":
+        return math.nan
+    if text in ("True", "False"):
+        return text == "True"
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return int(number) if number.is_integer() and "." not in text and "e" not in text.lower() else number
+
+
+def read_rows(path: Path) -> list[dict]:
+    """The rows of a per-worm (or tracks) CSV written by `rows_to_csv`: numbers, booleans and NaN
+    (empty cells) back as values."""
+    with open(path, newline="") as f:
+        return [{k: _parse_cell(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
 def output_paths(image_path: Path, out_dir: Path, planes: int, tracks: bool = False, rois: bool = False) -> list[Path]:
