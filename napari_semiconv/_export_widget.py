@@ -30,7 +30,7 @@ def result_layers(viewer) -> list[Labels]:
 def stack_layer_of(viewer, layer: Labels) -> Labels | None:
     """The per-worm stack layer of the same result (by metadata, not by name)."""
     result = (layer.metadata or {}).get("result")
-    if result is None:
+    if result is None or layer.metadata.get("role") != "instances":
         return None
     for other in viewer.layers:
         if isinstance(other, Labels) and other.metadata.get("role") == "instance stack" and other.metadata.get("result") == result:

@@ -34,13 +34,21 @@ from semiconv.models_store import list_models
 from semiconv.planes import grey_planes, split_planes
 from semiconv.training.finetune import FINETUNE_DEFAULTS, FINETUNE_VAL_FRACTION
 
+from ._export_widget import edited_planes, stack_layer_of
 
-def annotation_stacks(image: np.ndarray, layer, rgb: bool | None = None) -> list[np.ndarray]:
+
+def annotation_stacks(image: np.ndarray, layer, rgb: bool | None = None, partner=None) -> list[np.ndarray]:
     """Per image plane (semiconv.planes.split_planes), the N x H x W bool worms of an annotation
-    layer (checked against the image)."""
+    layer (checked against the image); a result's instances layer with its worm stack layer
+    `partner` gives the corrected worms with their overlaps (the Export rule)."""
     image = np.asarray(image)
     planes = split_planes(image, rgb)
     shape = planes[0].shape[:2]
+    if partner is not None:  # a result's instances: the corrected worms, overlaps kept
+        worm_planes, _ = edited_planes(layer, partner)
+        if len(worm_planes) != len(planes) or worm_planes[0].masks.shape[1:] != shape:
+            raise SemiconvError(f"annotation {layer.name!r} does not fit an image of shape {image.shape}")
+        return [p.masks for p in worm_planes]
     if isinstance(layer, Shapes):
         if len(planes) != 1:
             raise SemiconvError("Shapes annotations work on 2-D images; use Labels for stacks")
@@ -76,9 +84,11 @@ class FinetuneWidget(QWidget):
         self._stop = False
         self.history = {"step": [], "loss": [], "val_step": [], "val": []}
         self._check_name = "validation avAP"  # or "avAP on the annotated images" when none is held out
-        self.image = ComboBox(label="image", choices=lambda w: [la.name for la in self.viewer.layers if isinstance(la, Image)])
-        self.annotation = ComboBox(label="annotation", choices=lambda w: [la.name for la in self.viewer.layers
-                                                                           if isinstance(la, Labels | Shapes)])
+        self.image = ComboBox(label="image", choices=lambda w: [la.name for la in self.viewer.layers if isinstance(la, Image)
+                                                                 and "semiconv_version" not in (la.metadata or {})])
+        self.annotation = ComboBox(label="annotation", choices=lambda w: [
+            la.name for la in self.viewer.layers if isinstance(la, Labels | Shapes)
+            and (la.metadata or {}).get("role") != "instance stack"])
         self.add_button = PushButton(text="Add image + annotation")
         self.clear_button = PushButton(text="Clear list")
         self.pairs_label = Label(value="no annotated images yet")
@@ -120,8 +130,24 @@ class FinetuneWidget(QWidget):
         self.start.changed.connect(self.run)
         self.cancel_button.changed.connect(self.cancel)
         self.save_button.changed.connect(self.save_annotations)
-        for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
-            event.connect(lambda e: (self.image.reset_choices(), self.annotation.reset_choices()))
+        self.viewer.layers.events.removed.connect(lambda e: (self.image.reset_choices(), self.annotation.reset_choices()))
+        self.viewer.layers.events.inserted.connect(self._choose_latest)
+        self._choose_latest()
+
+    def _choose_latest(self, *_):
+        """Propose the latest result: its corrected worms (overlaps kept) with the image it came from."""
+        self.image.reset_choices()
+        self.annotation.reset_choices()
+        results = [la for la in self.viewer.layers if isinstance(la, Labels) and (la.metadata or {}).get("role") == "instances"
+                   and "semiconv_version" in la.metadata]
+        if not results:
+            return
+        latest = results[-1]
+        if latest.name in self.annotation.choices:
+            self.annotation.value = latest.name
+        source = latest.metadata.get("source_layer")
+        if source in self.image.choices:
+            self.image.value = source
 
     # -- data --------------------------------------------------------------------------------
     def add_pair(self, *_):
@@ -130,7 +156,8 @@ class FinetuneWidget(QWidget):
             return
         try:
             layer = self.viewer.layers[self.image.value]
-            annotation_stacks(layer.data, self.viewer.layers[self.annotation.value], layer.rgb)
+            annotation = self.viewer.layers[self.annotation.value]
+            annotation_stacks(layer.data, annotation, layer.rgb, stack_layer_of(self.viewer, annotation))
         except SemiconvError as exc:
             show_error(str(exc))
             return
@@ -147,7 +174,8 @@ class FinetuneWidget(QWidget):
         merged: dict[str, tuple[np.ndarray, list[np.ndarray]]] = {}
         for image_name, ann_name in self.pairs:
             layer = self.viewer.layers[image_name]
-            stacks = annotation_stacks(layer.data, self.viewer.layers[ann_name], layer.rgb)
+            annotation = self.viewer.layers[ann_name]
+            stacks = annotation_stacks(layer.data, annotation, layer.rgb, stack_layer_of(self.viewer, annotation))
             planes = grey_planes(layer.data, layer.rgb, image_name)
             for t, (plane, masks) in enumerate(zip(planes, stacks, strict=True)):
                 name = image_name if len(planes) == 1 else f"{image_name}_t{t:03d}"
@@ -256,8 +284,10 @@ class FinetuneWidget(QWidget):
 
         models_changed()
         self.base.reset_choices()
-        best = train_result.best_metrics
+        best, before = train_result.best_metrics, train_result.baseline_metrics
         score = f", {self._check_name} {best['avAP']:.3f}" if best else ""
+        if best and before:
+            score = f", held-out avAP {before['avAP']:.3f} (base model) -> {best['avAP']:.3f}"
         self.status.value = f"saved {folder.name} after {train_result.steps} steps{score}"
         show_info(self.status.value)
 

@@ -41,12 +41,19 @@ def test_finetune_saves_a_complete_model(base_model, tmp_path):
 
     meta = json.loads((folder / "config.json").read_text())  # default: trains on all, thresholds chosen on all
     assert meta["base_model"] == "base" and len(meta["finetuned_on"]) == 4 and meta["validated_on"] == meta["finetuned_on"]
+    assert result.baseline_metrics is None and "base_model_on_held_out" not in meta  # nothing held out: no before/after
     assert meta["validation"]["images"] == 4
     assert "mine" in list_models()  # appears among the user's models at once
     assert not list(folder.parent.glob(".*partial"))
-    held, _ = finetune(_items(4), str(base_model), tmp_path / "user-models" / "held", finetune_config(steps=2, crop_size=96),
-                       val_fraction=0.25, device="cpu")
+    held, held_result = finetune(_items(4), str(base_model), tmp_path / "user-models" / "held",
+                                 finetune_config(steps=2, crop_size=96), val_fraction=0.25, device="cpu")
     meta = json.loads((held / "config.json").read_text())
+    from semiconv.training.finetune import base_on_held_out
+
+    before = held_result.baseline_metrics  # the base model on the held-out image: the "before" of the gain
+    validated = [item for item in _items(4) if item.name in meta["validated_on"]]
+    assert before == meta["base_model_on_held_out"] == base_on_held_out(base_model, validated, "cpu")
+    assert 0.0 <= before["avAP"] <= 1.0
     assert len(meta["finetuned_on"]) == 3 and len(meta["validated_on"]) == 1 and meta["validation"]["images"] == 1
     assert not set(meta["finetuned_on"]) & set(meta["validated_on"])
 

@@ -651,3 +651,33 @@ def test_correct_delete_redraw_merge_then_export(make_napari_viewer, qtbot, note
     assert np.array_equal(again.masks, written) and list(again.ids) == [int(r["label"]) for r in rows]
     table = reopened.features.set_index("label")
     assert bool(table.loc[worm, "edited"]) and bool(table.loc[reviewed, "reviewed"])
+
+
+def test_finetune_proposes_the_latest_result_with_its_overlaps(make_napari_viewer, qtbot, tiny_models, notes):
+    """Fine-tune opens on the latest result's image and corrected worms (overlaps kept, edits in),
+    and offers no result maps (embedding, foreground) as images to train on."""
+    from napari_semiconv._finetune_widget import FinetuneWidget
+    from napari_semiconv._segment_widget import SegmentWidget
+    from semiconv.data.synthetic import generate
+
+    viewer = make_napari_viewer()
+    viewer.add_image(generate((128, 128), 3).image, name="worms")
+    segment = SegmentWidget(viewer)
+    segment.image.value, segment.model.value = "worms", "tiny-test"
+    _run(segment, qtbot)
+    name = "worms [tiny-test]"
+    stack = np.asarray(viewer.layers[f"{name} instance stack (one plane per worm)"].data) > 0
+    stack = stack[stack.reshape(len(stack), -1).any(1)]
+    assert len(stack) > 1
+    layer = viewer.layers[f"{name} instances"]
+    flat = np.asarray(layer.data)
+    first = next(k for k in range(1, len(stack) + 1) if (flat == k).sum() == stack[k - 1].sum())  # wholly on top
+    layer.data_setitem(np.nonzero(flat == first), 0)  # that worm erased
+    widget = FinetuneWidget(viewer)
+    assert widget.image.value == "worms" and widget.annotation.value == f"{name} instances"
+    assert not any(c.startswith(name) for c in widget.image.choices)  # no embedding / foreground maps
+    assert f"{name} instance stack (one plane per worm)" not in widget.annotation.choices
+    widget.add_pair()
+    masks = widget.items()[0].masks
+    expected = np.delete(stack, first - 1, axis=0)
+    assert np.array_equal(masks, expected)  # the stack's worms, overlaps kept, the erased one gone

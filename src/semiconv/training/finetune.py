@@ -119,6 +119,7 @@ def finetune(items: list[AnnotatedImage], base: str, out: str | Path, train_conf
     n_val = held_out_count(len(items), val_fraction)
     val = [items[i] for i in order[:n_val]]
     tr = [items[i] for i in order[n_val:]]
+    baseline = base_on_held_out(base_folder, val, device) if val else None
     work = target.parent / f".{target.name}.partial"
     if work.exists():
         shutil.rmtree(work)
@@ -129,7 +130,8 @@ def finetune(items: list[AnnotatedImage], base: str, out: str | Path, train_conf
         result = train(train_samples, val_samples, config, cfg, work,
                        resolve_device(device), init_state=state,
                        extra_meta={"base_model": base_folder.name, "finetuned_on": [i.name for i in tr],
-                                   "validated_on": [i.name for i in (val or tr)]},
+                                   "validated_on": [i.name for i in (val or tr)],
+                                   **({"base_model_on_held_out": baseline} if baseline else {})},
                        progress=progress, should_stop=should_stop)
         if not (work / "weights.pt").exists():
             raise InputError("training stopped before a model was saved")
@@ -143,7 +145,21 @@ def finetune(items: list[AnnotatedImage], base: str, out: str | Path, train_conf
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
+    result.baseline_metrics = baseline
     return target, result
+
+
+def base_on_held_out(base_folder: Path, items: list[AnnotatedImage], device: str = "auto") -> dict:
+    """The base model's accuracy (its own thresholds) on the held-out annotated images: what
+    fine-tuning is measured against (semiconv.evaluation.evaluate_predictions)."""
+    from ..evaluation import evaluate_predictions
+    from ..inference import load_model
+
+    model = load_model(base_folder, device=device)
+    preds = [model.predict(item.image, dense=False) for item in items]
+    metrics = evaluate_predictions([(p.masks, p.scores) for p in preds], [item.masks for item in items],
+                                   model.config.score_threshold)
+    return {k: float(metrics[k]) for k in ("avAP", "AP", "score@0.5") if k in metrics}
 
 
 def load_items(pairs: list[tuple[Path, object]]) -> list[AnnotatedImage]:

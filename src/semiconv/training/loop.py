@@ -36,6 +36,7 @@ class TrainResult:
     best_metrics: dict | None
     seconds: float
     stopped: bool
+    baseline_metrics: dict | None = None  # fine-tuning: the base model on the held-out images
 
 
 def _lr_lambda(cfg: TrainConfig, time_fraction: Callable[[], float] = lambda: 0.0):
