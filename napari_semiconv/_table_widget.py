@@ -15,8 +15,9 @@ class WormTableWidget(QWidget):
     def __init__(self, napari_viewer):
         super().__init__()
         self.viewer = napari_viewer
-        self.layer = ComboBox(label="labels layer", choices=lambda w: [la.name for la in self.viewer.layers
-                                                                      if isinstance(la, Labels) and len(la.features)])
+        self.layer = ComboBox(label="labels layer", choices=lambda w: [
+            la.name for la in self.viewer.layers if isinstance(la, Labels) and len(la.features)
+            and (la.metadata or {}).get("role") != "instance stack"])
         self.table = QTableWidget()
         from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
         from matplotlib.figure import Figure
@@ -32,10 +33,35 @@ class WormTableWidget(QWidget):
         layout.addWidget(self.table)
         layout.addWidget(self.canvas)
         self.setLayout(layout)
-        self.layer.changed.connect(self.refresh)
+        self.layer.changed.connect(self._watch)
+        self._watched = None
         self.table.cellClicked.connect(self.select_row)
-        for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
-            event.connect(lambda e: self.layer.reset_choices())
+        self.viewer.layers.events.removed.connect(lambda e: self.layer.reset_choices())
+        self.viewer.layers.events.inserted.connect(self._choose_latest)
+        self.viewer.layers.selection.events.active.connect(self._follow_active_layer)
+        self._choose_latest()
+        self.refresh()
+
+    def _choose_latest(self, *_):
+        """Show the latest result (a segmentation before loaded or ground-truth worms)."""
+        self.layer.reset_choices()
+        tables = [la for la in self.viewer.layers if la.name in self.layer.choices]
+        if tables:
+            latest = sorted(tables, key=lambda la: "semiconv_version" in (la.metadata or {}))[-1]
+            self.layer.value = latest.name
+
+    def _follow_active_layer(self, *_):
+        active = self.viewer.layers.selection.active
+        if active is not None and active.name in self.layer.choices and (active.metadata or {}).get("role") == "instances":
+            self.layer.value = active.name
+
+    def _watch(self, *_):
+        """Refresh now and whenever the shown layer's table changes (edits in the Correct widget)."""
+        if self._watched is not None:
+            self._watched.events.features.disconnect(self.refresh)
+        self._watched = self.viewer.layers[self.layer.value] if self.layer.value in self.viewer.layers else None
+        if self._watched is not None:
+            self._watched.events.features.connect(self.refresh)
         self.refresh()
 
     def refresh(self, *_):

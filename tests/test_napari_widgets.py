@@ -571,8 +571,12 @@ def test_correct_delete_redraw_merge_then_export(make_napari_viewer, qtbot, note
     from semiconv.measure import centre_line
 
     viewer, _ = _segment_sample_c01(make_napari_viewer, qtbot, "bbbc010-brightfield")
+    from napari_semiconv._table_widget import WormTableWidget
+
     fix = CorrectWidget(viewer)
     assert fix.layer.value == "C01 bright-field [bbbc010-brightfield] instances"
+    table = WormTableWidget(viewer)
+    assert table.layer.value == fix.layer.value  # the latest result, not the ground truth
     before = fix.plane()
     predicted = {int(k): m for k, m in zip(before.ids, before.masks, strict=True)}
     crossing = [int(k) for k in before.ids[overlapping_instances(before.masks)]]
@@ -612,6 +616,7 @@ def test_correct_delete_redraw_merge_then_export(make_napari_viewer, qtbot, note
     fix.redo()
     assert np.array_equal(fix.plane().masks, after.masks)
     assert "edited" in fix.review_status.value
+    assert table.table.rowCount() == len(after.ids)  # the worm table follows the edits
     # export with the defaults
     export = ExportWidget(viewer, confirm=lambda text: True)
     export.folder.value = str(tmp_path)
