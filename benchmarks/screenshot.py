@@ -6,7 +6,10 @@
    widget docked, Segment clicked; the view zoomed on the crossing pair of worms that overlap
    most, with the instances over the bright-field image, both worms' displacement vectors and
    the affinity map K(seed, u) of one of them (as a click on the worm shows it).
-2. docs/images/napari-finetune.png: the Fine-tune widget docked under the Segment widget, a
+2. docs/images/napari-correct.png: the Correct widget docked, "Next doubtful worm" clicked: the
+   review queue's first worm centred and selected (the Segment picture's status bar shows the row
+   of the worm under the pointer).
+3. docs/images/napari-finetune.png: the Fine-tune widget docked under the Segment widget, a
    short fine-tune on the well's corrected instances, its live loss / validation plot.
 Prints JSON: seconds from the click to the layers (model load included: first use in the
 process), once clicked as soon as the widget opened, once after its background work (model
@@ -133,10 +136,32 @@ def main():
     viewer.camera.zoom *= 0.9 * min(H / (np.ptp(rows) + 40), W / (np.ptp(cols) + 40))
     viewer.camera.center = ((rows.min() + rows.max()) / 2, (cols.min() + cols.max()) / 2)
     viewer.layers.selection.active = inst
+    hover = np.argwhere(preds[0].masks[i] & (preds[0].labels == i + 1))  # a pixel where worm i shows
+    viewer.mouse_over_canvas = True  # the status bar as when the pointer rests on that worm
+    viewer.cursor.position = tuple(inst.data_to_world(hover[len(hover) // 2]))
+    viewer.update_status_from_cursor()
     _settle(app, 2.0)
     DOCS.mkdir(parents=True, exist_ok=True)
     viewer.screenshot(str(DOCS / "napari-segment.png"), canvas_only=False)
-    result.update(worms=len(preds[0]), crossing_pair=[i + 1, j + 1], status=widget.status.value)
+    status = viewer.status if isinstance(viewer.status, str) else json.dumps(viewer.status)
+    result.update(worms=len(preds[0]), crossing_pair=[i + 1, j + 1], status=widget.status.value,
+                  hovered_worm=i + 1, status_bar_shows_its_row=f"label: {i + 1}," in status)
+
+    # the Correct widget: the review queue's most doubtful worm, selected and centred
+    from napari_semiconv._correct_widget import CorrectWidget
+
+    fix = CorrectWidget(viewer)
+    correct_dock = viewer.window.add_dock_widget(fix, name="Correct", area="right")
+    for layer in viewer.layers:
+        layer.visible = layer.name in {image_name, f"{name} instances", f"{name} seeds"}
+    inst.opacity = 0.5
+    viewer.reset_view()
+    _settle(app)
+    fix.next_doubtful()
+    _settle(app, 2.0)
+    viewer.screenshot(str(DOCS / "napari-correct.png"), canvas_only=False)
+    result.update(correct_status=fix.status.value, review=fix.review_status.value)
+    viewer.window.remove_dock_widget(correct_dock)
 
     # the Fine-tune widget under Segment: the well's instances (as corrected by a user) and two
     # more wells' ground truth; a short run, its live loss / validation plot
@@ -149,7 +174,7 @@ def main():
         viewer.open_sample("napari-semiconv", f"bbbc010_{other.lower()}")
         viewer.layers[f"{other} bright-field"].visible = False
         tune.image.value = f"{other} bright-field"
-        tune.annotation.value = f"{other} ground truth instance stack"
+        tune.annotation.value = f"{other} ground truth instances"  # with its worm stack: overlaps kept
         tune.add_pair()
     viewer.layers.selection.active = inst
     tune.base.value = args.model
