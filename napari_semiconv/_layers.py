@@ -133,7 +133,7 @@ def prediction_layers(preds: list, name: str, metadata: dict, rows: list[dict] |
             scores.append(float(p.scores[i]))
             ids.append(int(track_ids[t][i]) if track_ids is not None else i + 1)
     points = np.asarray(points, dtype=float).reshape(-1, 3 if multi else 2)
-    layers.append((points, {"name": f"{name} seeds", "features": {"label": ids, "score": scores}, "size": 7,
+    layers.append((points, {"name": f"{name} seeds", "features": {"label": ids, "score": scores}, "size": 4,
                             "face_color": "yellow", "border_color": "black",
                             "text": {"string": "{label}: {score:.2f}", "size": 8, "color": "yellow", "anchor": "upper_left"},
                             "metadata": {**metadata, "role": "seeds"}}, "points"))

@@ -32,7 +32,7 @@ from qtpy.QtWidgets import QVBoxLayout, QWidget
 from semiconv import __version__
 from semiconv.errors import SemiconvError
 from semiconv.inference import cached_model
-from semiconv.models_store import list_models
+from semiconv.models_store import list_models, model_config
 from semiconv.planes import first_plane, grey_planes, split_planes
 from semiconv.scale import scale_notes, segment_plane
 from semiconv.segment import tabulate
@@ -207,9 +207,9 @@ class SegmentWidget(QWidget):
         self.input_mode = ComboBox(label="input mode", choices=["brightfield", "binary", "brightfield+fluorescence"],
                                    value="brightfield", tooltip="what the image layer is; must match the model's input")
         self.score = FloatSpinBox(label="score threshold", min=0.0, max=1.0, step=0.05, value=0.0,
-                                  tooltip="0 = the model's own threshold (chosen on validation)")
+                                  tooltip="shows the model's own threshold (chosen on validation) until you change it")
         self.mask = FloatSpinBox(label="mask threshold", min=0.0, max=0.95, step=0.05, value=0.0,
-                                 tooltip="0 = the model's own threshold (chosen on validation)")
+                                 tooltip="shows the model's own threshold (chosen on validation) until you change it")
         self.fluorescence = ComboBox(label="fluorescence (Sytox)", choices=lambda w: ["none"] + self._image_layers(),
                                      tooltip="optional: w1 channel, measured inside each worm for the live/dead call")
         self.pixel_size = FloatSpinBox(label="pixel size (um)", min=0.0, max=1000.0, step=0.1, value=0.0,
@@ -256,6 +256,9 @@ class SegmentWidget(QWidget):
         self.viewer.layers.selection.events.active.connect(self._follow_active_layer)
         self._follow_active_layer(initial=True)
         self.viewer.dims.events.current_step.connect(self._follow_frame)
+        self._own_thresholds: tuple[float, float] | None = None  # the chosen model's, as the boxes show them
+        self._show_model_thresholds()
+        self.model.changed.connect(self._show_model_thresholds)
         self.score.changed.connect(self.rethreshold)
         self.mask.changed.connect(self.rethreshold)
         self._rethresholding = None
@@ -264,6 +267,23 @@ class SegmentWidget(QWidget):
         self.image.changed.connect(self.preload_model)
         self._preloader = None
         self.preload_model()
+
+    def _show_model_thresholds(self, *_):
+        """The threshold boxes show the chosen model's own thresholds (not 0)."""
+        try:
+            config = model_config(self.selected_model())
+        except SemiconvError:
+            self._own_thresholds = None
+            return
+        self._own_thresholds = (round(config.score_threshold, 2), round(config.mask_threshold, 2))
+        with self.score.changed.blocked(), self.mask.changed.blocked():
+            self.score.value, self.mask.value = self._own_thresholds
+
+    def chosen_thresholds(self) -> tuple[float | None, float | None]:
+        """(score, mask) the user asked for; None where a box shows 0 or the model's own value."""
+        own = self._own_thresholds or (None, None)
+        return tuple(None if value <= 0 or (mine is not None and abs(value - mine) < 0.006) else value
+                     for value, mine in ((self.score.value, own[0]), (self.mask.value, own[1])))
 
     def rethreshold(self, *_):
         """Redraw the latest result at the thresholds now set (0: the model's own) from the network
@@ -280,8 +300,7 @@ class SegmentWidget(QWidget):
         if not np.array_equal(np.asarray(self.viewer.layers[name].data), result["shown"]):
             self.status.value = "the result has edits: new thresholds apply at the next Segment (export the edits first)"
             return
-        score = self.score.value if self.score.value > 0 else None
-        mask = self.mask.value if self.mask.value > 0 else None
+        score, mask = self.chosen_thresholds()
         lowest = max(p.kept.min_score for p in result["preds"])
         if score is not None and score < lowest:
             self.status.value = f"score below {lowest:g}: Segment again to see those worms"
@@ -403,8 +422,7 @@ class SegmentWidget(QWidget):
         except SemiconvError as exc:
             show_error(str(exc))
             return
-        score = self.score.value if self.score.value > 0 else None
-        mask = self.mask.value if self.mask.value > 0 else None
+        score, mask = self.chosen_thresholds()
         self._job = {"layer": layer.name, "sources": [(n, len(ps)) for n, ps in sources], "model": model_name,
                      "fluorescence_planes": fluorescence, "track": self.track.value,
                      "planes": len(planes), "score": score, "mask": mask, "pixel_size": self.pixel_size.value or None,

@@ -535,6 +535,9 @@ def test_a_threshold_change_redraws_without_a_network_pass(make_napari_viewer, q
     viewer, widget = _segment_sample_c01(make_napari_viewer, qtbot, "bbbc010-brightfield")
     name = "C01 bright-field [bbbc010-brightfield] instances"
     model = widget.results[name]["model"]
+    own = (model.config.score_threshold, model.config.mask_threshold)
+    assert (widget.score.value, widget.mask.value) == pytest.approx(own)  # the boxes show the model's own values
+    assert widget.chosen_thresholds() == (None, None)
     image = np.asarray(viewer.layers["C01 bright-field"].data)
     fresh = model.predict(image, score_threshold=0.99, mask_threshold=0.7, dense=False)
     calls = []

@@ -64,6 +64,16 @@ def save_model_folder(folder: Path, model: torch.nn.Module, config: ModelConfig,
     save_json(folder / CONFIG_FILE, payload)
 
 
+def model_config(name_or_path: str | os.PathLike) -> ModelConfig:
+    """A model's configuration (thresholds included) from its config.json alone, without loading
+    the weights; CheckpointError naming the file otherwise."""
+    cfg_path = resolve_model(name_or_path) / CONFIG_FILE
+    try:
+        return ModelConfig.from_dict(json.loads(cfg_path.read_text()).get("model", {}))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{cfg_path}: unreadable model config ({exc})") from exc
+
+
 def read_model_folder(folder: Path) -> tuple[ModelConfig, dict, dict]:
     """(config, state_dict, metadata) of a model folder; CheckpointError naming the file otherwise."""
     folder = Path(folder)
