@@ -127,6 +127,9 @@ def rethreshold_worker(model, preds: list, score_threshold: float | None, mask_t
     return new, rows, ids, layers, time.perf_counter() - start
 
 
+#: displacement vectors show when an image pixel spans at least this many screen pixels (denser
+#: than that they hide the worms)
+VECTORS_MIN_ZOOM = 2.0
 #: at most this many planes keep their network outputs (a threshold change is then post-processing only)
 KEEP_OUTPUTS_PLANES = 16
 #: planes larger than this are not segmented ahead in the background (the model is still loaded)
@@ -256,6 +259,9 @@ class SegmentWidget(QWidget):
         self.viewer.layers.selection.events.active.connect(self._follow_active_layer)
         self._follow_active_layer(initial=True)
         self.viewer.dims.events.current_step.connect(self._follow_frame)
+        self.viewer.mouse_drag_callbacks.append(self._on_viewer_click)
+        self._zooming = False
+        self.viewer.camera.events.zoom.connect(self._vectors_by_zoom)
         self._own_thresholds: tuple[float, float] | None = None  # the chosen model's, as the boxes show them
         self._show_model_thresholds()
         self.model.changed.connect(self._show_model_thresholds)
@@ -504,7 +510,8 @@ class SegmentWidget(QWidget):
                                         "model": context.get("model"), "track": track_ids is not None,
                                         "fluorescence": context.get("fluorescence"),
                                         "shown": np.array(instances.data, copy=True)}  # to tell edits apart
-        instances.mouse_drag_callbacks.append(self._on_click)
+        self._colour_vectors(instances, added)
+        self.viewer.layers.selection.active = instances  # a click on a worm then shows its affinity
         if len(preds) > 1:
             show_frame_features(instances, int(self.viewer.dims.current_step[0]))
         self.last_instances = instances
@@ -597,17 +604,54 @@ class SegmentWidget(QWidget):
         self.cancel_button.enabled = False
 
     # -- inspection --------------------------------------------------------------------------
-    def _on_click(self, layer, event):
-        value = layer.get_value(event.position, world=True)
-        if value:
-            plane = int(round(event.position[0])) if layer.ndim == 3 else None
-            ids = self.results.get(layer.name, {}).get("track_ids")
+    def _colour_vectors(self, instances, added: list) -> None:
+        """Each displacement vector in the colour of its worm's mask; shown only when zoomed in
+        (VECTORS_MIN_ZOOM) until the user shows or hides them by hand."""
+        for layer in added:
+            if (layer.metadata or {}).get("role") == "displacement":
+                if len(layer.data):
+                    layer.edge_color = instances.colormap.map(layer.features["worm"].to_numpy())
+                layer.events.visible.connect(lambda e, layer=layer: self._vectors_set_by_hand(layer))
+        self._vectors_by_zoom()
+
+    def _vectors_set_by_hand(self, layer):
+        if not self._zooming:
+            layer.metadata["visible_by_zoom"] = False
+
+    def _vectors_by_zoom(self, *_):
+        self._zooming = True
+        try:
+            for layer in list(self.viewer.layers):
+                meta = layer.metadata or {}
+                if meta.get("role") == "displacement" and meta.get("visible_by_zoom", True):
+                    layer.visible = self.viewer.camera.zoom * float(layer.scale[-1]) >= VECTORS_MIN_ZOOM
+        finally:
+            self._zooming = False
+
+    def _on_viewer_click(self, viewer, event):
+        """A click on a worm (whichever layer is selected, unless it is painting or drawing) shows
+        its affinity map, for the newest result under the pointer."""
+        if event.type != "mouse_press":
+            return
+        active = viewer.layers.selection.active
+        if active is not None and getattr(active, "mode", "pan_zoom") not in ("pan_zoom", "transform", "select"):
+            return
+        for name in reversed(list(self.results)):
+            if name not in viewer.layers or not viewer.layers[name].visible:
+                continue
+            layer = viewer.layers[name]
+            value = layer.get_value(event.position, world=True)
+            if not value:
+                continue
+            plane = int(round(layer.world_to_data(event.position)[0])) if layer.ndim == 3 else None
+            ids = self.results[name].get("track_ids")
             if ids is not None and plane is not None:  # labels are track ids: the worm's number in its plane
                 where = np.flatnonzero(np.asarray(ids[plane]) == int(value))
                 if not where.size:
                     return
                 value = int(where[0]) + 1
-            self.show_affinity(int(value), layer.name, plane)
+            self.show_affinity(int(value), name, plane)
+            return
 
     def show_affinity(self, worm: int, layer_name: str | None = None, plane: int | None = None):
         """Add or replace the affinity map K(seed_worm, u) of one worm."""
@@ -625,12 +669,19 @@ class SegmentWidget(QWidget):
             show_warning("this model has no embedding (plain head): no affinity map")
             return
         data, kwargs, _ = affinity_layer(pred, worm, result["name"], plane if len(preds) > 1 else None)
+        active = self.viewer.layers.selection.active
         if kwargs["name"] in self.viewer.layers:
             existing = self.viewer.layers[kwargs["name"]]
             existing.data = data
             existing.metadata = kwargs["metadata"]
         else:
             self.viewer.add_image(data, **kwargs)
+            self.viewer.layers[kwargs["name"]].scale = self.viewer.layers[layer_name].scale[-2:]
+            self.viewer.layers[kwargs["name"]].translate = self.viewer.layers[layer_name].translate[-2:]
+        if active is not None and active.name in self.viewer.layers:
+            self.viewer.layers.selection.active = active  # the next click works as this one did
+        with self.worm.changed.blocked():
+            self.worm.value = worm  # the box and the label under it name the same worm
         layer = self.viewer.layers[layer_name]
         features = layer.features
         row = features[(features["plane"] == plane) & (features["label"] == worm)] if len(preds) > 1 else features[features["label"] == worm]

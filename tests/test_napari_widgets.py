@@ -74,6 +74,15 @@ def test_segment_adds_inspection_layers(make_napari_viewer, qtbot, tiny_models, 
     assert isinstance(vec, Vectors) and vec.data.ndim == 3 and vec.data.shape[1:] == (2, 2)
     starts = vec.data[:, 0].astype(int)
     assert (inst.data[starts[:, 0], starts[:, 1]] > 0).all()  # arrows start on worm pixels
+    worms = vec.features["worm"].to_numpy()
+    assert np.allclose(vec.edge_color, inst.colormap.map(worms))  # each arrow in its worm's colour
+    viewer.camera.zoom = 0.5
+    assert not vec.visible  # too dense when zoomed out
+    viewer.camera.zoom = 4.0
+    assert vec.visible
+    vec.visible = False  # hidden by hand: stays hidden
+    viewer.camera.zoom = 5.0
+    assert not vec.visible
     emb = viewer.layers[f"{name} embedding"]
     assert isinstance(emb, Image) and emb.rgb and emb.data.shape == (520, 696, 3)
     seeds = viewer.layers[f"{name} seeds"]
@@ -551,6 +560,16 @@ def test_a_threshold_change_redraws_without_a_network_pass(make_napari_viewer, q
     assert len(fresh) < 15 and len(layer.features) == len(fresh)
     assert np.array_equal(np.asarray(layer.data), fresh.labels)
     assert layer.metadata["score_threshold"] == 0.99
+    # a click on a worm shows its affinity whichever layer is selected, and again on the next click
+    from types import SimpleNamespace
+
+    viewer.layers.selection.active = viewer.layers["C01 bright-field [bbbc010-brightfield] seeds"]
+    for worm in (2, 3):
+        r, c = np.argwhere(np.asarray(layer.data) == worm)[0]
+        widget._on_viewer_click(viewer, SimpleNamespace(type="mouse_press", position=tuple(layer.data_to_world((r, c)))))
+        affinity = viewer.layers["C01 bright-field [bbbc010-brightfield] affinity"]
+        assert affinity.metadata["worm"] == worm and widget.worm.value == worm and widget.row.value.startswith(f"worm {worm}:")
+        assert viewer.layers.selection.active.name.endswith("seeds")  # the selection stays: the next click works too
     layer.data_setitem(np.nonzero(np.asarray(layer.data) == 1), 0)  # an edit
     widget.score.value = 0.9
     assert "has edits" in widget.status.value and len(layer.features) == len(fresh)
