@@ -246,16 +246,20 @@ class CorrectWidget(QWidget):
             return  # painting, erasing, drawing: not a selection click
         try:
             layer = self.instances()
-            position = layer.world_to_data(event.position)
-            row, col = int(round(position[-2])), int(round(position[-1]))
-            self.select_at(row, col)
         except SemiconvError:
             return
+        position = layer.world_to_data(event.position)
+        self.select_at(int(round(position[-2])), int(round(position[-1])))
 
     def select_at(self, row: int, col: int):
         """Select the worm under (row, col) of the current frame; the same spot again cycles through
         the worms there (a crossing)."""
-        here = worms_at(self.plane(), row, col)
+        try:
+            here = worms_at(self.plane(), row, col)
+        except SemiconvError as exc:
+            show_error(str(exc))
+            self.status.value = str(exc)
+            return
         if not here:
             return
         spot = (self.layer.value, self.frame(), row, col)

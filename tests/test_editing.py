@@ -97,6 +97,8 @@ def test_delete_merge_and_draw():
     assert new == 10 and list(added.ids) == [4, 7, 9, 10] and np.isnan(added.scores[-1])
     with pytest.raises(InputError, match="two points"):
         draw_worm(plane, path[:1], 4.0)
+    with pytest.raises(InputError, match="single point"):
+        draw_worm(plane, np.array([[5.0, 5.0], [5.2, 5.1]]), 4.0)
     with pytest.raises(InputError, match="two different"):
         merge_worms(plane, 4, 4)
     with pytest.raises(InputError, match="no worm 5"):

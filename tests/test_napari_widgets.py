@@ -708,3 +708,62 @@ def test_finetune_proposes_the_latest_result_with_its_overlaps(make_napari_viewe
     masks = widget.items()[0].masks
     expected = np.delete(stack, first - 1, axis=0)
     assert np.array_equal(masks, expected)  # the stack's worms, overlaps kept, the erased one gone
+
+
+def test_correct_and_export_refuse_bad_input_in_one_line(make_napari_viewer, qtbot, tiny_models, notes, tmp_path, monkeypatch):
+    """A path of one point, a worm erased to nothing, a result whose layer no longer matches its
+    stack, an export into a read-only folder: one-line messages, nothing lost or half-written."""
+    import os
+
+    import napari_semiconv._correct_widget as cw
+    import napari_semiconv._export_widget as ew
+    from napari_semiconv._correct_widget import CorrectWidget
+    from napari_semiconv._export_widget import ExportWidget
+    from napari_semiconv._segment_widget import SegmentWidget
+    from semiconv.data.synthetic import generate
+
+    messages = []
+    for module in (cw, ew):
+        monkeypatch.setattr(module, "show_error", messages.append)
+        monkeypatch.setattr(module, "show_info", messages.append, raising=False)
+    viewer = make_napari_viewer()
+    viewer.add_image(generate((128, 128), 5).image, name="worms")
+    segment = SegmentWidget(viewer)
+    segment.image.value, segment.model.value = "worms", "tiny-test"
+    _run(segment, qtbot)
+    fix = CorrectWidget(viewer)
+    before = fix.plane()
+    fix.path_layer(activate=True).add_paths([np.array([[10.0, 10.0], [10.0, 10.0]])])  # a double click: one point
+    fix.apply_path()
+    assert "two points" in messages[-1] and "\n" not in messages[-1]
+    assert np.array_equal(fix.plane().masks, before.masks)  # nothing changed
+    # a worm erased to nothing with the eraser: Export says so and leaves it out
+    layer = viewer.layers[fix.layer.value]
+    flat = np.asarray(layer.data)
+    stack = before.masks
+    whole = next(int(k) for k, m in zip(before.ids, stack, strict=True) if (flat == k).sum() == m.sum())
+    layer.data_setitem(np.nonzero(flat == whole), 0)
+    export = ExportWidget(viewer, confirm=lambda text: True)
+    locked = tmp_path / "locked"  # unwritable: read-only (root writes anyway), or a file where the folder should be
+    locked.mkdir()
+    (tmp_path / "a file").write_text("not a folder")
+    os.chmod(locked, 0o500)
+    try:
+        for target in ([locked] if os.geteuid() != 0 else []) + [tmp_path / "a file" / "out"]:
+            export.folder.value = str(target)
+            export.export()
+            assert export.status.value.startswith("failed:") and "\n" not in export.status.value
+        assert list(locked.iterdir()) == []  # nothing half-written
+    finally:
+        os.chmod(locked, 0o700)
+    export.folder.value = str(tmp_path / "out")
+    export.export()
+    assert any(f"worm {whole} was erased to nothing" in m for m in messages)
+    assert export.status.value.startswith("wrote")
+    # the result's layer replaced by one of another size: refused in one line
+    layer.data = np.zeros((64, 64), np.uint16)
+    fix.select_at(5, 5)
+    fix.delete()
+    assert "no longer matches" in messages[-1] or "select a worm" in messages[-1]
+    export.export()
+    assert "no longer matches" in export.status.value and "\n" not in export.status.value

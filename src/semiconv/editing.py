@@ -152,10 +152,12 @@ def draw_worm(plane: EditedPlane, path: np.ndarray, width: float, worm: int | No
         raise InputError("draw a path of at least two points along the worm")
     if not width or width <= 0:
         raise InputError(f"the worm's width must be > 0 pixels, not {width}")
+    length = np.concatenate([[0], np.cumsum(np.hypot(*np.diff(path, axis=0).T))])
+    if length[-1] < 1.0:
+        raise InputError("the path is a single point: draw a path of at least two points along the worm")
     mask = path_to_mask(path, width, plane.masks.shape[1:])
     if not mask.any():
         raise InputError("the path lies outside the image")
-    length = np.concatenate([[0], np.cumsum(np.hypot(*np.diff(path, axis=0).T))])
     middle = [np.interp(length[-1] / 2, length, path[:, 0]), np.interp(length[-1] / 2, length, path[:, 1])]
     seeds = plane.seeds if plane.seeds is not None else np.full((len(plane.ids), 2), np.nan)
     if worm is not None:
