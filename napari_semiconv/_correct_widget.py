@@ -32,7 +32,7 @@ from semiconv.outputs import worm_rows
 from semiconv.review import worm_doubts
 
 from ._export_widget import edited_planes, is_yes, stack_layer_of
-from ._layers import labels_features
+from ._layers import labels_features, show_frame_features
 from ._qt import narrow_combo
 
 KEYS = {"delete": "Shift-D", "merge": "Shift-M", "apply_path": "Shift-A", "undo": "Alt-Z", "redo": "Alt-Shift-Z",
@@ -87,7 +87,9 @@ class CorrectWidget(QWidget):
         self.layer.changed.connect(lambda *_: self._on_result_changed())
         self.viewer.layers.events.inserted.connect(self._choose_latest)
         self.viewer.layers.events.removed.connect(lambda e: self.layer.reset_choices())
+        self.viewer.layers.selection.events.active.connect(self._follow_active_layer)
         self.viewer.mouse_drag_callbacks.append(self._on_click)
+        self.viewer.dims.events.current_step.connect(self._on_frame)
         for action, key in KEYS.items():
             self.viewer.bind_key(key, self._key(action), overwrite=True)
         self._choose_latest()
@@ -106,11 +108,33 @@ class CorrectWidget(QWidget):
         if layers and self.layer.value != layers[-1].name:
             self.layer.value = layers[-1].name
 
+    def _follow_active_layer(self, *_):
+        """Follow the selection: the result whose layer (instances, stack, seeds...) is selected."""
+        active = self.viewer.layers.selection.active
+        result = (active.metadata or {}).get("result") if active is not None else None
+        if result is None:
+            return
+        for name in self.layer.choices:
+            if (self.viewer.layers[name].metadata or {}).get("result") == result:
+                if self.layer.value != name:
+                    self.layer.value = name
+                return
+
     def _reset_selection(self):
         self.selection = []
         self._last_click = None
         self.selected.value = "click a worm to select it"
         self._update_review_status()
+
+    def _on_frame(self, *_):
+        """A stack: hovering shows the rows of the frame on screen; selection and queue are per frame."""
+        try:
+            layer = self.instances()
+        except SemiconvError:
+            return
+        if layer.ndim == 3:
+            show_frame_features(layer, self.frame())
+            self._reset_selection()
 
     def _on_result_changed(self):
         self._reset_selection()
@@ -223,11 +247,13 @@ class CorrectWidget(QWidget):
         here = vectors.data[:, 0, 0] == t if multi else np.ones(len(worm), bool)
         gone = here & ~np.isin(worm, plane.ids)
         if gone.any():
+            data, colors = vectors.data[~gone], np.asarray(vectors.edge_color)[~gone]
             features = vectors.features[~gone].reset_index(drop=True)
-            colors = np.asarray(vectors.edge_color)[~gone]
-            vectors.data = vectors.data[~gone]
-            vectors.features = features
-            vectors.edge_color = colors
+            with vectors.events.blocker_all():  # drawn once, consistent (data, table and colours together)
+                vectors.data = data
+                vectors.features = features
+                vectors.edge_color = colors
+            vectors.refresh()
 
     def _role_layer(self, role: str):
         result = (self.instances().metadata or {}).get("result")

@@ -128,6 +128,7 @@ class ExportWidget(QWidget):
         self.button.changed.connect(self.export)
         self.viewer.layers.events.inserted.connect(self._on_inserted)
         self.viewer.layers.events.removed.connect(lambda e: self.layer.reset_choices())
+        self.viewer.layers.selection.events.active.connect(self._follow_active_layer)
         self._choose_latest()
 
     def _choose_latest(self):
@@ -138,6 +139,18 @@ class ExportWidget(QWidget):
 
     def _on_inserted(self, event):
         self._choose_latest()
+
+    def _follow_active_layer(self, *_):
+        """Follow the selection: the result whose layer (instances, stack, seeds...) is selected."""
+        active = self.viewer.layers.selection.active
+        result = (active.metadata or {}).get("result") if active is not None else None
+        if result is None:
+            return
+        for name in self.layer.choices:
+            if (self.viewer.layers[name].metadata or {}).get("result") == result:
+                if self.layer.value != name:
+                    self.layer.value = name
+                return
 
     def _ask(self, text: str) -> bool:
         return QMessageBox.question(self, "Overwrite?", text) == QMessageBox.Yes

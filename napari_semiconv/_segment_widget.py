@@ -34,6 +34,7 @@ from semiconv.errors import SemiconvError
 from semiconv.inference import cached_model
 from semiconv.models_store import list_models, model_config
 from semiconv.planes import first_plane, grey_planes, split_planes
+from semiconv.review import worm_doubts
 from semiconv.scale import scale_notes, segment_plane
 from semiconv.segment import tabulate
 from semiconv.tracking import (
@@ -112,6 +113,10 @@ def result_layers(preds: list, fluorescence: list | None, pixel_size: float | No
     (built here, off the UI thread: layers are plain models, only added in the UI thread) of one
     source's predictions."""
     rows, ids, _ = tabulate(preds, pixel_size, fluorescence, TrackingSettings() if track and len(preds) > 1 else None)
+    for t, pred in enumerate(preds):  # the review queue's doubt, in the table from the start
+        plane_rows = [row for row in rows if row["plane"] == t]
+        for row, (doubt, why) in zip(plane_rows, zip(*worm_doubts(plane_rows, pred.masks), strict=True), strict=True):
+            row.update(doubt=round(float(doubt), 3), doubt_reasons=why)
     layers = [Layer.create(data, kwargs, kind) for data, kwargs, kind in prediction_layers(preds, name, metadata, rows, track_ids=ids)]
     return rows, ids, layers
 

@@ -593,12 +593,14 @@ def test_correct_delete_redraw_merge_then_export(make_napari_viewer, qtbot, note
     from semiconv.measure import centre_line
 
     viewer, _ = _segment_sample_c01(make_napari_viewer, qtbot, "bbbc010-brightfield")
+    viewer.camera.zoom = 4.0  # the displacement vectors on screen while worms go
     from napari_semiconv._table_widget import WormTableWidget
 
     fix = CorrectWidget(viewer)
     assert fix.layer.value == "C01 bright-field [bbbc010-brightfield] instances"
     table = WormTableWidget(viewer)
     assert table.layer.value == fix.layer.value  # the latest result, not the ground truth
+    assert "doubt" in viewer.layers[fix.layer.value].features  # the review queue's order, from the start
     before = fix.plane()
     predicted = {int(k): m for k, m in zip(before.ids, before.masks, strict=True)}
     crossing = [int(k) for k in before.ids[overlapping_instances(before.masks)]]
@@ -678,6 +680,8 @@ def test_correct_delete_redraw_merge_then_export(make_napari_viewer, qtbot, note
     assert np.array_equal(again.masks, written) and list(again.ids) == [int(r["label"]) for r in rows]
     table = reopened.features.set_index("label")
     assert bool(table.loc[worm, "edited"]) and bool(table.loc[reviewed, "reviewed"])
+    viewer.layers.selection.active = viewer.layers["C01 bright-field [bbbc010-brightfield] seeds"]
+    assert fix.layer.value == export.layer.value == "C01 bright-field [bbbc010-brightfield] instances"  # follow the selection
 
 
 def test_finetune_proposes_the_latest_result_with_its_overlaps(make_napari_viewer, qtbot, tiny_models, notes):
