@@ -4,7 +4,8 @@ maskrcnn_resnet50_fpn (random weights, default transform) on the same image in t
     python benchmarks/speed.py [--model bbbc010-brightfield] [--threads 2] [--repeats 5] [--device cpu]
 
 Prints JSON: seconds per image (median) for our full predict (all outputs: masks, labels,
-Psi, displacement) and for the stock model, their ratio, and peak resident memory of a
+Psi, displacement) in fp32 and, where the CPU computes bf16 natively, under bf16 autocast
+(`load_model(..., precision="bf16")`), and for the stock model, their ratios, and peak resident memory of a
 separate process doing one prediction with our model.
 """
 
@@ -61,11 +62,16 @@ def main():
     from torchvision.models.detection import maskrcnn_resnet50_fpn
 
     import semiconv
+    from semiconv.inference import resolve_precision
 
     image = sample_image()
     model = semiconv.load_model(args.model, device=args.device)
     ours = time_calls(lambda: model.predict(image), args.repeats)
     pred = model.predict(image)
+    bf16 = None
+    if resolve_precision("auto", model.device) == "bf16":  # the same model under bf16 autocast, same run
+        fast = semiconv.load_model(args.model, device=args.device, precision="bf16")
+        bf16 = time_calls(lambda: fast.predict(image), args.repeats)
     stock = maskrcnn_resnet50_fpn(weights=None, weights_backbone=None).eval().to(args.device)
     rgb = torch.from_numpy((image / image.max()).astype(np.float32))[None].repeat(3, 1, 1).to(args.device)
 
@@ -82,6 +88,9 @@ def main():
         "ratio_ours_over_stock": round(ours / theirs, 3),
         "ours_images_per_s": round(1 / ours, 2),
     }
+    if bf16 is not None:
+        result.update(ours_bf16_s_per_image=round(bf16, 3), ratio_bf16_over_fp32=round(bf16 / ours, 3),
+                      ratio_bf16_over_stock=round(bf16 / theirs, 3))
     if args.device == "cpu":
         result["peak_rss_mb_one_prediction_process"] = round(peak_memory_mb(args.model, args.threads, args.device), 1)
     result["this_process_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)

@@ -10,8 +10,9 @@ from .resources import sample_data_dir
 __all__ = ["__version__", "InputError", "CheckpointError", "SemiconvError", "sample_data_dir", "load_model"]
 
 
-def load_model(name_or_path="bbbc010-brightfield", device: str = "auto"):
-    """Load a bundled model by name, a user model by name, or a model folder; see semiconv.inference."""
+def load_model(name_or_path="bbbc010-brightfield", device: str = "auto", precision: str = "fp32"):
+    """Load a bundled model by name, a user model by name, or a model folder; see semiconv.inference
+    (`precision`: fp32, bf16 or auto)."""
     from .inference import load_model as _load
 
-    return _load(name_or_path, device=device)
+    return _load(name_or_path, device=device, precision=precision)

@@ -178,6 +178,7 @@ def segment(
     track: bool = typer.Option(False, "--track", help="Stacks (T x H x W): link each worm across frames; <stem>_labels.tif then holds one label per worm in every frame (the track id) and <stem>_tracks.csv its time series (speed, movement, dead by movement)."),
     max_gap: int = typer.Option(5, "--max-gap", help="With --track: frames a worm may be missing (hidden, missed) and keep its identity."),
     still_frames: int = typer.Option(3, "--still-frames", help="With --track: a worm still for this many frame steps up to the last frame is called dead by movement."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32, bf16 (autocast; CPUs with AVX-512 BF16 or AMX, CUDA GPUs with bf16) or auto (bf16 where native). bf16 kept fold-0 avAP within 0.0002 of fp32 (docs/benchmarks.md)."),
     rois: bool = typer.Option(False, "--rois", help="Also write <stem>_rois.zip: an ImageJ/Fiji ROI set, one ROI per worm named by its label, overlaps kept (Fiji's ROI Manager opens it)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
     threads: int = typer.Option(0, "--threads", help="CPU threads (0: torch default)."),
@@ -209,10 +210,10 @@ def segment(
                 rescale = float(rescale)
             except ValueError:
                 raise SemiconvError(f"--rescale must be 'auto' or a number, not {rescale!r}") from None
-        net = load_model(model, device=device)
+        net = load_model(model, device=device, precision=precision)
     except SemiconvError as exc:
         _fail(str(exc))
-    typer.echo(f"model {net.name} on {net.device}", err=True)
+    typer.echo(f"model {net.name} on {net.device} ({net.precision})", err=True)
     failed, worms = [], 0
     for path, partner in tqdm(list(zip(images, partners, strict=True)), desc="segmenting", unit="image", file=sys.stderr, disable=len(images) < 2):
         try:

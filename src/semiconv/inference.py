@@ -51,12 +51,14 @@ def resolve_device(device: str = "auto") -> torch.device:
 class SemiConvModel:
     """A loaded model ready to predict; `device` says where it actually runs."""
 
-    def __init__(self, network: torch.nn.Module, config: ModelConfig, device: torch.device, name: str = "", meta: dict | None = None):
+    def __init__(self, network: torch.nn.Module, config: ModelConfig, device: torch.device, name: str = "", meta: dict | None = None,
+                 precision: str = "fp32"):
         self.network = network.to(device).eval()
         self.config = config
         self.device = device
         self.name = name
         self.meta = meta or {}
+        self.precision = resolve_precision(precision, device)
 
     def network_input(self, image: np.ndarray, fluorescence: np.ndarray | None = None) -> tuple[np.ndarray, list[str]]:
         """The normalised C x H x W float32 input for one plane (H x W, or RGB converted to grey),
@@ -76,8 +78,10 @@ class SemiConvModel:
 
     def raw_outputs(self, x: np.ndarray, min_score: float = 0.05, dense: bool = True) -> RawOutputs:
         """The network's outputs for a normalised C x H x W input, no thresholds applied
-        (`min_score` only spares the mask branch detections nobody will keep)."""
-        return raw_outputs(self.network, self.config, x, self.device, min_score, dense)
+        (`min_score` only spares the mask branch detections nobody will keep). The network runs
+        under bf16 autocast when the model's `precision` is "bf16"."""
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+            return raw_outputs(self.network, self.config, x, self.device, min_score, dense)
 
     def network_output(self, x: np.ndarray, min_score: float = 0.05) -> dict:
         """The detection network's own output dict for one normalised C x H x W input (no tiling;
@@ -140,30 +144,49 @@ class SemiConvModel:
         return new
 
 
-def load_model(name_or_path: str | Path = "bbbc010-brightfield", device: str = "auto") -> SemiConvModel:
-    """Load a bundled model by name, a user model by name, or a model folder (no network)."""
+PRECISIONS = ("fp32", "bf16", "auto")
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """"fp32" or "bf16" (autocast) for inference: "auto" is bf16 where the device computes it
+    natively (semiconv.precision.bf16_supported), else fp32; "bf16" on a device without it is
+    refused (it would be emulated, slower than fp32)."""
+    from .precision import bf16_supported
+
+    if precision not in PRECISIONS:
+        raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    if precision == "auto":
+        return "bf16" if bf16_supported(device) else "fp32"
+    if precision == "bf16" and not bf16_supported(device):
+        raise InputError(f"{device} does not compute bf16 natively: use fp32 (or auto)")
+    return precision
+
+
+def load_model(name_or_path: str | Path = "bbbc010-brightfield", device: str = "auto", precision: str = "fp32") -> SemiConvModel:
+    """Load a bundled model by name, a user model by name, or a model folder (no network).
+    `precision`: "fp32" (default), "bf16" or "auto" (`resolve_precision`)."""
     from .model import build_model
 
     folder = resolve_model(name_or_path)
     config, state, meta = read_model_folder(folder)
     network = build_model(config)
     load_state_checked(network, state, str(folder / "weights.pt"))
-    return SemiConvModel(network, config, resolve_device(device), name=folder.name, meta=meta)
+    return SemiConvModel(network, config, resolve_device(device), name=folder.name, meta=meta, precision=precision)
 
 
 _CACHE: dict[tuple, tuple[tuple, SemiConvModel]] = {}
 _CACHE_LOCK = threading.Lock()
 
 
-def cached_model(name_or_path: str | Path = "bbbc010-brightfield", device: str = "auto") -> SemiConvModel:
+def cached_model(name_or_path: str | Path = "bbbc010-brightfield", device: str = "auto", precision: str = "fp32") -> SemiConvModel:
     """`load_model`, loaded once per process for each model and device (the napari widgets and each
     batch worker share it); a model folder whose weights or config (thresholds) changed on disk is
     loaded again."""
     folder = resolve_model(name_or_path)
-    key = (str(folder.resolve()), str(resolve_device(device)))
+    key = (str(folder.resolve()), str(resolve_device(device)), precision)
     stamp = tuple(f.stat().st_mtime_ns if f.exists() else 0 for f in (folder / "weights.pt", folder / "config.json"))
     with _CACHE_LOCK:
         hit = _CACHE.get(key)
         if hit is None or hit[0] != stamp:
-            _CACHE[key] = (stamp, load_model(folder, device=device))
+            _CACHE[key] = (stamp, load_model(folder, device=device, precision=precision))
         return _CACHE[key][1]
