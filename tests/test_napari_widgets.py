@@ -274,6 +274,8 @@ w.run()
 while w.worker is not None:
     QApplication.instance().processEvents(); time.sleep(0.01)
 print("LAYERS", "|".join(layer.name for layer in viewer.layers))
+import sys
+print("TRITON_BLOCKED", "triton" in sys.modules and sys.modules["triton"] is None)  # others may still import it
 viewer.close()
 """
     env = dict(os.environ, SEMICONV_MODELS_DIR=str(tiny_models))
@@ -281,6 +283,7 @@ viewer.close()
     assert r.returncode == 0, r.stderr[-2000:]
     names = r.stdout.split("LAYERS ")[1].splitlines()[0].split("|")  # the image, then the result layers
     assert names[0] == "img" and {"img [tiny-test] instances", "img [tiny-test] seeds"} <= set(names)
+    assert "TRITON_BLOCKED False" in r.stdout  # the plugin does not keep triton out of the process
 
 
 def test_finetune_widget_from_labels_and_shapes(make_napari_viewer, qtbot, tiny_models, monkeypatch, tmp_path):
