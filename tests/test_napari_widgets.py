@@ -774,3 +774,51 @@ def test_correct_and_export_refuse_bad_input_in_one_line(make_napari_viewer, qtb
     assert "no longer matches" in messages[-1] or "select a worm" in messages[-1]
     export.export()
     assert "no longer matches" in export.status.value and "\n" not in export.status.value
+
+
+def test_correct_one_frame_of_a_tracked_stack_then_export_and_reopen(make_napari_viewer, qtbot, notes, sample_root, tmp_path):
+    """A tracked 2-frame stack (bundled model): a worm deleted in frame 1 only; hovering shows
+    frame 1's rows there; Export writes one stack per frame; the folder opens back as a stack."""
+    import tifffile
+
+    from napari_semiconv._correct_widget import CorrectWidget
+    from napari_semiconv._export_widget import ExportWidget
+    from napari_semiconv._segment_widget import SegmentWidget
+    from semiconv.data import Bbbc010Folder
+    from semiconv.data.moving import MotionConfig, moving_worms
+
+    well = Bbbc010Folder(sample_root / "bbbc010").load("C01")
+    crop = (slice(120, 400), slice(60, 400))
+    masks = well.masks[:, crop[0], crop[1]]
+    seq = moving_worms(well.brightfield[crop], masks[masks.reshape(len(masks), -1).sum(1) > 300], seed=3,
+                       config=MotionConfig(frames=2, p_still=0.0, p_stop=0.0))
+    viewer = make_napari_viewer()
+    viewer.add_image(seq.frames, name="well over time")
+    segment = SegmentWidget(viewer)
+    segment.track.value = True
+    _run(segment, qtbot)
+    fix = CorrectWidget(viewer)
+    layer = viewer.layers[fix.layer.value]
+    viewer.dims.set_current_step(0, 0)
+    frame0 = fix.plane()
+    viewer.dims.set_current_step(0, 1)
+    frame1 = fix.plane()
+    worm = int(frame1.ids[0])
+    r, c = np.argwhere(frame1.masks[0] & (np.asarray(layer.data)[1] == worm))[0]
+    status = layer.get_status((1, r, c), world=True)
+    text = status["coordinates"] if isinstance(status, dict) else str(status)
+    assert "frame: 1" in text and f"track_id: {worm}" in text  # frame 1's row, not frame 0's
+    fix.select_at(r, c)
+    fix.delete()
+    assert worm not in list(fix.plane().ids) and len(fix.plane().ids) == len(frame1.ids) - 1
+    viewer.dims.set_current_step(0, 0)
+    assert np.array_equal(fix.plane().masks, frame0.masks)  # frame 0 untouched
+    export = ExportWidget(viewer)
+    export.folder.value = str(tmp_path)
+    export.export()
+    stem = "well_over_time"
+    assert (tifffile.imread(tmp_path / f"{stem}_t000_instances.tif") > 0).reshape(-1, *frame0.masks.shape[1:]).shape[0] == len(frame0.ids)
+    assert tifffile.imread(tmp_path / f"{stem}_t001_instances.tif").reshape(-1, *frame0.masks.shape[1:]).shape[0] == len(frame1.ids) - 1
+    assert tifffile.imread(tmp_path / f"{stem}_labels.tif").shape == seq.frames.shape
+    reopened = next(la for la in viewer.open(tmp_path, plugin="napari-semiconv") if la.name == f"{stem} instances")
+    assert reopened.data.shape == seq.frames.shape and worm not in set(np.unique(reopened.data[1]))
