@@ -109,9 +109,10 @@ def build_model(config: ModelConfig) -> SemiConvMaskRCNN:
     )
     old = model.roi_heads
     model.roi_heads = SemiConvRoIHeads(
-        old.box_roi_pool, old.box_head, old.box_predictor,
-        0.5, 0.5, config.box_batch_per_image, 0.25, None,
-        0.05, config.box_nms_threshold, config.max_detections,
+        box_roi_pool=old.box_roi_pool, box_head=old.box_head, box_predictor=old.box_predictor,
+        fg_iou_thresh=0.5, bg_iou_thresh=0.5, batch_size_per_image=config.box_batch_per_image,
+        positive_fraction=0.25, bbox_reg_weights=None,
+        score_thresh=0.05, nms_thresh=config.box_nms_threshold, detections_per_img=config.max_detections,
         mask_roi_pool=old.mask_roi_pool, mask_head=old.mask_head, mask_predictor=old.mask_predictor,
         config=config, fpn_channels=C, featmap_names=names,
     )
