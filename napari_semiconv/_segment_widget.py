@@ -577,11 +577,15 @@ class SegmentWidget(QWidget):
             return
         src = self.viewer.layers[source]
         for layer in layers:
-            if layer.ndim == src.ndim:
-                if not np.array_equal(layer.scale, src.scale):
-                    layer.scale = src.scale
-                if not np.array_equal(layer.translate, src.translate):
-                    layer.translate = src.translate
+            extra = layer.ndim - src.ndim  # e.g. the per-worm stack of a 2-D image: a leading worm axis
+            if extra < 0:
+                continue
+            scale = np.concatenate([np.ones(extra), src.scale])
+            translate = np.concatenate([np.zeros(extra), src.translate])
+            if not np.array_equal(layer.scale, scale):
+                layer.scale = scale
+            if not np.array_equal(layer.translate, translate):
+                layer.translate = translate
 
     def _lift_source(self, source: str, added: list) -> None:
         """The source image (made visible) lies just beneath its results, above any other image."""

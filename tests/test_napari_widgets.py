@@ -822,3 +822,27 @@ def test_correct_one_frame_of_a_tracked_stack_then_export_and_reopen(make_napari
     assert tifffile.imread(tmp_path / f"{stem}_labels.tif").shape == seq.frames.shape
     reopened = next(la for la in viewer.open(tmp_path, plugin="napari-semiconv") if la.name == f"{stem} instances")
     assert reopened.data.shape == seq.frames.shape and worm not in set(np.unique(reopened.data[1]))
+
+
+def test_results_lie_over_a_scaled_offset_source(make_napari_viewer, qtbot, tiny_models, notes):
+    """Every result layer (labels, worm stack, vectors, maps, seeds, affinity) takes its source's
+    pixel size and offset: a worm pixel of the result is the same world point as in the image."""
+    from semiconv.data.synthetic import generate
+
+    from napari_semiconv._segment_widget import SegmentWidget
+
+    viewer = make_napari_viewer()
+    viewer.add_image(generate((128, 128), 5).image, name="worms", scale=(2.0, 3.0), translate=(10.0, -20.0))
+    widget = SegmentWidget(viewer)
+    widget.image.value, widget.model.value = "worms", "tiny-test"
+    _run(widget, qtbot)
+    widget.show_affinity(1)
+    results = [la for la in viewer.layers if la.name.startswith("worms [tiny-test]")]
+    assert len(results) >= 6
+    for layer in results:
+        assert tuple(layer.scale[-2:]) == (2.0, 3.0) and tuple(layer.translate[-2:]) == (10.0, -20.0), layer.name
+    inst = viewer.layers["worms [tiny-test] instances"]
+    r, c = np.argwhere(np.asarray(inst.data) > 0)[0]
+    world = inst.data_to_world((r, c))
+    assert np.allclose(world, viewer.layers["worms"].data_to_world((r, c)))
+    assert inst.get_value(world, world=True) == inst.data[r, c]
