@@ -827,9 +827,8 @@ def test_correct_one_frame_of_a_tracked_stack_then_export_and_reopen(make_napari
 def test_results_lie_over_a_scaled_offset_source(make_napari_viewer, qtbot, tiny_models, notes):
     """Every result layer (labels, worm stack, vectors, maps, seeds, affinity) takes its source's
     pixel size and offset: a worm pixel of the result is the same world point as in the image."""
-    from semiconv.data.synthetic import generate
-
     from napari_semiconv._segment_widget import SegmentWidget
+    from semiconv.data.synthetic import generate
 
     viewer = make_napari_viewer()
     viewer.add_image(generate((128, 128), 5).image, name="worms", scale=(2.0, 3.0), translate=(10.0, -20.0))
