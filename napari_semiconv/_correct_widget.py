@@ -31,9 +31,16 @@ from semiconv.errors import SemiconvError
 from semiconv.outputs import worm_rows
 from semiconv.review import worm_doubts
 
-from ._export_widget import edited_planes, is_yes, stack_layer_of
-from ._layers import labels_features, show_frame_features
+from ._layers import labels_features
 from ._qt import narrow_combo
+from ._results import (
+    edited_planes,
+    follow_selected_result,
+    is_yes,
+    result_layer,
+    show_current_frame,
+    stack_layer_of,
+)
 
 KEYS = {"delete": "Shift-D", "merge": "Shift-M", "apply_path": "Shift-A", "undo": "Alt-Z", "redo": "Alt-Shift-Z",
         "next_doubtful": "Shift-N", "mark_reviewed": "Shift-R"}
@@ -87,7 +94,7 @@ class CorrectWidget(QWidget):
         self.layer.changed.connect(lambda *_: self._on_result_changed())
         self.viewer.layers.events.inserted.connect(self._choose_latest)
         self.viewer.layers.events.removed.connect(lambda e: self.layer.reset_choices())
-        self.viewer.layers.selection.events.active.connect(self._follow_active_layer)
+        self.viewer.layers.selection.events.active.connect(lambda e: follow_selected_result(self.viewer, self.layer))
         self.viewer.mouse_drag_callbacks.append(self._on_click)
         self.viewer.dims.events.current_step.connect(self._on_frame)
         for action, key in KEYS.items():
@@ -108,18 +115,6 @@ class CorrectWidget(QWidget):
         if layers and self.layer.value != layers[-1].name:
             self.layer.value = layers[-1].name
 
-    def _follow_active_layer(self, *_):
-        """Follow the selection: the result whose layer (instances, stack, seeds...) is selected."""
-        active = self.viewer.layers.selection.active
-        result = (active.metadata or {}).get("result") if active is not None else None
-        if result is None:
-            return
-        for name in self.layer.choices:
-            if (self.viewer.layers[name].metadata or {}).get("result") == result:
-                if self.layer.value != name:
-                    self.layer.value = name
-                return
-
     def _reset_selection(self):
         self.selection = []
         self._last_click = None
@@ -133,7 +128,7 @@ class CorrectWidget(QWidget):
         except SemiconvError:
             return
         if layer.ndim == 3:
-            show_frame_features(layer, self.frame())
+            show_current_frame(self.viewer)
             self._reset_selection()
 
     def _on_result_changed(self):
@@ -167,12 +162,14 @@ class CorrectWidget(QWidget):
         return [r for r in records if int(r.get("plane", 0)) == t]
 
     # -- writing a plane back into every layer -------------------------------------------------
-    def _write(self, plane: EditedPlane, record: bool = True):
+    def _write(self, plane: EditedPlane, before: EditedPlane | None = None):
+        """Write the current frame's worms into every layer; `before` (the worms as they were) is
+        kept for undo."""
         layer = self.instances()
         stack_layer = stack_layer_of(self.viewer, layer)
         t, multi = self.frame(), layer.ndim == 3
-        if record:
-            self._history.setdefault(layer.name, []).append((t, self.plane()))
+        if before is not None:
+            self._history.setdefault(layer.name, []).append((t, before))
             del self._history[layer.name][:-HISTORY]
             self._redo[layer.name] = []
         stack = np.asarray(stack_layer.data)
@@ -224,7 +221,7 @@ class CorrectWidget(QWidget):
         layer.features = labels_features(all_rows, t if layer.ndim == 3 else None)
 
     def _write_seeds(self, plane: EditedPlane, t: int, multi: bool):
-        seeds_layer = self._role_layer("seeds")
+        seeds_layer = result_layer(self.viewer, self.instances(), "seeds")
         if seeds_layer is None:
             return
         data, features = np.asarray(seeds_layer.data), seeds_layer.features
@@ -240,7 +237,7 @@ class CorrectWidget(QWidget):
 
     def _drop_vectors(self, plane: EditedPlane, t: int, multi: bool):
         """Vectors drawn from pixels of worms that are gone (the network's votes stay for the others)."""
-        vectors = self._role_layer("displacement")
+        vectors = result_layer(self.viewer, self.instances(), "displacement")
         if vectors is None or not len(vectors.data) or self.instances().metadata.get("tracked"):
             return
         worm = vectors.features["worm"].to_numpy()
@@ -254,14 +251,6 @@ class CorrectWidget(QWidget):
                 vectors.features = features
                 vectors.edge_color = colors
             vectors.refresh()
-
-    def _role_layer(self, role: str):
-        result = (self.instances().metadata or {}).get("result")
-        for layer in self.viewer.layers:
-            meta = layer.metadata or {}
-            if meta.get("role") == role and meta.get("result") == result:
-                return layer
-        return None
 
     # -- selection -------------------------------------------------------------------------------
     def _on_click(self, viewer, event):
@@ -318,7 +307,7 @@ class CorrectWidget(QWidget):
             plane = self.plane()
             result = action(plane, *args)
             new, worm = result if isinstance(result, tuple) else (result, None)
-            self._write(new)
+            self._write(new, before=plane)
         except SemiconvError as exc:
             show_error(str(exc))
             self.status.value = str(exc)
@@ -377,25 +366,25 @@ class CorrectWidget(QWidget):
             shapes.data = []
 
     def undo(self):
-        self._step(self._history, self._redo, "undid")
+        self._step(self._history, self._redo, "undo", "undid")
 
     def redo(self):
-        self._step(self._redo, self._history, "redid")
+        self._step(self._redo, self._history, "redo", "redid")
 
-    def _step(self, source: dict, target: dict, verb: str):
+    def _step(self, source: dict, target: dict, action: str, done: str):
         try:
             name = self.instances().name
         except SemiconvError:
             return
         if not source.get(name):
-            self.status.value = f"nothing to {verb[:-1].replace('undi', 'undo').replace('redi', 'redo')}"
+            self.status.value = f"nothing to {action}"
             return
         t, plane = source[name].pop()
         if self.instances().ndim == 3:
             self.viewer.dims.set_current_step(0, t)
         target.setdefault(name, []).append((t, self.plane()))
-        self._write(plane, record=False)
-        self.status.value = f"{verb} the last edit"
+        self._write(plane)
+        self.status.value = f"{done} the last edit"
 
     # -- review queue ----------------------------------------------------------------------------
     def _ensure_doubts(self) -> list[dict]:

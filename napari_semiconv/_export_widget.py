@@ -13,65 +13,19 @@ from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import QMessageBox, QVBoxLayout, QWidget
 
 from semiconv.data.instances import labels_to_stack
-from semiconv.editing import EditedPlane, apply_label_edits, write_edited_result
+from semiconv.editing import EditedPlane, write_edited_result
 from semiconv.errors import InputError
 from semiconv.outputs import output_paths
 
 from ._qt import narrow_combo
+from ._results import edited_planes, follow_selected_result, is_yes, stack_layer_of
 
 
-def result_layers(viewer) -> list[Labels]:
+def exportable_layers(viewer) -> list[Labels]:
     """Labels layers to export, the likeliest last: other labels layers, then loaded instance
     stacks and ground truth, then this plugin's segmentations (newest last); never a worm stack."""
     layers = [la for la in viewer.layers if isinstance(la, Labels) and (la.metadata or {}).get("role") != "instance stack"]
     return sorted(layers, key=lambda la: ((la.metadata or {}).get("role") == "instances", "semiconv_version" in (la.metadata or {})))
-
-
-def stack_layer_of(viewer, layer: Labels) -> Labels | None:
-    """The per-worm stack layer of the same result (by metadata, not by name)."""
-    result = (layer.metadata or {}).get("result")
-    if result is None or layer.metadata.get("role") != "instances":
-        return None
-    for other in viewer.layers:
-        if isinstance(other, Labels) and other.metadata.get("role") == "instance stack" and other.metadata.get("result") == result:
-            return other
-    return None
-
-
-def is_yes(value) -> bool:
-    """A table cell that says yes (a bool; NaN and missing cells say no)."""
-    return isinstance(value, bool | np.bool_) and bool(value)
-
-
-def edited_planes(layer: Labels, stack_layer: Labels, frames: list[int] | None = None) -> tuple[list[EditedPlane], list[str]]:
-    """Each plane's (or each of `frames`') per-worm stack with the edits of `layer` (the flat view)
-    carried in (semiconv.editing.apply_label_edits), score, seed and `edited` from the layer's
-    table; and one-line notes (worms erased to nothing)."""
-    labels, stack = np.asarray(layer.data), np.asarray(stack_layer.data)
-    multi = labels.ndim == 3
-    if stack.ndim != labels.ndim + 1 or stack.shape[-2:] != labels.shape[-2:] or (multi and len(stack) != len(labels)):
-        raise InputError(f"{layer.name!r} ({labels.shape}) no longer matches its worm stack ({stack.shape}): "
-                         "it was resized or replaced; segment again")
-    features = layer.features.drop(columns=["index"], errors="ignore")
-    records = features.to_dict("records") if len(features) else []
-    key = "track_id" if "track_id" in features else "label"
-    planes, notes = [], []
-    for t in frames if frames is not None else range(len(labels) if multi else 1):
-        worms = stack[t] if multi else stack
-        worms = worms[worms.reshape(len(worms), -1).any(1)]
-        ids = np.array([int(w.max()) for w in worms], dtype=np.int64)
-        by_id = {int(r[key]): r for r in records if int(r.get("plane", 0)) == t and key in r}
-
-        def column(name, ids=ids, by_id=by_id):
-            return np.array([float(by_id.get(int(k), {}).get(name, np.nan)) for k in ids])
-
-        edited = np.array([is_yes(by_id.get(int(k), {}).get("edited")) for k in ids], dtype=bool)
-        seeds = np.stack([column("seed_row"), column("seed_col")], 1).reshape(-1, 2)
-        plane = apply_label_edits(worms > 0, ids, column("score"), labels[t] if multi else labels, edited, seeds)
-        planes.append(plane)
-        where = f" in frame {t}" if multi else ""
-        notes += [f"worm {k}{where} was erased to nothing: left out" for k in plane.removed]
-    return planes, notes
 
 
 def export_result(viewer, layer: Labels, folder: Path, stem: str, overwrite: bool = False) -> tuple[list[Path], list[str]]:
@@ -115,7 +69,7 @@ class ExportWidget(QWidget):
         super().__init__()
         self.viewer = napari_viewer
         self.confirm = confirm or self._ask
-        self.layer = ComboBox(label="result", choices=lambda w: [la.name for la in result_layers(self.viewer)])
+        self.layer = ComboBox(label="result", choices=lambda w: [la.name for la in exportable_layers(self.viewer)])
         self.folder = FileEdit(label="folder", mode="d", value="")
         self.stem = LineEdit(label="file name stem", value="")
         self.button = PushButton(text="Export")
@@ -128,29 +82,17 @@ class ExportWidget(QWidget):
         self.button.changed.connect(self.export)
         self.viewer.layers.events.inserted.connect(self._on_inserted)
         self.viewer.layers.events.removed.connect(lambda e: self.layer.reset_choices())
-        self.viewer.layers.selection.events.active.connect(self._follow_active_layer)
+        self.viewer.layers.selection.events.active.connect(lambda e: follow_selected_result(self.viewer, self.layer))
         self._choose_latest()
 
     def _choose_latest(self):
         self.layer.reset_choices()
-        layers = result_layers(self.viewer)
+        layers = exportable_layers(self.viewer)
         if layers:
             self.layer.value = layers[-1].name
 
     def _on_inserted(self, event):
         self._choose_latest()
-
-    def _follow_active_layer(self, *_):
-        """Follow the selection: the result whose layer (instances, stack, seeds...) is selected."""
-        active = self.viewer.layers.selection.active
-        result = (active.metadata or {}).get("result") if active is not None else None
-        if result is None:
-            return
-        for name in self.layer.choices:
-            if (self.viewer.layers[name].metadata or {}).get("result") == result:
-                if self.layer.value != name:
-                    self.layer.value = name
-                return
 
     def _ask(self, text: str) -> bool:
         return QMessageBox.question(self, "Overwrite?", text) == QMessageBox.Yes

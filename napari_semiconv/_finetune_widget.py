@@ -34,7 +34,7 @@ from semiconv.models_store import list_models
 from semiconv.planes import grey_planes, split_planes
 from semiconv.training.finetune import FINETUNE_DEFAULTS, FINETUNE_VAL_FRACTION
 
-from ._export_widget import edited_planes, stack_layer_of
+from ._results import edited_planes, stack_layer_of
 
 
 def annotation_stacks(image: np.ndarray, layer, rgb: bool | None = None, partner=None) -> list[np.ndarray]:

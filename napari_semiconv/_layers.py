@@ -149,7 +149,7 @@ def tracks_layer(rows: list[dict], name: str, metadata: dict) -> tuple:
     data = np.array([[r["track_id"], r["frame"], r["midpoint_row"], r["midpoint_col"]] for r in ordered], float).reshape(-1, 4)
     speed = [float(r.get("speed_px_per_frame", np.nan)) for r in ordered]
     return (data, {"name": f"{name} tracks", "features": {"speed_px_per_frame": np.nan_to_num(speed)},
-                   "tail_length": 10, "tail_width": 3, "metadata": dict(metadata)}, "tracks")
+                   "tail_length": 10, "tail_width": 3, "metadata": {**metadata, "role": "tracks"}}, "tracks")
 
 
 def displacement_layer(preds: list, name: str, metadata: dict, step: int = 6) -> tuple:

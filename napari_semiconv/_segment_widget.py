@@ -54,6 +54,7 @@ from ._layers import (
     tracks_layer,
 )
 from ._qt import narrow_combo
+from ._results import result_layer, show_current_frame
 
 BROWSE = "Model folder..."
 #: the Segment widget's rescale choices -> semiconv.scale.segment_plane's `rescale`
@@ -263,7 +264,7 @@ class SegmentWidget(QWidget):
         # the image to segment is the one the user works on: the active layer, following the selection
         self.viewer.layers.selection.events.active.connect(self._follow_active_layer)
         self._follow_active_layer(initial=True)
-        self.viewer.dims.events.current_step.connect(self._follow_frame)
+        self.viewer.dims.events.current_step.connect(lambda e: show_current_frame(self.viewer))
         self.viewer.mouse_drag_callbacks.append(self._on_viewer_click)
         self._zooming = False
         self.viewer.camera.events.zoom.connect(self._vectors_by_zoom)
@@ -341,12 +342,6 @@ class SegmentWidget(QWidget):
         self._rethresholding.errored.connect(lambda exc: show_error(f"redraw failed: {exc}"))
         self._rethresholding.finished.connect(finished)
         self._rethresholding.start()
-
-    def _follow_frame(self, *_):
-        """Hovering a worm of a stack result shows its own row in the frame on screen."""
-        for name, result in self.results.items():
-            if name in self.viewer.layers and len(result["preds"]) > 1:
-                show_frame_features(self.viewer.layers[name], int(self.viewer.dims.current_step[0]))
 
     def _follow_active_layer(self, *_, initial: bool = False):
         """Segment the active image layer; with none active (e.g. a hidden annotation layer just
@@ -552,22 +547,20 @@ class SegmentWidget(QWidget):
         layer = self.viewer.layers[name]
         layer.data = tracked_labels(stacks, [p.scores for p in preds], ids)
         layer.features = labels_features(rows, int(self.viewer.dims.current_step[0]))
-        stack_name = f"{result['name']} instance stack (one plane per worm)"
-        if stack_name in self.viewer.layers:
-            planes = self.viewer.layers[stack_name].data
+        stack = result_layer(self.viewer, layer, "instance stack")
+        if stack is not None:
             for t, p in enumerate(preds):
-                planes[t][: len(p)] = p.masks * np.asarray(ids[t], dtype=planes.dtype)[:, None, None]
-            self.viewer.layers[stack_name].refresh()
-        seeds_name = f"{result['name']} seeds"
-        if seeds_name in self.viewer.layers:  # points are in plane order, worms in order
-            seeds = self.viewer.layers[seeds_name]
+                stack.data[t][: len(p)] = p.masks * np.asarray(ids[t], dtype=stack.data.dtype)[:, None, None]
+            stack.refresh()
+        seeds = result_layer(self.viewer, layer, "seeds")
+        if seeds is not None:  # points are in plane order, worms in order
             seeds.features = {**{c: seeds.features[c] for c in seeds.features}, "label": np.concatenate(ids).astype(int)}
             seeds.refresh_text()
-        tracks_name = f"{result['name']} tracks"
-        if tracks_name in self.viewer.layers:
+        tracks = result_layer(self.viewer, layer, "tracks")
+        if tracks is not None:
             data, kwargs, _ = tracks_layer(rows, result["name"], layer.metadata)
-            self.viewer.layers[tracks_name].data = data
-            self.viewer.layers[tracks_name].features = kwargs["features"]
+            tracks.data = data
+            tracks.features = kwargs["features"]
         self.status.value = f"tracks corrected ({kind})"
 
     def _place_over_source(self, source: str, layers: list) -> None:

@@ -486,11 +486,10 @@ def test_segment_an_enlarged_image_at_the_models_scale(make_napari_viewer, qtbot
     assert labels.data.shape == big.shape and labels.data.max() >= 10
 
 
-def test_track_worms_in_a_stack_correct_an_identity_and_plot_a_worm(make_napari_viewer, qtbot, notes, sample_root):
-    from napari.layers import Tracks
-
+def _segment_moving_c01(make_napari_viewer, qtbot, sample_root, frames: int):
+    """Sample C01's own worms crawling over `frames` frames (a crop), segmented with tracking by
+    the bundled model: (viewer, Segment widget, the true sequence)."""
     from napari_semiconv._segment_widget import SegmentWidget
-    from napari_semiconv._table_widget import WormTableWidget
     from semiconv.data import Bbbc010Folder
     from semiconv.data.moving import MotionConfig, moving_worms
 
@@ -498,12 +497,21 @@ def test_track_worms_in_a_stack_correct_an_identity_and_plot_a_worm(make_napari_
     crop = (slice(120, 400), slice(60, 400))
     masks = well.masks[:, crop[0], crop[1]]
     seq = moving_worms(well.brightfield[crop], masks[masks.reshape(len(masks), -1).sum(1) > 300], seed=3,
-                       config=MotionConfig(frames=3, p_still=0.0, p_stop=0.0))
+                       config=MotionConfig(frames=frames, p_still=0.0, p_stop=0.0))
     viewer = make_napari_viewer()
     viewer.add_image(seq.frames, name="well over time")
     widget = SegmentWidget(viewer)
     widget.track.value = True
     _run(widget, qtbot)
+    return viewer, widget, seq
+
+
+def test_track_worms_in_a_stack_correct_an_identity_and_plot_a_worm(make_napari_viewer, qtbot, notes, sample_root):
+    from napari.layers import Tracks
+
+    from napari_semiconv._table_widget import WormTableWidget
+
+    viewer, widget, seq = _segment_moving_c01(make_napari_viewer, qtbot, sample_root, frames=3)
     assert notes["error"] == []
     name = "well over time [bbbc010-brightfield]"
     inst = viewer.layers[f"{name} instances"]
@@ -783,20 +791,8 @@ def test_correct_one_frame_of_a_tracked_stack_then_export_and_reopen(make_napari
 
     from napari_semiconv._correct_widget import CorrectWidget
     from napari_semiconv._export_widget import ExportWidget
-    from napari_semiconv._segment_widget import SegmentWidget
-    from semiconv.data import Bbbc010Folder
-    from semiconv.data.moving import MotionConfig, moving_worms
 
-    well = Bbbc010Folder(sample_root / "bbbc010").load("C01")
-    crop = (slice(120, 400), slice(60, 400))
-    masks = well.masks[:, crop[0], crop[1]]
-    seq = moving_worms(well.brightfield[crop], masks[masks.reshape(len(masks), -1).sum(1) > 300], seed=3,
-                       config=MotionConfig(frames=2, p_still=0.0, p_stop=0.0))
-    viewer = make_napari_viewer()
-    viewer.add_image(seq.frames, name="well over time")
-    segment = SegmentWidget(viewer)
-    segment.track.value = True
-    _run(segment, qtbot)
+    viewer, _, seq = _segment_moving_c01(make_napari_viewer, qtbot, sample_root, frames=2)
     fix = CorrectWidget(viewer)
     layer = viewer.layers[fix.layer.value]
     viewer.dims.set_current_step(0, 0)
