@@ -17,7 +17,7 @@ from semiconv.batch import find_inputs, run_batch
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--data", default="../shared/data/bbbc010")
+    parser.add_argument("--data", required=True, help="BBBC010-layout folder (e.g. ../shared/data/bbbc010)")
     parser.add_argument("--model", default="bbbc010-brightfield")
     parser.add_argument("--limit", type=int, default=50)
     args = parser.parse_args()

@@ -5,7 +5,7 @@
 
 A scripted user, guided by the ground truth, corrects each well's prediction with the operations
 the Correct widget runs (semiconv.editing: delete_worm, merge_worms, draw_worm), until no error of
-the error census is left at IoU 0.5 (semiconv.evaluation.error_census): a fragment of a worm found
+the error census is left at IoU 0.5 (semiconv.metrics.error_census): a fragment of a worm found
 twice is merged into the worm's match (click, click, merge key: 3 actions); a rough mask of a worm
 nobody matches is redrawn along it (click, the path's clicks, apply key); a detection off any
 worm is deleted (click, delete key: 2); a prediction holding two worms is redrawn along the one it
@@ -32,10 +32,10 @@ import torch
 from semiconv.data.bbbc010 import Bbbc010Folder
 from semiconv.data.packed import PackedWells, is_packed_file
 from semiconv.editing import EditedPlane, delete_worm, draw_worm, merge_worms
-from semiconv.evaluation import error_census, image_matching, mask_overlaps, summary_from_matching
 from semiconv.inference import load_model
 from semiconv.measure import centre_line
-from semiconv.outputs import worm_rows
+from semiconv.metrics import error_census, image_matching, mask_overlaps, summary_from_matching
+from semiconv.result_files import worm_rows
 from semiconv.review import worm_doubts
 
 
@@ -61,7 +61,7 @@ def wrong_predictions(masks: np.ndarray, truth: np.ndarray) -> np.ndarray:
     """Bool per prediction: unmatched at IoU 0.5, or covering half of two true worms."""
     from scipy.optimize import linear_sum_assignment
 
-    from semiconv.evaluation import iou_from_overlaps
+    from semiconv.metrics import iou_from_overlaps
 
     inter, pred_area, true_area = mask_overlaps(masks, truth)
     ious = iou_from_overlaps(inter, pred_area, true_area)
@@ -77,7 +77,7 @@ def correct(plane: EditedPlane, truth: np.ndarray, max_rounds: int = 20) -> tupl
     """Fix the census errors of `plane` against `truth` as the module docstring says; the actions."""
     from scipy.optimize import linear_sum_assignment
 
-    from semiconv.evaluation import iou_from_overlaps
+    from semiconv.metrics import iou_from_overlaps
 
     actions = dict.fromkeys(("merge_fragment", "delete_off_worm", "redraw_rough", "redraw_merged", "add_missed", "clicks"), 0)
     for _ in range(max_rounds):

@@ -11,11 +11,11 @@
    thresholds (score, mask, foreground, containment) chosen on the pooled out-of-fold outputs
    (semiconv.calibration.choose_from_outputs).
 3. Per fold and pooled, at those thresholds: COCO AP / AP50 / AP75, TP/(TP+FP+FN) at 0.5-0.9,
-   avAP, overlap recall, and the error census (semiconv.evaluation.error_census); also on a
+   avAP, overlap recall, and the error census (semiconv.metrics.error_census); also on a
    shifted copy of the held-out wells (benchmarks/finetune_domain_shift.py's "moderate" shift)
    for robustness.
 4. --final: the out-of-fold thresholds written into the all-wells model's config.json (the model
-   to ship; bundle with benchmarks/bundle_model.py); --fit: its fit on its own 50 training wells.
+   to ship; bundle with benchmarks/release/bundle_model.py); --fit: its fit on its own 50 training wells.
 `--workers` processes share the threshold search and the post-processing.
 Writes RUNS/cv.json and prints a markdown table.
 """
@@ -109,9 +109,9 @@ def predictions(model, images, thresholds, pool=None) -> list:
 
 
 def scored(preds, truths, score_threshold) -> dict:
-    from semiconv.evaluation import coco_metrics, error_census, matching_summary
+    from semiconv.metrics import error_census, evaluate_predictions
 
-    metrics = {**coco_metrics(preds, truths), **matching_summary(preds, truths, score_threshold)}
+    metrics = evaluate_predictions(preds, truths, score_threshold)
     return {**{m: metrics[m] for m in KEYS}, "census": error_census(preds, truths, score_threshold)}
 
 
@@ -138,7 +138,7 @@ def main():
     import torch
 
     from semiconv.calibration import choose_from_outputs
-    from semiconv.config import save_json
+    from semiconv.config import ModelConfig, save_json
     from semiconv.data.bbbc010 import Bbbc010Folder, is_bbbc010_folder
     from semiconv.data.folds import FOLDS, fold_split
     from semiconv.data.packed import PackedWells
@@ -183,8 +183,7 @@ def main():
         start = time.perf_counter()
         threshold, chosen = choose_from_outputs(out_of_fold, [t for k in folds for t in truths[k]], config, args.workers)
         report["threshold_search_seconds"] = round(time.perf_counter() - start, 1)
-        thresholds = Thresholds.of(config, score=threshold, mask=chosen["mask_threshold"],
-                                   foreground=chosen["foreground_threshold"], containment=chosen["containment_threshold"])
+        thresholds = Thresholds.of(config.with_thresholds(chosen))
         report.update(folds={k: list(FOLDS[k]) for k in folds}, thresholds=dataclasses.asdict(thresholds), per_fold={})
         pooled, pooled_truths, moved, moved_truths = [], [], [], []
         for k, out in folds.items():
@@ -203,8 +202,7 @@ def main():
         report["evaluation_seconds"] = round(time.perf_counter() - start, 1)
         if args.final and finished(final):
             payload = json.loads((final / "config.json").read_text())
-            payload["model"].update(score_threshold=thresholds.score, mask_threshold=thresholds.mask,
-                                    foreground_threshold=thresholds.foreground, mask_containment_threshold=thresholds.containment)
+            payload["model"] = ModelConfig.from_dict(payload["model"]).with_thresholds(chosen).to_dict()
             payload["thresholds_chosen_by"] = "benchmarks/cross_validate.py (pooled out-of-fold predictions)"
             save_json(final / "config.json", payload)
             report["final_model"] = str(final)

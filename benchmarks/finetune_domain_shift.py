@@ -31,8 +31,8 @@ from semiconv.data.bbbc010 import is_bbbc010_folder
 from semiconv.data.generic import AnnotatedImage
 from semiconv.data.instances import boxes_from_masks
 from semiconv.data.packed import PackedWells
-from semiconv.evaluation import coco_metrics, matching_summary
 from semiconv.inference import load_model
+from semiconv.metrics import evaluate_predictions
 from semiconv.normalize import normalize_percentile
 from semiconv.training.finetune import FINETUNE_VAL_FRACTION, finetune, finetune_config
 
@@ -70,7 +70,7 @@ def score(model, items) -> dict:
         p = model.predict(item.image, score_threshold=0.05, dense=False)
         preds.append((p.masks, p.scores))
     truths = [i.masks for i in items]
-    return {**coco_metrics(preds, truths), **matching_summary(preds, truths, model.config.score_threshold)}
+    return evaluate_predictions(preds, truths, model.config.score_threshold)
 
 
 def annotated_wells(folder: Bbbc010Folder, seed: int) -> list[str]:
@@ -83,7 +83,7 @@ def annotated_wells(folder: Bbbc010Folder, seed: int) -> list[str]:
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--data", default="../shared/data/bbbc010", help="BBBC010-layout folder or packed .npz")
+    parser.add_argument("--data", required=True, help="BBBC010-layout folder or packed .npz")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (fine-tuning and scoring)")
     parser.add_argument("--base", default="bbbc010-brightfield")
     parser.add_argument("--shift", default="moderate", choices=("moderate", "strong"))

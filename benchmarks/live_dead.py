@@ -20,7 +20,7 @@ from semiconv.measure import measure_worms, z_prime
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--data", default="../shared/data/bbbc010")
+    parser.add_argument("--data", required=True, help="BBBC010-layout folder (e.g. ../shared/data/bbbc010)")
     parser.add_argument("--model", default=None)
     args = parser.parse_args()
     folder = Bbbc010Folder(args.data)

@@ -23,8 +23,8 @@ from scipy import ndimage as ndi
 
 from semiconv.data.bbbc010 import Bbbc010Folder
 from semiconv.data.packed import PackedWells, is_packed_file
-from semiconv.evaluation import coco_metrics, matching_summary
 from semiconv.inference import load_model
+from semiconv.metrics import evaluate_predictions
 from semiconv.normalize import normalize_percentile
 from semiconv.scale import resample_plane, segment_plane
 
@@ -43,7 +43,7 @@ def another_microscope(image: np.ndarray, masks: np.ndarray, magnification: floa
 
 
 def scores(preds, truths, threshold) -> dict:
-    metrics = {**coco_metrics(preds, truths), **matching_summary(preds, truths, threshold)}
+    metrics = evaluate_predictions(preds, truths, threshold)
     return {k: round(float(metrics[k]), 3) for k in ("AP", "AP50", "AP75", "score@0.5", "avAP")}
 
 

@@ -27,7 +27,7 @@ from semiconv.data.bbbc010 import VALIDATION_WELLS, Bbbc010Folder
 from semiconv.data.moving import MotionConfig, moving_worms
 from semiconv.data.packed import PackedWells, is_packed_file
 from semiconv.inference import load_model
-from semiconv.outputs import prediction_rows
+from semiconv.result_files import prediction_rows
 from semiconv.track_metrics import frame_iou, frame_matches, tracking_scores
 from semiconv.tracking import TrackingSettings, link_frames, track_rows
 

@@ -13,7 +13,7 @@ step, crop pixels per second and the ratio to the first variant are reported. Va
 - bf16-old: the same with bf16 autocast (what bf16 gave before the fast step).
 - fast: the same model and batches with the defaults now: bf16 autocast (where the CPU has
   it), channels-last, the vectorised RoIAlign backward and GroupNorm layout
-  (semiconv.model.pooling / norm).
+  (semiconv.network.pooling / norm).
 - fast-recipe: the long-run recipe (benchmarks/configs/bbbc010-long.json: its model, batch
   and crop size) with the fast step.
 """
@@ -30,11 +30,11 @@ import numpy as np
 import torch
 from torchvision.ops import roi_align
 
-import semiconv.model.pooling as pooling
+import semiconv.network.pooling as pooling
 from semiconv.config import ModelConfig, TrainConfig
 from semiconv.data.bbbc010 import Bbbc010Folder
 from semiconv.data.packed import PackedWells, is_packed_file
-from semiconv.model import build_model
+from semiconv.network import build_model
 from semiconv.resources import bundled_models_dir
 from semiconv.training.samples import make_batch, samples_from_bbbc010
 

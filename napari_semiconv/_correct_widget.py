@@ -28,7 +28,7 @@ from semiconv.editing import (
     worms_at,
 )
 from semiconv.errors import SemiconvError
-from semiconv.outputs import worm_rows
+from semiconv.result_files import worm_rows
 from semiconv.review import worm_doubts
 
 from ._layers import labels_features

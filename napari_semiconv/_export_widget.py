@@ -15,7 +15,7 @@ from qtpy.QtWidgets import QMessageBox, QVBoxLayout, QWidget
 from semiconv.data.instances import labels_to_stack
 from semiconv.editing import EditedPlane, write_edited_result
 from semiconv.errors import InputError
-from semiconv.outputs import output_paths
+from semiconv.result_files import output_paths
 
 from ._qt import narrow_combo
 from ._results import edited_planes, follow_selected_result, is_yes, stack_layer_of

@@ -30,7 +30,7 @@ from semiconv.data.annotate import shapes_to_masks
 from semiconv.data.generic import AnnotatedImage
 from semiconv.data.instances import boxes_from_masks, labels_to_stack
 from semiconv.errors import SemiconvError
-from semiconv.models_store import list_models
+from semiconv.model_folders import list_models
 from semiconv.planes import grey_planes, split_planes
 from semiconv.training.finetune import FINETUNE_DEFAULTS, FINETUNE_VAL_FRACTION
 
@@ -76,7 +76,7 @@ class _Relay(QObject):
 class FinetuneWidget(QWidget):
     def __init__(self, napari_viewer):
         super().__init__()
-        import semiconv.model  # noqa: F401  (torch imported in the main thread, see SegmentWidget)
+        import semiconv.network  # noqa: F401  (torch imported in the main thread, see SegmentWidget)
 
         self.viewer = napari_viewer
         self.pairs: list[tuple[str, str]] = []
@@ -207,8 +207,7 @@ class FinetuneWidget(QWidget):
             check_name,
             finetune,
             finetune_config,
-            held_out_count,
-            output_folder,
+                output_folder,
         )
 
         if self.worker is not None:
@@ -229,7 +228,7 @@ class FinetuneWidget(QWidget):
         cfg = finetune_config(steps=self.steps.value, lr=self.lr.value, crop_size=self.crop.value)
         self._stop = False
         self.history = {"step": [], "loss": [], "val_step": [], "val": []}
-        self._check_name = check_name(held_out_count(len(items), self.val_fraction.value))
+        self._check_name = check_name(len(items), self.val_fraction.value)
         relay = self.relay
 
         @thread_worker

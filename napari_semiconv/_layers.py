@@ -10,7 +10,7 @@ import numpy as np
 
 from semiconv import __version__
 from semiconv.editing import EditedPlane, flat_labels
-from semiconv.outputs import prediction_rows, table_features, worm_rows
+from semiconv.result_files import prediction_rows, table_features, worm_rows
 from semiconv.tracking import tracked_labels
 
 WORM_COLORS = ["#e6194b", "#3cb44b", "#ffe119", "#4363d8", "#f58231", "#911eb4", "#46f0f0", "#f032e6",
@@ -18,7 +18,7 @@ WORM_COLORS = ["#e6194b", "#3cb44b", "#ffe119", "#4363d8", "#f58231", "#911eb4",
 
 
 def labels_features(rows: list[dict], frame: int | None = None) -> dict[str, list]:
-    """The per-worm table (semiconv.outputs.table_features) as a Labels layer's features, with
+    """The per-worm table (semiconv.result_files.table_features) as a Labels layer's features, with
     napari's `index` column: the label each row describes, so that hovering a worm shows its own
     row. napari looks a stack's labels up in one table for every frame, so in a stack only the rows
     of `frame` carry their label (the others a negative placeholder): call again (or
@@ -92,7 +92,7 @@ def plane_layers(planes: list, rows: list[dict], name: str, metadata: dict | Non
 def prediction_layers(preds: list, name: str, metadata: dict, rows: list[dict] | None = None, vector_step: int = 6,
                       track_ids: list | None = None) -> list[tuple]:
     """All result layers of a segmentation of one image layer (preds: one per plane): instances
-    (its features: the per-worm table `rows` of semiconv.outputs; default: measured here),
+    (its features: the per-worm table `rows` of semiconv.result_files; default: measured here),
     instance stack, displacement, embedding, foreground probability (models with a
     foreground head), seeds; with `track_ids` (semiconv.tracking.link_frames; `rows` then carry
     the tracking columns) the labels are track ids and a Tracks layer follows each worm."""

@@ -32,7 +32,7 @@ from qtpy.QtWidgets import QVBoxLayout, QWidget
 from semiconv import __version__
 from semiconv.errors import SemiconvError
 from semiconv.inference import cached_model
-from semiconv.models_store import list_models, model_config
+from semiconv.model_folders import list_models, model_config
 from semiconv.planes import first_plane, grey_planes, split_planes
 from semiconv.review import worm_doubts
 from semiconv.scale import scale_notes, segment_plane
@@ -200,7 +200,7 @@ class SegmentWidget(QWidget):
         # torch/torchvision must be imported in the main thread: importing them first inside a
         # worker thread while Qt renders can crash the process
         import semiconv.inference  # noqa: F401
-        import semiconv.model  # noqa: F401
+        import semiconv.network  # noqa: F401
 
         self.viewer = napari_viewer
         self.worker = None

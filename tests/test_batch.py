@@ -12,8 +12,8 @@ import torch
 from helpers import tiny_config
 
 from semiconv.batch import find_inputs, run_batch
-from semiconv.model import build_model
-from semiconv.models_store import save_model_folder
+from semiconv.model_folders import save_model_folder
+from semiconv.network import build_model
 
 
 @pytest.fixture(scope="module")

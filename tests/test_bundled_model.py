@@ -10,8 +10,8 @@ import tifffile
 
 import semiconv
 from semiconv.data import Bbbc010Folder
-from semiconv.evaluation import evaluate_predictions
-from semiconv.models_store import list_models
+from semiconv.metrics import evaluate_predictions
+from semiconv.model_folders import list_models
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,8 @@ import pytest
 import tifffile
 from helpers import tiny_config
 
-from semiconv.model import build_model
-from semiconv.models_store import save_model_folder
+from semiconv.model_folders import save_model_folder
+from semiconv.network import build_model
 
 
 def run(*args, cwd=None):
@@ -89,7 +89,7 @@ def test_evaluate_on_sample_wells(tiny_model, sample_root, tmp_path):
     # the figures are those of the model's own predictions on those wells, scored as documented
     from semiconv import load_model
     from semiconv.data import Bbbc010Folder
-    from semiconv.evaluation import evaluate_predictions
+    from semiconv.metrics import evaluate_predictions
 
     model = load_model(tiny_model, device="cpu")
     folder = Bbbc010Folder(sample_root / "bbbc010")
@@ -125,7 +125,7 @@ def test_train_init_from_a_model_folder(tiny_model, tmp_path):
 
 def test_segment_writes_the_per_worm_table_with_fluorescence_and_pixel_size(tiny_model, tmp_path):
     from semiconv.data.synthetic import generate
-    from semiconv.outputs import TABLE_COLUMNS
+    from semiconv.result_files import TABLE_COLUMNS
 
     worms = generate((128, 160), 5)
     image, sytox = tmp_path / "well_w2_a.tif", tmp_path / "well_w1_b.tif"

@@ -41,13 +41,13 @@ def test_every_shipped_recipe_config_loads():
 
 
 def test_aligned_roi_pooling_uses_torchvision_helpers_that_still_exist():
-    """semiconv.model.pooling imports private torchvision.ops.poolers helpers; if torchvision moves
+    """semiconv.network.pooling imports private torchvision.ops.poolers helpers; if torchvision moves
     them this fails here, by name, not deep inside a model."""
     from torchvision.ops import poolers, roi_align
 
     for name in ("_convert_to_roi_format", "_filter_input", "_setup_scales"):
         assert callable(getattr(poolers, name, None)), f"torchvision.ops.poolers.{name} is gone"
-    from semiconv.model.pooling import AlignedMultiScaleRoIAlign
+    from semiconv.network.pooling import AlignedMultiScaleRoIAlign
 
     pool = AlignedMultiScaleRoIAlign(["0", "1"], output_size=7, sampling_ratio=2)
     features = {"0": torch.randn(1, 3, 32, 32), "1": torch.randn(1, 3, 16, 16)}

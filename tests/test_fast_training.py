@@ -8,9 +8,9 @@ import pytest
 import torch
 from torchvision.ops import roi_align
 
-from semiconv.model import build_model
-from semiconv.model.norm import GroupNorm
-from semiconv.model.pooling import NARROW_CHANNELS, aligned_roi_align, roi_align_trainable
+from semiconv.network import build_model
+from semiconv.network.norm import GroupNorm
+from semiconv.network.pooling import NARROW_CHANNELS, aligned_roi_align, roi_align_trainable
 from semiconv.precision import bf16_supported, use_bf16
 from semiconv.training.loop import train
 from semiconv.training.samples import Sample, make_batch, scaled_crop

@@ -10,8 +10,8 @@ from helpers import tiny_config
 from semiconv.data.generic import AnnotatedImage
 from semiconv.data.synthetic import generate
 from semiconv.errors import InputError
-from semiconv.model import build_model
-from semiconv.models_store import list_models, save_model_folder
+from semiconv.model_folders import list_models, save_model_folder
+from semiconv.network import build_model
 from semiconv.training.finetune import finetune, finetune_config
 
 
@@ -90,7 +90,7 @@ def test_finetune_cli_single_image_and_mismatched_annotation(base_model, tmp_pat
 def test_full_disk_leaves_no_half_written_model(base_model, tmp_path, monkeypatch):
     import errno
 
-    import semiconv.models_store as store
+    import semiconv.model_folders as store
 
     def no_space(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")

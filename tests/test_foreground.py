@@ -10,8 +10,8 @@ from scipy import ndimage as ndi
 
 from semiconv.calibration import CONTAINMENT_CANDIDATES, MASK_THRESHOLD_CANDIDATES
 from semiconv.inference import load_model
-from semiconv.model import build_model
-from semiconv.models_store import read_model_folder
+from semiconv.model_folders import read_model_folder
+from semiconv.network import build_model
 from semiconv.training import train
 
 
@@ -102,7 +102,7 @@ def test_foreground_stage_trains_only_the_new_head(tmp_path, arch):
 def test_unet_head_replaces_a_shallow_one_from_the_init_weights():
     """A U-Net foreground head on a model trained with the shallow one: the detector's weights are
     taken, the old head's are dropped and the new head starts fresh."""
-    from semiconv.models_store import load_state_checked
+    from semiconv.model_folders import load_state_checked
 
     torch.manual_seed(0)
     shallow = build_model(tiny_config(foreground_head=True)).state_dict()

@@ -7,7 +7,7 @@ from helpers import tiny_config
 
 from semiconv.errors import InputError
 from semiconv.inference import SemiConvModel, resolve_precision
-from semiconv.model import build_model
+from semiconv.network import build_model
 from semiconv.precision import bf16_supported
 
 

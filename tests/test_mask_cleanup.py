@@ -77,7 +77,7 @@ def test_clean_masks_grows_then_keeps_the_largest_piece():
 def test_error_census_names_each_kind_of_error():
     import numpy as np
 
-    from semiconv.evaluation import error_census
+    from semiconv.metrics import error_census
 
     true = np.zeros((4, 60, 60), bool)
     true[0, 5:10, 5:45] = True    # found well

@@ -7,10 +7,10 @@ from helpers import synthetic_samples, tiny_config, tiny_train_config, toy_masks
 
 from semiconv.errors import CheckpointError, InputError
 from semiconv.inference import load_model
-from semiconv.model import build_model
-from semiconv.model.embedding import attraction_loss, scale_gradient
-from semiconv.model.masks import paste_masks_aligned, project_masks_aligned
-from semiconv.models_store import save_model_folder
+from semiconv.model_folders import save_model_folder
+from semiconv.network import build_model
+from semiconv.network.embedding import attraction_loss, scale_gradient
+from semiconv.network.masks import paste_masks_aligned, project_masks_aligned
 from semiconv.training import train
 from semiconv.training.samples import to_target
 
@@ -286,7 +286,7 @@ def test_foreground_unet_block_on_parts_equals_concatenation():
     """The U-Net's decoder skips the channel concatenation; same result and gradients as with it."""
     import torch
 
-    from semiconv.model.foreground import _block, _block_on_parts
+    from semiconv.network.foreground import _block, _block_on_parts
 
     torch.manual_seed(0)
     block = _block(12, 8)

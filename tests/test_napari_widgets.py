@@ -14,8 +14,8 @@ pytestmark = pytest.mark.gui
 def tiny_models(tmp_path, monkeypatch):
     import torch
 
-    from semiconv.model import build_model
-    from semiconv.models_store import save_model_folder
+    from semiconv.model_folders import save_model_folder
+    from semiconv.network import build_model
 
     torch.manual_seed(0)
     monkeypatch.setenv("SEMICONV_MODELS_DIR", str(tmp_path / "models"))
@@ -355,7 +355,7 @@ def test_finetune_widget_from_labels_and_shapes(make_napari_viewer, qtbot, tiny_
 def test_segment_sample_with_bundled_model(make_napari_viewer, qtbot, notes, capsys):
     """The widget itself, the bundled model, a bundled well: plausible worms, AP in the log."""
     from semiconv.data import Bbbc010Folder
-    from semiconv.evaluation import evaluate_predictions
+    from semiconv.metrics import evaluate_predictions
     from semiconv.resources import sample_data_dir
 
     viewer, _ = _segment_sample_c01(make_napari_viewer, qtbot, "bbbc010-brightfield")
@@ -406,8 +406,8 @@ def test_fluorescence_reaches_a_model_that_takes_it(make_napari_viewer, qtbot, t
     import torch
 
     from napari_semiconv._segment_widget import SegmentWidget
-    from semiconv.model import build_model
-    from semiconv.models_store import save_model_folder
+    from semiconv.model_folders import save_model_folder
+    from semiconv.network import build_model
 
     torch.manual_seed(0)
     monkeypatch.setenv("SEMICONV_MODELS_DIR", str(tmp_path / "models"))

@@ -1,13 +1,8 @@
 """The paper's synthetic evidence, small enough for CI."""
 
-import sys
-from pathlib import Path
-
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))  # the paper's experiments live there
-
-from dots import (  # noqa: E402
+from semiconv.paper_evidence import (
     bump_labels_1d,
     periodic_bumps,
     score_embedding,

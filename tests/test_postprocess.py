@@ -8,8 +8,8 @@ from helpers import synthetic_samples, tiny_config
 from semiconv.calibration import choose_thresholds, threshold_combinations, variants
 from semiconv.inference import cached_model, load_model
 from semiconv.mask_cleanup import clean_masks
-from semiconv.model import build_model
-from semiconv.models_store import save_model_folder
+from semiconv.model_folders import save_model_folder
+from semiconv.network import build_model
 from semiconv.postprocess import Thresholds, postprocess
 
 
@@ -59,8 +59,10 @@ def test_calibration_variants_are_what_postprocess_gives(model, sample):
     combos = threshold_combinations(model.config)
     assert len(combos) == 4 * 4 * 3
     compared = 0
-    for combo, (masks, scores, allowed) in list(zip(combos, variants(raw, model.config, combos), strict=True))[::7]:
+    found, foreground_probability = variants(raw, model.config, combos)
+    for combo, (masks, scores, _) in list(zip(combos, found, strict=True))[::7]:
         mask, foreground, containment = combo
+        allowed = foreground_probability >= foreground
         for score in (0.3, 0.6):
             above = scores >= score
             cleaned = clean_masks(masks[above], allowed, 2, True)
@@ -78,7 +80,7 @@ def test_choose_thresholds_records_its_choice_and_restores_the_mode(model, sampl
     assert network.training  # left as it was
     network.eval()
     combos = threshold_combinations(model.config)
-    assert (metrics["mask_threshold"], metrics["foreground_threshold"], metrics["containment_threshold"]) in combos
+    assert (metrics["mask_threshold"], metrics["foreground_threshold"], metrics["mask_containment_threshold"]) in combos
     assert threshold in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9) and "AP" in metrics and metrics["images"] == 1
 
 
@@ -111,13 +113,15 @@ def test_search_tables_equal_scoring_each_variant(model, sample):
     combination and score threshold, exactly the figures matching_summary gives for the cleaned
     masks of that variant; the pooled choice from two processes equals the one from this one."""
     from semiconv.calibration import SCORE_THRESHOLD_CANDIDATES, choose_from_outputs, image_table
-    from semiconv.evaluation import matching_summary, summary_from_matching
+    from semiconv.metrics import matching_summary, summary_from_matching
 
     raw = model.raw_outputs(sample.image, min_score=0.05, dense=False)
     combos = threshold_combinations(model.config)
     table = image_table(raw, sample.masks, model.config, combos)
     assert table.shape[:2] == (len(combos), len(SCORE_THRESHOLD_CANDIDATES))
-    for c, (masks, scores, allowed) in list(enumerate(variants(raw, model.config, combos)))[::5]:
+    found, foreground_probability = variants(raw, model.config, combos)
+    for c, (masks, scores, _) in list(enumerate(found))[::5]:
+        allowed = foreground_probability >= combos[c][1]
         for k, t in enumerate(SCORE_THRESHOLD_CANDIDATES[::3]):
             cleaned = clean_masks(masks[scores >= t], allowed, 2, True)
             expected = matching_summary([(cleaned, scores[scores >= t])], [sample.masks], t)
@@ -130,7 +134,7 @@ def test_search_tables_equal_scoring_each_variant(model, sample):
 
 def test_mask_overlaps_count_every_shared_pixel():
     """Overlaps computed over the true masks' pixels only equal the plain count."""
-    from semiconv.evaluation import mask_iou, mask_overlaps
+    from semiconv.metrics import mask_iou, mask_overlaps
 
     rng = np.random.default_rng(0)
     pred, true = rng.random((5, 30, 40)) > 0.7, rng.random((4, 30, 40)) > 0.9

@@ -1,4 +1,4 @@
-"""benchmarks/reproduce_bundled_model.py: the one-command recipe of the bundled model (dry run)."""
+"""benchmarks/release/reproduce_bundled_model.py: the one-command recipe of the bundled model (dry run)."""
 
 import json
 import shlex
@@ -18,7 +18,7 @@ def test_reproduction_chains_the_stages_skips_finished_and_resumes_interrupted(t
     second = runs / "bf_foreground" / "checkpoints"  # stage 2 interrupted
     second.mkdir(parents=True)
     (second / "last.pt").write_bytes(b"")
-    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "reproduce_bundled_model.py"), "--dry-run",
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "release" / "reproduce_bundled_model.py"), "--dry-run",
                         "--runs", str(runs), "--data", "DATA"], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from semiconv.outputs import worm_rows
+from semiconv.result_files import worm_rows
 from semiconv.review import worm_doubts
 
 

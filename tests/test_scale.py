@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 import semiconv
 from semiconv.cli import app
 from semiconv.data import Bbbc010Folder
-from semiconv.evaluation import mask_iou
+from semiconv.metrics import mask_iou
 from semiconv.scale import (
     factor_from_pixel_size,
     factor_from_width,

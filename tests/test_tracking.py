@@ -9,7 +9,7 @@ from semiconv.data import Bbbc010Folder
 from semiconv.data.annotate import tube_mask
 from semiconv.data.moving import MotionConfig, moving_worms
 from semiconv.errors import InputError
-from semiconv.outputs import worm_rows
+from semiconv.result_files import worm_rows
 from semiconv.track_metrics import tracking_scores
 from semiconv.tracking import TrackingSettings, link_frames, track_rows, tracked_labels
 

@@ -30,8 +30,8 @@ def test_atomic_path_replaces_only_on_success(tmp_path):
 
 
 def test_outputs_interrupted_half_way_leave_no_complete_looking_result(tmp_path, monkeypatch):
-    import semiconv.outputs as outputs
-    from semiconv.outputs import output_paths, worm_rows, write_outputs
+    import semiconv.result_files as outputs
+    from semiconv.result_files import output_paths, worm_rows, write_outputs
 
     masks = np.zeros((2, 40, 50), bool)
     masks[0, 5:10, 5:40] = True

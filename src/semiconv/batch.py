@@ -30,8 +30,7 @@ class BatchItem:
 
 def find_inputs(source: str) -> list[BatchItem]:
     """Bright-field images from a folder, a BBBC010-layout folder or a glob; w1 partners found by name."""
-    from .data.bbbc010 import well_of
-    from .segment import fluorescence_partner
+    from .data.bbbc010 import fluorescence_partner, is_fluorescence_name, well_of
 
     path = Path(source)
     if path.is_dir():
@@ -41,7 +40,7 @@ def find_inputs(source: str) -> list[BatchItem]:
         files = sorted(Path(p) for p in glob.glob(source))
     items = []
     for p in files:
-        if "_w1_" in p.name:
+        if is_fluorescence_name(p.name):
             continue  # fluorescence: attached to its bright-field image below
         items.append(BatchItem(p, fluorescence_partner(p, files), well_of(p.name) or p.stem))
     return items
@@ -50,7 +49,7 @@ def find_inputs(source: str) -> list[BatchItem]:
 def output_files(item: BatchItem, out: Path, track: bool = False) -> list[Path]:
     """The outputs `semiconv segment` writes for this image (as for a 2-D image: instances, labels,
     the tracks CSV with `track`, the per-worm CSV last)."""
-    from .outputs import output_paths
+    from .result_files import output_paths
 
     return output_paths(item.image, out, 1, tracks=track)
 
@@ -192,7 +191,7 @@ def run_batch(source: str, out: str | Path, model: str = "bbbc010-brightfield", 
     from dask.distributed import Client, LocalCluster, as_completed
 
     from .errors import InputError
-    from .outputs import rows_to_csv
+    from .result_files import rows_to_csv
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -1,9 +1,10 @@
 """Layer 3 of inference: choosing a model's thresholds on annotated images.
 
 One network pass per image (`network_outputs.raw_outputs`), then every candidate combination of
-mask, foreground and containment thresholds is post-processed (`semiconv.postprocess`) and scored
+mask, foreground and containment thresholds is post-processed by postprocess's own steps
+(`detections`, then `cleaned` at each candidate score threshold) and scored
 at every candidate score threshold; the best avAP wins, near-ties going to TP/(TP+FP+FN) at IoU
-0.5. Used by the training loop after each validation pass and by benchmarks/choose_cleanup.py.
+0.5. Used by the training loop after each validation pass and by benchmarks/release/choose_cleanup.py.
 """
 
 from __future__ import annotations
@@ -15,16 +16,15 @@ import numpy as np
 import torch
 
 from .config import ModelConfig
-from .evaluation import (
+from .metrics import (
     TrueWorms,
     coco_metrics,
     image_matching,
     matching_summary,
     summary_from_matching,
 )
-from .mask_cleanup import clean_masks
 from .network_outputs import raw_outputs
-from .postprocess import candidates, dense_maps, nms_order, suppress_contained
+from .postprocess import Thresholds, cleaned, dense_maps, detections
 
 SCORE_THRESHOLD_CANDIDATES = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 MASK_THRESHOLD_CANDIDATES = (0.3, 0.4, 0.5, 0.6)  # tried when masks are cut by the foreground head
@@ -77,36 +77,32 @@ def threshold_combinations(config: ModelConfig) -> list[tuple[float, float, floa
     return [(m, f, c) for m, f in pairs for c in CONTAINMENT_CANDIDATES]
 
 
-def variants(raw, config: ModelConfig, combos: list[tuple]) -> list[tuple]:
+def variants(raw, config: ModelConfig, combos: list[tuple]) -> tuple[list[tuple], np.ndarray | None]:
     """For each (mask, foreground, containment) in `combos`: (masks N x H x W bool, scores N,
-    allowed foreground H x W bool or None) after NMS and containment, highest score first, masks not
-    yet cleaned (growth depends on which masks pass the score threshold)."""
+    Thresholds) of `postprocess.detections` at MIN_SCORE, highest score first, masks not yet
+    cleaned (growth depends on which masks pass the score threshold), and the foreground
+    probability H x W (None without a foreground head)."""
     foreground_probability, _, _ = dense_maps(raw, config.coord_scale)
-    after_nms: dict[tuple, tuple] = {}  # (mask, foreground) -> masks, scores after IoU NMS, foreground
     results = []
     for mask, foreground, containment in combos:
-        if (mask, foreground) not in after_nms:
-            found = candidates(raw, MIN_SCORE, mask, foreground, config.coord_scale)
-            kept = nms_order(found.masks, found.scores, config.mask_nms_threshold, 1.0)
-            allowed = foreground_probability >= foreground if foreground_probability is not None else None
-            after_nms[mask, foreground] = found.masks[kept], found.scores[kept], allowed
-        masks, scores, allowed = after_nms[mask, foreground]
-        kept = suppress_contained(masks, scores, containment)  # highest score first
-        results.append((masks[kept], scores[kept], allowed))
-    return results
+        thresholds = Thresholds.of(config, score=MIN_SCORE, mask=mask, foreground=foreground, containment=containment)
+        found = detections(raw, thresholds, config.coord_scale)
+        results.append((found.masks, found.scores, thresholds))
+    return results, foreground_probability
 
 
 def image_table(raw, truth: np.ndarray, config: ModelConfig, combos: list[tuple]) -> np.ndarray:
-    """One image's `evaluation.image_matching` vector for every (mask, foreground, containment)
-    combination and every candidate score threshold, masks finished (grown, one piece) as a model
-    with those thresholds would: array len(combos) x len(SCORE_THRESHOLD_CANDIDATES) x K."""
+    """One image's `metrics.image_matching` vector for every (mask, foreground, containment)
+    combination and every candidate score threshold, masks finished (`postprocess.cleaned`) as a
+    model with those thresholds would: array len(combos) x len(SCORE_THRESHOLD_CANDIDATES) x K."""
     worms = TrueWorms(truth)
     table = []
-    for masks, scores, allowed in variants(raw, config, combos):
+    found, foreground = variants(raw, config, combos)
+    for masks, scores, thresholds in found:
         row = []
         for t in SCORE_THRESHOLD_CANDIDATES:
-            above = clean_masks(masks[scores >= t], allowed, config.foreground_growth, config.keep_largest_piece)
-            row.append(image_matching(above, worms))
+            above = scores >= t
+            row.append(image_matching(cleaned(masks[above], scores[above], foreground, thresholds, t), worms))
         table.append(row)
     return np.asarray(table)
 
@@ -143,8 +139,9 @@ def choose_from_outputs(outputs: Callable[[], Iterable], truths: list[np.ndarray
     out-of-fold predictions of several models) and true masks are given. `outputs()` yields the
     raw outputs in the order of `truths`; it is called twice (the search, then COCO AP of the
     chosen combination), so nothing large is kept. `workers` > 1: images are searched in that
-    many processes. Returns the score threshold and the metrics there, which record
-    mask_threshold, foreground_threshold and containment_threshold."""
+    many processes. Returns the score threshold and the metrics there, which record every chosen
+    threshold under its config name (score_threshold, mask_threshold, foreground_threshold,
+    mask_containment_threshold: `ModelConfig.with_thresholds` takes them)."""
     combos = threshold_combinations(config)
     total = None
     for table in _tables(outputs(), truths, config, combos, workers):
@@ -159,13 +156,11 @@ def choose_from_outputs(outputs: Callable[[], Iterable], truths: list[np.ndarray
     threshold = SCORE_THRESHOLD_CANDIDATES[best_t[best]]
     preds = []
     for raw in outputs():  # COCO AP for the chosen combination only: finished above the threshold
-        [(masks, scores, allowed)] = variants(raw, config, [combos[best]])
-        above = scores >= threshold
-        finished = clean_masks(masks[above], allowed, config.foreground_growth, config.keep_largest_piece)
-        preds.append((np.concatenate([finished, masks[~above]]), np.concatenate([scores[above], scores[~above]])))
+        [(masks, scores, thresholds)], foreground = variants(raw, config, [combos[best]])
+        preds.append((cleaned(masks, scores, foreground, thresholds, threshold), scores))
     metrics = {**coco_metrics(preds, truths), **per_combo[best][best_t[best]]}
     mask, foreground, containment = combos[best]
-    metrics.update(mask_threshold=mask, foreground_threshold=foreground, containment_threshold=containment)
+    metrics.update(mask_threshold=mask, foreground_threshold=foreground, mask_containment_threshold=containment)
     return threshold, metrics
 
 

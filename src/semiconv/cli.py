@@ -98,11 +98,11 @@ def train(
     head: Optional[str] = typer.Option(None, "--head", help="semiconv or plain."),
     input_mode: Optional[str] = typer.Option(None, "--input", help="brightfield, binary or brightfield+fluorescence."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoints/last.pt."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoints/last.pt with the settings it was started with (--config and flags may repeat them; --steps may raise the step count); without a checkpoint, start."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Training steps (overrides the config)."),
-    all_wells: bool = typer.Option(False, "--all-wells", help="Train on all wells, validation wells included (final model)."),
+    all_wells: bool = typer.Option(False, "--all-wells", help="BBBC010 wells: train on all wells, the validation wells (or --fold's) included; thresholds still chosen on those (final model)."),
     fold: Optional[int] = typer.Option(None, "--fold", help="Cross-validation: validate on fold 0-4 of semiconv.data.folds, train on the other 40 wells."),
-    init: Optional[str] = typer.Option(None, "--init", help="Start from this model's weights and config (name or folder), e.g. to train the bundled model further."),
+    init: Optional[str] = typer.Option(None, "--init", help="Start from this model's weights and config (name or folder), e.g. to train the bundled model further; --config's model section may add to it, --head/--input may not change it."),
     threads: int = typer.Option(0, "--threads", help="CPU threads (0: torch default)."),
 ):
     """Train a model from scratch on a dataset; keeps the best model by validation avAP."""
@@ -110,39 +110,15 @@ def train(
 
     from tqdm import tqdm
 
-    from .config import ModelConfig, TrainConfig
     from .inference import resolve_device
     from .training.runner import prepare_training
+    from .training.settings import read_config_file, resolve_settings
 
     try:
         _set_threads(threads)
-        overrides = json.loads(config.read_text()) if config else {}
-        if set(overrides) - {"model", "train"}:
-            raise SemiconvError(f"{config}: unknown section(s) {sorted(set(overrides) - {'model', 'train'})}; a config has 'model' and/or 'train'")
-        model_cfg = ModelConfig.from_dict(overrides.get("model", {})) if overrides.get("model") else ModelConfig()
-        train_cfg = TrainConfig.from_dict(overrides.get("train", {}))
-        if head:
-            model_cfg.head = head
-        if input_mode:
-            model_cfg.input_mode = input_mode
-        if steps:
-            train_cfg.steps = steps
-        if resume and (out / "checkpoints" / "last.pt").exists():
-            import torch
-
-            saved = torch.load(out / "checkpoints" / "last.pt", map_location="cpu", weights_only=False)
-            model_cfg = ModelConfig.from_dict(saved["model_config"])
-            steps_wanted = train_cfg.steps
-            train_cfg = TrainConfig.from_dict(saved["train_config"])
-            train_cfg.steps = max(steps_wanted if steps else train_cfg.steps, train_cfg.steps)
-        init_state = None
-        if init and not resume:
-            from .models_store import read_model_folder, resolve_model
-
-            model_cfg, init_state, _ = read_model_folder(resolve_model(init))
-            if overrides.get("model"):  # e.g. {"foreground_head": true} adds a head to the model
-                model_cfg = ModelConfig.from_dict({**model_cfg.to_dict(), **overrides["model"]})
-        model_cfg.validate()
+        settings = resolve_settings(read_config_file(config), out, head=head, input_mode=input_mode, steps=steps,
+                                    resume=resume, init=init)
+        model_cfg, train_cfg, init_state = settings.model_config, settings.train_config, settings.init_state
         job = prepare_training(data, model_cfg, all_wells=all_wells, fold=fold)
         for line in job.problems:
             typer.secho(f"warning: {line}", fg=typer.colors.YELLOW, err=True)
@@ -155,7 +131,7 @@ def train(
             bar.update(step - bar.n)
             if val:
                 tqdm.write(f"step {step}: validation avAP {val['avAP']:.3f} AP {val['AP']:.3f} AP50 {val['AP50']:.3f} "
-                           f"(score >= {val['chosen_score_threshold']})", file=sys.stderr)
+                           f"(score >= {val['score_threshold']})", file=sys.stderr)
 
         result = job.run(train_cfg, out, device, resume=resume, init_state=init_state, progress=progress)
         bar.close()
@@ -190,8 +166,9 @@ def segment(
 
     from tqdm import tqdm
 
+    from .data.bbbc010 import fluorescence_partner
     from .inference import load_model
-    from .segment import SegmentNote, fluorescence_partner, segment_file
+    from .segment import SegmentNote, segment_file
     from .tracking import TrackingSettings
 
     try:
@@ -326,7 +303,6 @@ def finetune(
     from .training.finetune import (
         check_name,
         finetune_config,
-        held_out_count,
         load_items,
         output_folder,
         pair_inputs,
@@ -349,7 +325,7 @@ def finetune(
             bar.set_postfix(loss=f"{losses['loss']:.3f}", refresh=False)
             bar.update(step - bar.n)
             if val:
-                tqdm.write(f"step {step}: {check_name(held_out_count(len(items), val_fraction))} {val['avAP']:.3f} AP {val['AP']:.3f}",
+                tqdm.write(f"step {step}: {check_name(len(items), val_fraction)} {val['avAP']:.3f} AP {val['AP']:.3f}",
                            file=sys.stderr)
 
         folder, result = run_finetune(items, base, output_folder(out), cfg, val_fraction, device, progress=progress,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from .errors import CheckpointError
@@ -13,6 +13,9 @@ INPUT_CHANNELS = {
     "binary": ("binary",),
     "brightfield+fluorescence": ("brightfield", "fluorescence"),
 }
+
+#: The thresholds calibration chooses on validation images, by their ModelConfig names.
+CHOSEN_THRESHOLDS = ("score_threshold", "mask_threshold", "foreground_threshold", "mask_containment_threshold")
 
 
 @dataclass
@@ -103,6 +106,11 @@ class ModelConfig:
             raise ValueError("backbone_depth must be 18, 34 or 50")
         if len(self.anchor_sizes) != len(self.returned_layers) + 1:
             raise ValueError("anchor_sizes needs one size per FPN level (returned layers + pool)")
+
+    def with_thresholds(self, chosen: dict) -> ModelConfig:
+        """A copy with the thresholds chosen on validation images (`semiconv.calibration`: its
+        metrics name each under its config name, CHOSEN_THRESHOLDS) in place of these."""
+        return replace(self, **{k: chosen[k] for k in CHOSEN_THRESHOLDS if k in chosen})
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}

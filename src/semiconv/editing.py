@@ -176,14 +176,14 @@ def write_edited_result(folder: Path, stem: str, planes: list[EditedPlane], seed
                         pixel_size: float | None = None, fluorescence: list[np.ndarray] | None = None,
                         overwrite: bool = False, rois: bool = True,
                         reviewed: list[set] | None = None) -> tuple[list[Path], list[dict]]:
-    """Write an edited result as `semiconv segment` writes its outputs (semiconv.outputs; one
+    """Write an edited result as `semiconv segment` writes its outputs (semiconv.result_files; one
     instance stack per plane of a time-lapse) plus, with `rois`, the ImageJ ROI set: each worm
     measured again from its edited mask with the Sytox image (`fluorescence[t]`, H x W) and pixel
     size the segmentation used, its score kept and an `edited` column. `seeds[t]`: N_t x 2 (row,
     col; NaN for worms drawn by hand; default: each plane's own); `reviewed[t]`: ids of plane t's
     worms marked reviewed (a `reviewed` column). Returns (files written, table rows); `read_result`
     reads them back."""
-    from .outputs import output_paths, worm_rows, write_outputs
+    from .result_files import output_paths, worm_rows, write_outputs
 
     rows = []
     for t, plane in enumerate(planes):
@@ -206,7 +206,7 @@ def read_result(folder: Path, stem: str) -> tuple[list[EditedPlane], list[dict]]
     labels, scores, seeds, edited) from its instance stack(s) and per-worm CSV, and the rows.
     InputError when the files are missing or disagree."""
     from .io import read_array
-    from .outputs import read_rows
+    from .result_files import read_rows
 
     folder = Path(folder)
     table = folder / f"{stem}_worms.csv"

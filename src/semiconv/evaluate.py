@@ -9,8 +9,8 @@ from tqdm import tqdm
 
 from .data.bbbc010 import VALIDATION_WELLS, Bbbc010Folder
 from .errors import InputError
-from .evaluation import coco_metrics, matching_summary
 from .inference import SemiConvModel
+from .metrics import evaluate_predictions
 
 
 def select_wells(folder: Bbbc010Folder, wells: str | None) -> list[str]:
@@ -51,9 +51,9 @@ def evaluate_model(model: SemiConvModel, data: str | Path, wells: str | None = N
                 warn(p)
     if not truths:
         raise InputError(f"{data}: none of the wells {', '.join(chosen)} could be evaluated")
-    metrics = {**coco_metrics(preds, truths), **matching_summary(preds, truths, threshold)}
+    metrics = evaluate_predictions(preds, truths, threshold)
     metrics["mask_threshold"] = model.config.mask_threshold
-    metrics["containment_threshold"] = model.config.mask_containment_threshold
+    metrics["mask_containment_threshold"] = model.config.mask_containment_threshold
     if model.config.foreground_head:
         metrics["foreground_threshold"] = model.config.foreground_threshold
     metrics.update({"model": model.name, "wells": [w for w in chosen if w not in skipped], "skipped_wells": skipped,

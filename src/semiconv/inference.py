@@ -22,8 +22,8 @@ import torch
 
 from .config import ModelConfig
 from .errors import InputError
-from .models_store import load_state_checked, read_model_folder, resolve_model
-from .network_outputs import RawOutputs, kept_outputs, network_output, raw_outputs
+from .model_folders import load_state_checked, read_model_folder, resolve_model
+from .network_outputs import RawOutputs, kept_outputs, raw_outputs, run_network
 from .normalize import network_input
 from .planes import grey_plane
 from .postprocess import Prediction, Thresholds, postprocess
@@ -83,10 +83,10 @@ class SemiConvModel:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
             return raw_outputs(self.network, self.config, x, self.device, min_score, dense)
 
-    def network_output(self, x: np.ndarray, min_score: float = 0.05) -> dict:
+    def run_network(self, x: np.ndarray, min_score: float = 0.05) -> dict:
         """The detection network's own output dict for one normalised C x H x W input (no tiling;
         for research scripts that need intermediate outputs such as unrefined mask logits)."""
-        return network_output(self.network, x, self.device, min_score)
+        return run_network(self.network, x, self.device, min_score)
 
     def thresholds(self, **overrides) -> Thresholds:
         """The model's thresholds, with the given ones (not None) replaced."""
@@ -165,7 +165,7 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 def load_model(name_or_path: str | Path = "bbbc010-brightfield", device: str = "auto", precision: str = "fp32") -> SemiConvModel:
     """Load a bundled model by name, a user model by name, or a model folder (no network).
     `precision`: "fp32" (default), "bf16" or "auto" (`resolve_precision`)."""
-    from .model import build_model
+    from .network import build_model
 
     folder = resolve_model(name_or_path)
     config, state, meta = read_model_folder(folder)

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from .config import ModelConfig
-from .model.embedding import dense_coordinates
+from .network.embedding import dense_coordinates
 
 
 @dataclass
@@ -112,7 +112,7 @@ def pixel_coordinates(h: int, w: int, stride: float = 1.0) -> np.ndarray:
     return np.stack([np.broadcast_to(xs[None], (h, w)), np.broadcast_to(ys[:, None], (h, w))])
 
 
-def network_output(network: torch.nn.Module, x: np.ndarray, device: torch.device, min_score: float) -> dict:
+def run_network(network: torch.nn.Module, x: np.ndarray, device: torch.device, min_score: float) -> dict:
     """The detection network's output dict for one normalised C x H x W array (torchvision style:
     boxes, scores, masks N x 1 x H' x W', plus the semi-convolutional and foreground outputs), with
     detections scoring below `min_score` dropped before the mask branch (the costly part per
@@ -144,7 +144,7 @@ def tile_outputs(network, config: ModelConfig, x: np.ndarray, device, min_score:
                  origin=(0, 0), core=None) -> TileOutputs:
     """One network pass over a normalised C x h x w region (see `TileOutputs`)."""
     h, w = x.shape[1:]
-    out = network_output(network, x, device, min_score)
+    out = run_network(network, x, device, min_score)
     keep = out["scores"].float() >= min_score
     tile = TileOutputs(
         origin=origin,

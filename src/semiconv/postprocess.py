@@ -5,9 +5,12 @@ Plain functions of (`network_outputs.RawOutputs`, `Thresholds`):
                       foreground), tiles merged (a detection belongs to the tile owning its box centre)
     mask_nms          greedy NMS on mask IoU
     suppress_contained  drop masks lying mostly under higher-scoring ones (fragments)
-    clean_masks       growth into uncovered foreground, largest piece (semiconv.mask_cleanup)
+    detections        candidates, mask_nms, suppress_contained: the detections kept
+    cleaned           growth into uncovered foreground, largest piece (semiconv.mask_cleanup)
     dense_maps        foreground probability and Psi over the whole image
     postprocess       all of the above, in that order -> Prediction
+
+Threshold calibration (semiconv.calibration) calls `detections` and `cleaned` too: one order.
 """
 
 from __future__ import annotations
@@ -227,20 +230,35 @@ def nms_order(masks: np.ndarray, scores: np.ndarray, nms: float, containment: fl
     return kept[np.argsort(-scores[kept], kind="stable")]
 
 
-def postprocess(raw: RawOutputs, thresholds: Thresholds, coord_scale: float, clean_from: float | None = None) -> Prediction:
-    """The Prediction for one image: candidates at the score threshold, NMS, containment, then the
-    clean-up of masks scoring at least `clean_from` (default: the score threshold; `evaluate` keeps
-    every detection for COCO AP but cleans only those its threshold passes), labels, seeds and the
-    dense maps. `coord_scale`: the model's unit of Psi's coordinate channels (pixels)."""
-    H, W = raw.shape
+def detections(raw: RawOutputs, thresholds: Thresholds, coord_scale: float) -> Candidates:
+    """The detections kept: candidates at the score threshold, mask NMS, then containment
+    suppression; highest score first. Masks not yet cleaned."""
     found = candidates(raw, thresholds.score, thresholds.mask, thresholds.foreground, coord_scale)
-    found = found.take(nms_order(found.masks, found.scores, thresholds.nms, thresholds.containment))
-    foreground, psi, sigma = dense_maps(raw, coord_scale)
-    masks = found.masks
-    cleaning = found.scores >= (thresholds.score if clean_from is None else clean_from)
+    return found.take(nms_order(found.masks, found.scores, thresholds.nms, thresholds.containment))
+
+
+def cleaned(masks: np.ndarray, scores: np.ndarray, foreground: np.ndarray | None, thresholds: Thresholds,
+            clean_from: float) -> np.ndarray:
+    """The masks (N x H x W bool) with those scoring at least `clean_from` cleaned: grown into
+    uncovered foreground (probability >= thresholds.foreground) and cut to their largest piece, as
+    the thresholds say; a new array, the others unchanged."""
+    masks = masks.copy()
+    cleaning = scores >= clean_from
     if thresholds.cleans and cleaning.any():
         allowed = foreground >= thresholds.foreground if foreground is not None else None
         masks[cleaning] = clean_masks(masks[cleaning], allowed, thresholds.growth, thresholds.largest_piece)
+    return masks
+
+
+def postprocess(raw: RawOutputs, thresholds: Thresholds, coord_scale: float, clean_from: float | None = None) -> Prediction:
+    """The Prediction for one image: `detections`, then the clean-up of masks scoring at least
+    `clean_from` (default: the score threshold; `evaluate` keeps every detection for COCO AP but
+    cleans only those its threshold passes: `cleaned`), labels, seeds and the dense maps.
+    `coord_scale`: the model's unit of Psi's coordinate channels (pixels)."""
+    H, W = raw.shape
+    found = detections(raw, thresholds, coord_scale)
+    foreground, psi, sigma = dense_maps(raw, coord_scale)
+    masks = cleaned(found.masks, found.scores, foreground, thresholds, thresholds.score if clean_from is None else clean_from)
     seeds_xy = found.seeds_xy
     seeds = np.stack([seeds_xy[:, 1] - 0.5, seeds_xy[:, 0] - 0.5], 1) if len(seeds_xy) else np.zeros((0, 2))
     pred = Prediction(masks.reshape(-1, H, W), found.scores, found.boxes.reshape(-1, 4),

@@ -1,7 +1,7 @@
 """Segment one image file into its outputs (`semiconv segment`, and each image of `semiconv batch`).
 
 file -> planes (semiconv.planes) -> Prediction per plane (SemiConvModel.predict) -> per-worm table
-and tracks (`tabulate`, also what the Segment widget uses) -> files (semiconv.outputs.write_outputs).
+and tracks (`tabulate`, also what the Segment widget uses) -> files (semiconv.result_files.write_outputs).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import numpy as np
 from .data.generic import read_image
 from .errors import InputError
 from .inference import SemiConvModel
-from .outputs import output_paths, prediction_rows, write_outputs
 from .planes import grey_planes, split_planes
+from .result_files import output_paths, prediction_rows, write_outputs
 from .scale import scale_notes, segment_plane
 from .tracking import TrackingSettings, link_frames, track_rows, tracked_labels
 
@@ -40,17 +40,6 @@ def tabulate(preds: list, pixel_size: float | None = None, fluorescence: list | 
         return rows, None, None
     ids = link_frames([p.masks for p in preds], track)
     return rows, ids, track_rows(rows, ids, pixel_size, track)
-
-
-def fluorescence_partner(image_path: Path, candidates: list[Path] | None = None) -> Path | None:
-    """The BBBC010-style fluorescence (w1) image of a bright-field (w2) image, found by name in the
-    same folder (or among `candidates`); None when there is none."""
-    image_path = Path(image_path)
-    if "_w2_" not in image_path.name:
-        return None
-    prefix = image_path.name.split("_w2_")[0] + "_w1_"
-    pool = candidates if candidates is not None else sorted(image_path.parent.iterdir())
-    return next((p for p in pool if p.name.startswith(prefix)), None)
 
 
 def segment_file(model: SemiConvModel, path: Path, out_dir: Path, overwrite: bool = False, progress=None,

@@ -157,7 +157,7 @@ def tracked_labels(stacks: Sequence[np.ndarray], scores: Sequence[np.ndarray], t
 
 def track_rows(rows: list[dict], track_ids: Sequence[np.ndarray],
                pixel_size: float | None = None, settings: TrackingSettings = TrackingSettings()) -> list[dict]:
-    """The per-worm table's rows (`semiconv.outputs.prediction_rows`: frame t's worms in order, then
+    """The per-worm table's rows (`semiconv.result_files.prediction_rows`: frame t's worms in order, then
     t + 1's) with the tracking columns added in place (track_id, frame, speed_px_per_frame,
     speed_um_per_frame with a pixel size, moving, dead_by_movement); returned ordered by track,
     then frame.

@@ -35,6 +35,9 @@ _IMAGE_RE = re.compile(r"_(?P<well>[A-P]\d{2})_(?P<channel>w[12])_[^/]*\.tiff?$"
 _WORM_RE = re.compile(r"^(?P<well>[A-P]\d{2})_(?P<index>\d+)_ground_truth\.png$", re.IGNORECASE)
 _BINARY_RE = re.compile(r"^(?P<well>[A-P]\d{2})_binary\.png$", re.IGNORECASE)
 _WELL_IN_NAME_RE = re.compile(r"(?:^|_)(?P<well>[A-P]\d{2})(?:_|$)")
+#: The channel part of a BBBC010-style file name: `<prefix>_w1_<rest>` fluorescence (Sytox),
+#: `<prefix>_w2_<rest>` bright-field; the two images of one well share the prefix.
+FLUORESCENCE_TAG, BRIGHTFIELD_TAG = "_w1_", "_w2_"
 
 
 def split_wells(wells: list[str], held: tuple[str, ...] | list[str]) -> tuple[list[str], list[str]]:
@@ -47,6 +50,23 @@ def well_of(name: str) -> str | None:
     """The plate well a file name names (`..._C01_w2_...` -> 'C01'), or None."""
     match = _WELL_IN_NAME_RE.search(Path(name).stem)
     return match["well"].upper() if match else None
+
+
+def is_fluorescence_name(name: str) -> bool:
+    """Whether a file name is a BBBC010-style fluorescence (w1) image's."""
+    return FLUORESCENCE_TAG in Path(name).name
+
+
+def fluorescence_partner(image_path: str | Path, candidates: list[Path] | None = None) -> Path | None:
+    """The fluorescence (w1) image of a BBBC010-style bright-field (w2) image: the file whose name
+    has the same prefix before the channel tag, in the same folder (or among `candidates`); None
+    when there is none or the name has no w2 tag."""
+    image_path = Path(image_path)
+    if BRIGHTFIELD_TAG not in image_path.name:
+        return None
+    prefix = image_path.name.split(BRIGHTFIELD_TAG)[0] + FLUORESCENCE_TAG
+    pool = candidates if candidates is not None else sorted(image_path.parent.iterdir())
+    return next((Path(p) for p in pool if Path(p).name.startswith(prefix)), None)
 
 
 def worm_mask_files(folder: str | Path) -> dict[str, list[Path]]:

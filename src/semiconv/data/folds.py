@@ -1,10 +1,14 @@
-"""The fixed 5-fold split of BBBC010's training half (50 wells A01-C02) for cross-validation.
+"""Every held-out split: the fixed 5-fold split of BBBC010's training half (50 wells A01-C02)
+for cross-validation, and the random held-out fraction of annotated images (`semiconv train` on
+an annotated folder, fine-tuning).
 
 Each fold holds 10 wells, 5 or 6 live (columns 01-12) and 4 or 5 dead (13-24), drawn once
 (numpy default_rng(2026)) and fixed here, so every recipe decision is judged on the same folds.
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 from .bbbc010 import split_wells
 
@@ -22,3 +26,17 @@ def fold_split(fold: int, wells: list[str]) -> tuple[list[str], list[str]]:
     if not 0 <= fold < len(FOLDS):
         raise ValueError(f"fold must be 0-{len(FOLDS) - 1}, not {fold}")
     return split_wells(wells, FOLDS[fold])
+
+
+def held_out_count(images: int, val_fraction: float) -> int:
+    """How many of `images` annotated images are held out: round(val_fraction x images), none
+    with fewer than 3 (two images are both needed for training)."""
+    return int(round(val_fraction * images)) if images >= 3 else 0
+
+
+def held_out_split(images: int, val_fraction: float, seed: int = 0) -> tuple[list[int], list[int]]:
+    """(training indices in a seeded random order, held-out indices in ascending order) of
+    `images` annotated images; `held_out_count` of them held out."""
+    order = np.random.default_rng(seed).permutation(images).tolist()
+    n_held = held_out_count(images, val_fraction)
+    return order[n_held:], sorted(order[:n_held])

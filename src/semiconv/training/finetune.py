@@ -10,14 +10,13 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import numpy as np
-
 from ..config import TrainConfig
-from ..data.bbbc010 import well_of, worm_mask_files
+from ..data.bbbc010 import fluorescence_partner, well_of, worm_mask_files
+from ..data.folds import held_out_count, held_out_split
 from ..data.generic import AnnotatedImage, load_pair
 from ..errors import InputError
 from ..inference import resolve_device
-from ..models_store import read_model_folder, resolve_model, user_models_dir
+from ..model_folders import read_model_folder, resolve_model, user_models_dir
 from .loop import TrainResult, train
 from .samples import samples_from_annotated
 
@@ -30,15 +29,10 @@ FINETUNE_VALIDATIONS = 1
 FINETUNE_VAL_FRACTION = 0.0
 
 
-def held_out_count(images: int, val_fraction: float) -> int:
-    """How many of `images` annotated images fine-tuning holds out (none with fewer than 3)."""
-    return int(round(val_fraction * images)) if images >= 3 else 0
-
-
-def check_name(held_out: int) -> str:
+def check_name(images: int, val_fraction: float) -> str:
     """What the avAP fine-tuning reports is measured on: held-out images, or the annotated images
     it trained on (its thresholds fitted there), for the plot and messages."""
-    return "validation avAP" if held_out else "avAP on the annotated images"
+    return "validation avAP" if held_out_count(images, val_fraction) else "avAP on the annotated images"
 
 
 def finetune_config(**overrides) -> TrainConfig:
@@ -64,9 +58,9 @@ def pair_inputs(images: list[Path], annotations: list[Path]) -> tuple[list[tuple
         by_well = worm_mask_files(root)
         pairs, problems = [], []
         if by_well:
-            brightfield = {p.name.split("_w2_")[0] for p in images if "_w2_" in p.name}
+            partners = {fluorescence_partner(p, images) for p in images}
             for image in images:
-                if "_w1_" in image.name and image.name.split("_w1_")[0] in brightfield:
+                if image in partners:
                     continue  # the fluorescence channel of a bright-field image given too
                 well = well_of(image.name)
                 if well in by_well:
@@ -115,10 +109,9 @@ def finetune(items: list[AnnotatedImage], base: str, out: str | Path, train_conf
     if target.exists() and not overwrite:
         raise InputError(f"{target}: exists already (choose another name)")
     cfg = train_config or finetune_config()
-    order = np.random.default_rng(seed).permutation(len(items))
-    n_val = held_out_count(len(items), val_fraction)
-    val = [items[i] for i in order[:n_val]]
-    tr = [items[i] for i in order[n_val:]]
+    train_idx, held_idx = held_out_split(len(items), val_fraction, seed)
+    val = [items[i] for i in held_idx]
+    tr = [items[i] for i in train_idx]
     baseline = base_on_held_out(base_folder, val, device) if val else None
     work = target.parent / f".{target.name}.partial"
     if work.exists():
@@ -151,9 +144,9 @@ def finetune(items: list[AnnotatedImage], base: str, out: str | Path, train_conf
 
 def base_on_held_out(base_folder: Path, items: list[AnnotatedImage], device: str = "auto") -> dict:
     """The base model's accuracy (its own thresholds) on the held-out annotated images: what
-    fine-tuning is measured against (semiconv.evaluation.evaluate_predictions)."""
-    from ..evaluation import evaluate_predictions
+    fine-tuning is measured against (semiconv.metrics.evaluate_predictions)."""
     from ..inference import load_model
+    from ..metrics import evaluate_predictions
 
     model = load_model(base_folder, device=device)
     preds = [model.predict(item.image, dense=False) for item in items]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -23,8 +23,8 @@ from ..calibration import choose_thresholds
 from ..config import ModelConfig, TrainConfig
 from ..errors import CheckpointError
 from ..io import atomic_path
-from ..model import build_model
-from ..models_store import load_state_checked, save_model_folder
+from ..model_folders import load_state_checked, save_model_folder
+from ..network import build_model
 from ..precision import use_bf16
 from ..scale import typical_worm_width
 from .samples import Sample, batch_stream
@@ -39,15 +39,136 @@ class TrainResult:
     baseline_metrics: dict | None = None  # fine-tuning: the base model on the held-out images
 
 
-def _lr_lambda(cfg: TrainConfig, time_fraction: Callable[[], float] = lambda: 0.0):
-    """Linear warm-up, then cosine decay to 5 % over `steps`, or over the time budget
-    (`time_fraction()` in [0, 1]) when that is further along."""
+def learning_rate_factor(cfg: TrainConfig, time_fraction: Callable[[], float] = lambda: 0.0):
+    """The schedule as a factor of cfg.lr per step: linear warm-up, then cosine decay to 5 % over
+    `steps`, or over the time budget (`time_fraction()` in [0, 1]) when that is further along."""
     def f(step):
         if step < cfg.warmup_steps:
             return (step + 1) / cfg.warmup_steps
         progress = max((step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps), time_fraction())
         return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
     return f
+
+
+class Trainer:
+    """One training run's state (network, optimiser, schedule, RNG, clock, best validation) and
+    its parts: `resume`, `step`, `validate`, `save_checkpoint`. Holds its own copy of the model
+    config: the caller's is never changed."""
+
+    def __init__(self, train_samples: list[Sample], val_samples: list[Sample], model_config: ModelConfig,
+                 train_config: TrainConfig, out: Path, device: torch.device, init_state: dict | None = None,
+                 extra_meta: dict | None = None):
+        cfg = self.cfg = train_config
+        self.val_samples, self.out, self.device = val_samples, out, device
+        if cfg.train_only not in ("", "foreground"):
+            raise ValueError(f"train_only must be '' or 'foreground', not {cfg.train_only!r}")
+        if cfg.num_threads:
+            torch.set_num_threads(cfg.num_threads)
+        torch.manual_seed(cfg.seed)
+        self.rng = np.random.default_rng(cfg.seed)
+        if device.type == "cuda":  # fixed crop sizes: let cuDNN pick its fastest kernels; TF32 outside autocast
+            torch.backends.cudnn.benchmark = True
+            torch.set_float32_matmul_precision("high")
+        if not model_config.worm_width_px:  # the training data's scale, for images at another (semiconv.scale)
+            model_config = replace(model_config, worm_width_px=round(typical_worm_width(s.masks for s in train_samples), 2))
+        self.model_config = replace(model_config)
+        self.network = self._build_network(init_state)
+        self.bf16 = use_bf16(cfg.autocast_bf16, device)
+        self.params = [p for p in self.network.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, learning_rate_factor(cfg, self.time_fraction))
+        self.step_count, self.best, self.best_metrics = 0, -1.0, None
+        self.seconds_before, self.started = 0.0, time.perf_counter()  # training seconds of earlier runs (resume)
+        self.meta = {"train": cfg.to_dict(), **(extra_meta or {})}
+        self.checkpoint_path = out / "checkpoints" / "last.pt"
+        self.log_path = out / "log.jsonl"
+
+    def _build_network(self, init_state: dict | None) -> torch.nn.Module:
+        network = build_model(self.model_config).to(self.device)
+        if self.cfg.channels_last:
+            network.to(memory_format=torch.channels_last)
+        if init_state is not None:
+            load_state_checked(network, init_state, "base model", new_modules=("foreground_head",))
+        if self.cfg.train_only == "foreground":
+            if network.foreground_head is None:
+                raise ValueError("train_only 'foreground' needs a model with foreground_head: true")
+            network.foreground_only = True
+            for name, p in network.named_parameters():
+                p.requires_grad_(name.startswith("foreground_head."))
+        return network
+
+    def train_seconds(self) -> float:
+        """Training time so far, earlier runs of a resumed training included."""
+        return self.seconds_before + time.perf_counter() - self.started
+
+    def time_fraction(self) -> float:
+        """Fraction of the time budget (cfg.max_minutes) used; 0 without a budget."""
+        return self.train_seconds() / (60 * self.cfg.max_minutes) if self.cfg.max_minutes > 0 else 0.0
+
+    def log(self, record: dict) -> None:
+        with open(self.log_path, "a") as fh:
+            fh.write(json.dumps(record) + "\n")
+
+    def resume(self) -> None:
+        """Continue from checkpoints/last.pt, if there is one: weights, optimiser, schedule, step,
+        best validation, RNG states and the training time so far."""
+        if not self.checkpoint_path.exists():
+            return
+        try:
+            ckpt = torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)
+            load_state_checked(self.network, ckpt["model"], str(self.checkpoint_path))
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+            self.scheduler.load_state_dict(ckpt["scheduler"])
+            self.step_count, self.best, self.best_metrics = ckpt["step"], ckpt["best"], ckpt.get("best_metrics")
+            self.rng.bit_generator.state = ckpt["rng"]
+            torch.set_rng_state(ckpt["torch_rng"])
+            self.seconds_before = ckpt.get("train_seconds", 0.0)
+        except (KeyError, RuntimeError, ValueError) as exc:
+            raise CheckpointError(f"{self.checkpoint_path}: cannot resume ({exc})") from exc
+
+    def save_checkpoint(self, done: bool) -> None:
+        with atomic_path(self.checkpoint_path, overwrite=True) as tmp:
+            torch.save({
+                "model": self.network.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "step": self.step_count, "best": self.best,
+                "best_metrics": self.best_metrics, "rng": self.rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+                "model_config": self.model_config.to_dict(), "train_config": self.cfg.to_dict(),
+                "train_seconds": self.train_seconds(), "done": done,
+            }, tmp)
+
+    def validate(self) -> dict | None:
+        """Choose thresholds on the validation samples; a new best avAP saves the model folder with
+        them. Without validation samples the model folder is saved as it is."""
+        if not self.val_samples or self.cfg.val_every <= 0:
+            save_model_folder(self.out, self.network, self.model_config, {**self.meta, "step": self.step_count})
+            return None
+        _, metrics = choose_thresholds(self.network, self.model_config, self.val_samples, self.device)
+        metrics["step"] = self.step_count
+        self.log({"validation": metrics})
+        if metrics["avAP"] > self.best:
+            self.best, self.best_metrics = metrics["avAP"], metrics
+            self.model_config = self.model_config.with_thresholds(metrics)
+            save_model_folder(self.out, self.network, self.model_config, {**self.meta, "step": self.step_count, "validation": metrics})
+        return metrics
+
+    def step(self, images: list[torch.Tensor], targets: list[dict]) -> dict:
+        """One optimiser step on a batch; returns the losses (floats, 'loss' their sum)."""
+        images = [i.to(self.device, non_blocking=True) for i in images]
+        targets = [{k: v.to(self.device, non_blocking=True) for k, v in t.items()} for t in targets]
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            losses = self.network(images, targets)
+        total = sum(losses.values())
+        if not torch.isfinite(total):
+            raise FloatingPointError(f"loss became {total.item()} at step {self.step_count}; lower the learning rate")
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        torch.nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.step_count += 1
+        values = {k: float(v.detach()) for k, v in losses.items()}
+        values["loss"] = float(total.detach())
+        return values
 
 
 def train(
@@ -72,137 +193,39 @@ def train(
         raise ValueError("no training images")
     out = Path(out_dir)
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
-    cfg = train_config
-    if cfg.num_threads:
-        torch.set_num_threads(cfg.num_threads)
-    torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
-
-    if device.type == "cuda":  # fixed crop sizes: let cuDNN pick its fastest kernels; TF32 outside autocast
-        torch.backends.cudnn.benchmark = True
-        torch.set_float32_matmul_precision("high")
-    if not model_config.worm_width_px:  # the training data's scale, for images at another (semiconv.scale)
-        model_config.worm_width_px = round(typical_worm_width(s.masks for s in train_samples), 2)
-    network = build_model(model_config).to(device)
-    if cfg.channels_last:
-        network.to(memory_format=torch.channels_last)
-    bf16 = use_bf16(cfg.autocast_bf16, device)
-    if init_state is not None:
-        load_state_checked(network, init_state, "base model", new_modules=("foreground_head",))
-    if cfg.train_only not in ("", "foreground"):
-        raise ValueError(f"train_only must be '' or 'foreground', not {cfg.train_only!r}")
-    if cfg.train_only == "foreground":
-        if network.foreground_head is None:
-            raise ValueError("train_only 'foreground' needs a model with foreground_head: true")
-        network.foreground_only = True
-        for name, p in network.named_parameters():
-            p.requires_grad_(name.startswith("foreground_head."))
-    params = [p for p in network.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    clock = {"before": 0.0, "start": time.perf_counter()}  # training seconds of earlier runs (resume), this run's start
-
-    def train_seconds() -> float:
-        """Training time so far, earlier runs of a resumed training included."""
-        return clock["before"] + time.perf_counter() - clock["start"]
-
-    def time_fraction() -> float:
-        return train_seconds() / (60 * cfg.max_minutes) if cfg.max_minutes > 0 else 0.0
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg, time_fraction))
-    step, best, history_best = 0, -1.0, None
-    last = out / "checkpoints" / "last.pt"
-    if resume and last.exists():
-        try:
-            ckpt = torch.load(last, map_location="cpu", weights_only=False)
-            load_state_checked(network, ckpt["model"], str(last))
-            optimizer.load_state_dict(ckpt["optimizer"])
-            scheduler.load_state_dict(ckpt["scheduler"])
-            step, best, history_best = ckpt["step"], ckpt["best"], ckpt.get("best_metrics")
-            rng.bit_generator.state = ckpt["rng"]
-            torch.set_rng_state(ckpt["torch_rng"])
-            clock["before"] = ckpt.get("train_seconds", 0.0)
-        except (KeyError, RuntimeError, ValueError) as exc:
-            raise CheckpointError(f"{last}: cannot resume ({exc})") from exc
-
-    meta = {"train": cfg.to_dict(), **(extra_meta or {})}
-    log_path = out / "log.jsonl"
-    binary = model_config.input_mode == "binary"
-    with open(log_path, "a") as fh:
-        fh.write(json.dumps({"arithmetic": {"device": str(device), "bf16_autocast": bf16, "channels_last": cfg.channels_last,
-                                            "threads": torch.get_num_threads(), "from_step": step}}) + "\n")
-    start = time.perf_counter()
-    clock["start"] = start
-    network.train()
+    run = Trainer(train_samples, val_samples, model_config, train_config, out, device, init_state, extra_meta)
+    cfg = run.cfg
+    if resume:
+        run.resume()
+    run.log({"arithmetic": {"device": str(device), "bf16_autocast": run.bf16, "channels_last": cfg.channels_last,
+                            "threads": torch.get_num_threads(), "from_step": run.step_count}})
+    start = run.started = time.perf_counter()
+    run.network.train()
     stopped = done = False
-
-    def save_checkpoint():
-        with atomic_path(last, overwrite=True) as tmp:
-            torch.save({
-                "model": network.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "step": step, "best": best, "best_metrics": history_best, "rng": rng.bit_generator.state,
-                "torch_rng": torch.get_rng_state(), "model_config": model_config.to_dict(), "train_config": cfg.to_dict(),
-                "train_seconds": train_seconds(), "done": done,
-            }, tmp)
-
-    def run_validation():
-        nonlocal best, history_best
-        if not val_samples or cfg.val_every <= 0:
-            save_model_folder(out, network, model_config, {**meta, "step": step})
-            return None
-        threshold, metrics = choose_thresholds(network, model_config, val_samples, device)
-        metrics["step"] = step
-        metrics["chosen_score_threshold"] = threshold
-        with open(log_path, "a") as fh:
-            fh.write(json.dumps({"validation": metrics}) + "\n")
-        if metrics["avAP"] > best:
-            best, history_best = metrics["avAP"], metrics
-            model_config.score_threshold = threshold
-            model_config.mask_threshold = metrics["mask_threshold"]
-            model_config.foreground_threshold = metrics["foreground_threshold"]
-            model_config.mask_containment_threshold = metrics["containment_threshold"]
-            save_model_folder(out, network, model_config, {**meta, "step": step, "validation": metrics})
-        return metrics
-
     final_step = cfg.final_step
-    batches = batch_stream(train_samples, cfg.batch_size, cfg.crop_size, rng, cfg.augment, binary,
-                           cfg.workers, seed=(cfg.seed, step))
-    while step < final_step and time_fraction() < 1:
+    batches = batch_stream(train_samples, cfg.batch_size, cfg.crop_size, run.rng, cfg.augment,
+                           run.model_config.input_mode == "binary", cfg.workers, seed=(cfg.seed, run.step_count))
+    while run.step_count < final_step and run.time_fraction() < 1:
         if should_stop and should_stop():
             stopped = True
             break
-        images, targets = next(batches)
-        images = [i.to(device, non_blocking=True) for i in images]
-        targets = [{k: v.to(device, non_blocking=True) for k, v in t.items()} for t in targets]
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            losses = network(images, targets)
-        total = sum(losses.values())
-        if not torch.isfinite(total):
-            raise FloatingPointError(f"loss became {total.item()} at step {step}; lower the learning rate")
-        optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-        optimizer.step()
-        scheduler.step()
-        step += 1
-        done = step >= final_step or time_fraction() >= 1
-        values = {k: float(v.detach()) for k, v in losses.items()}
-        values["loss"] = float(total.detach())
+        values = run.step(*next(batches))
+        step = run.step_count
+        done = step >= final_step or run.time_fraction() >= 1
         val_metrics = None
         if step % 10 == 0 or step == 1 or done:
-            with open(log_path, "a") as fh:
-                fh.write(json.dumps({"step": step, "lr": scheduler.get_last_lr()[0], "time": time.perf_counter() - start, **values}) + "\n")
+            run.log({"step": step, "lr": run.scheduler.get_last_lr()[0], "time": time.perf_counter() - start, **values})
         if (cfg.val_every > 0 and step % cfg.val_every == 0) or done:
-            val_metrics = run_validation()
+            val_metrics = run.validate()
         if step % cfg.checkpoint_every == 0 or done:
-            save_checkpoint()
+            run.save_checkpoint(done)
         if progress:
             progress(step, final_step, values, val_metrics)
     batches.close()  # ends the DataLoader workers, if any
     if done:
-        with open(log_path, "a") as fh:
-            fh.write(json.dumps({"finished": {"step": step, "train_seconds": round(train_seconds(), 1)}}) + "\n")
+        run.log({"finished": {"step": run.step_count, "train_seconds": round(run.train_seconds(), 1)}})
     if stopped:
-        save_checkpoint()
+        run.save_checkpoint(done)
         if not (out / "weights.pt").exists():
-            run_validation()
-    return TrainResult(step, history_best, time.perf_counter() - start, stopped)
+            run.validate()
+    return TrainResult(run.step_count, run.best_metrics, time.perf_counter() - start, stopped)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..config import ModelConfig, TrainConfig
 from ..data.bbbc010 import Bbbc010Folder, is_bbbc010_folder
-from ..data.folds import fold_split
+from ..data.folds import fold_split, held_out_split
 from ..data.generic import is_annotated_folder, list_annotated_folder, load_pair
 from ..data.packed import PackedWells, is_packed_file
 from ..errors import InputError
@@ -33,7 +33,8 @@ def prepare_training(data: str | Path, model_config: ModelConfig, all_wells: boo
                      seed: int = 0, fold: int | None = None) -> TrainingJob:
     """Load a BBBC010-layout folder or packed file (`semiconv data pack`; validation on the fixed
     validation wells, or on cross-validation fold `fold` of semiconv.data.folds) or an annotated
-    folder (random held-out fraction)."""
+    folder (random held-out fraction: `semiconv.data.folds.held_out_split`). `all_wells` and
+    `fold` are refused for an annotated folder."""
     data = Path(data)
     if is_bbbc010_folder(data) or is_packed_file(data):
         folder = PackedWells(data) if is_packed_file(data) else Bbbc010Folder(data)
@@ -45,18 +46,17 @@ def prepare_training(data: str | Path, model_config: ModelConfig, all_wells: boo
         return TrainingJob(model_config, samples_from_bbbc010(folder, train_wells, model_config),
                            samples_from_bbbc010(folder, val_wells, model_config), folder.problems,
                            {"folder": str(data), "train": train_wells, "validation": val_wells})
+    if fold is not None or all_wells:
+        flag = "--fold" if fold is not None else "--all-wells"
+        raise InputError(f"{flag} needs BBBC010 wells (a BBBC010-layout folder or a packed .npz), not {data}")
     if is_annotated_folder(data):
-        import numpy as np
-
         pairs, problems = list_annotated_folder(data)
         if not pairs:
             raise InputError(f"{data}: no annotated images")
         items = [load_pair(i, a) for i, a in pairs]
-        order = np.random.default_rng(seed).permutation(len(items))
-        n_val = int(round(val_fraction * len(items))) if len(items) > 1 else 0
-        val_idx, train_idx = set(order[:n_val].tolist()), order[n_val:]
+        train_idx, held_idx = held_out_split(len(items), val_fraction, seed)
         tr = [items[i] for i in train_idx]
-        va = [items[i] for i in sorted(val_idx)]
+        va = [items[i] for i in held_idx]
         return TrainingJob(model_config, samples_from_annotated(tr, model_config), samples_from_annotated(va, model_config), problems,
                            {"folder": str(data), "train": [i.name for i in tr], "validation": [i.name for i in va]})
     raise InputError(f"{data}: neither a BBBC010-layout folder, a packed .npz nor an annotated folder (images/, annotations/)")

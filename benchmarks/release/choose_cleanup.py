@@ -1,11 +1,11 @@
 """Choose the mask clean-up after NMS (semiconv.mask_cleanup) for a trained model on the fixed
-validation wells: `foreground_growth` (pixels masks grow into foreground no mask covers) and
+validation wells (a step of benchmarks/release/reproduce_bundled_model.py): `foreground_growth` (pixels masks grow into foreground no mask covers) and
 `keep_largest_piece` (one connected piece per worm). For each candidate the usual threshold
 search of training's validation (score, mask, foreground, containment thresholds) runs again,
 and the table shows what each reaches. With --write the best variant and its thresholds go into
 the model folder's config.json (atomically; weights untouched); bundle the folder afterwards.
 
-    python benchmarks/choose_cleanup.py runs/bf_joint_noblur2 [--variants 0:off,3:off,3:on] [--write]
+    python benchmarks/release/choose_cleanup.py runs/bf_joint_noblur2 [--variants 0:off,3:off,3:on] [--write]
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ CHOSEN = ("score_threshold", "mask_threshold", "foreground_threshold", "mask_con
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("model", help="a model folder (not a bundled name: --write edits it)")
-    parser.add_argument("--data", default="../shared/data/bbbc010")
+    parser.add_argument("--data", required=True, help="BBBC010-layout folder (e.g. ../shared/data/bbbc010)")
     parser.add_argument("--variants", default="0:off,3:off,3:on", help="growth pixels:largest piece on/off, comma-separated")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--write", action="store_true")
@@ -47,19 +47,17 @@ def main():
     for steps, largest in variants:
         config = dataclasses.replace(model.config, foreground_growth=steps, keep_largest_piece=largest)
         threshold, metrics = choose_thresholds(model.network, config, samples, model.device)
-        config = dataclasses.replace(config, score_threshold=threshold, mask_threshold=metrics["mask_threshold"],
-                                     foreground_threshold=metrics["foreground_threshold"],
-                                     mask_containment_threshold=metrics["containment_threshold"])
+        config = config.with_thresholds(metrics)
         rows.append((metrics, config))
         print(f"| {steps} | {'on' if largest else 'off'} | {threshold} / {metrics['mask_threshold']} / {metrics['foreground_threshold']} / "
-              f"{metrics['containment_threshold']} | " + " | ".join(f"{metrics[k]:.3f}" for k in KEYS) + " |", flush=True)
+              f"{metrics['mask_containment_threshold']} | " + " | ".join(f"{metrics[k]:.3f}" for k in KEYS) + " |", flush=True)
     metrics, config = max(rows, key=lambda r: r[0]["avAP"])
     print(json.dumps({"best": {k: getattr(config, k) for k in CHOSEN}, "avAP": round(metrics["avAP"], 4)}))
     if args.write:
         path = Path(args.model) / "config.json"
         payload = json.loads(path.read_text())
         payload["model"] = config.to_dict()
-        payload["validation"] = {**metrics, "chosen_by": "benchmarks/choose_cleanup.py"}
+        payload["validation"] = {**metrics, "chosen_by": "benchmarks/release/choose_cleanup.py"}
         save_json(path, payload)  # atomic
         print(f"wrote {path}")
 

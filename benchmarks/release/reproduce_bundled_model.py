@@ -2,7 +2,7 @@
 of docs/benchmarks.md in order (each from the previous one's best model), then the mask
 clean-up and thresholds chosen on the validation wells, then bundling.
 
-    python benchmarks/reproduce_bundled_model.py [--data ../shared/data/bbbc010] [--runs runs/repro]
+    python benchmarks/release/reproduce_bundled_model.py [--data ../shared/data/bbbc010] [--runs runs/repro]
         [--name bbbc010-brightfield-repro] [--device auto] [--dry-run]
 
 Re-running it resumes: a stage whose folder holds a finished run (its log reached the last
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from semiconv.config import TrainConfig
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "benchmarks" / "configs"
 
 # (run folder, initialised from, config, CPU threads): stage 1 first
@@ -61,15 +61,15 @@ def commands(data: str, runs: Path, name: str, device: str) -> list[list[str]]:
             cmd += ["--init", str(runs / init)]
         out.append(cmd)
     clean = runs / "bf_s8_clean"
-    out.append([sys.executable, str(ROOT / "benchmarks" / "choose_cleanup.py"), str(clean), "--data", data,
+    out.append([sys.executable, str(ROOT / "benchmarks" / "release" / "choose_cleanup.py"), str(clean), "--data", data,
                 "--variants", "3:on", "--write"])
-    out.append([sys.executable, str(ROOT / "benchmarks" / "bundle_model.py"), str(clean), "--name", name])
+    out.append([sys.executable, str(ROOT / "benchmarks" / "release" / "bundle_model.py"), str(clean), "--name", name])
     return out
 
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--data", default="../shared/data/bbbc010")
+    parser.add_argument("--data", required=True, help="BBBC010-layout folder (e.g. ../shared/data/bbbc010)")
     parser.add_argument("--runs", default="runs/repro")
     parser.add_argument("--name", default="bbbc010-brightfield-repro")
     parser.add_argument("--device", default="auto")

@@ -4,7 +4,7 @@ foreground (union of the true masks: an upper bound), (b) the model's own foregr
 mask clean-up as the model; growth goes into the region the masks were cut by). Also prints
 the foreground head's pixel IoU with the true foreground.
 
-    python benchmarks/foreground_bound.py [--model bbbc010-brightfield] [--data ../shared/data/bbbc010]
+    python benchmarks/experiments/foreground_bound.py [--model bbbc010-brightfield] [--data ../shared/data/bbbc010]
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ KEYS = ("AP", "AP50", "AP75", "score@0.5", "score@0.8", "score@0.9", "avAP")
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default="bbbc010-brightfield")
-    parser.add_argument("--data", default="../shared/data/bbbc010")
+    parser.add_argument("--data", required=True, help="BBBC010-layout folder (e.g. ../shared/data/bbbc010)")
     args = parser.parse_args()
     model = load_model(args.model, device="cpu")
     folder = Bbbc010Folder(args.data)

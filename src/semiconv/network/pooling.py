@@ -24,7 +24,7 @@ except ImportError as exc:  # pragma: no cover - only on a torchvision that move
     import torchvision
 
     raise ImportError(f"torchvision {torchvision.__version__} no longer has the MultiScaleRoIAlign helpers "
-                      f"semiconv.model.pooling uses ({exc}); install torchvision<0.30 or update pooling.py") from exc
+                      f"semiconv.network.pooling uses ({exc}); install torchvision<0.30 or update pooling.py") from exc
 
 NARROW_CHANNELS = 32  # below this many channels the separable matrix form is faster than gathers
 

@@ -5,7 +5,11 @@ embeddings, but can by semi-convolutional ones (Psi = u_hat + Phi).
 - `make_dots` / `train_dot_embedding` / `score_embedding`: the 2-D experiment: identical
   dots on a jittered lattice; the same small fully convolutional net trained with the
   attraction loss, embedding with Phi alone or with Psi; k-means (k = number of dots) on
-  each image's foreground embeddings; adjusted Rand index and avAP of the clusters.
+  each image's foreground embeddings; adjusted Rand index and avAP of the clusters (scoring
+  needs scikit-learn, in the `dev` extra).
+
+benchmarks/experiments/paper_reproduction.py runs them for docs/paper-reproduction.md;
+tests/test_paper_evidence.py checks the claims at CI size.
 """
 
 from __future__ import annotations
@@ -16,8 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from semiconv.evaluation import matching_summary
-from semiconv.model.embedding import attraction_loss
+from .metrics import matching_summary
+from .network.embedding import attraction_loss
 
 
 # ---- 1-D ---------------------------------------------------------------------------------

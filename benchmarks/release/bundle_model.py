@@ -1,6 +1,6 @@
 """Copy a trained model folder into the package as a bundled model (weights stored as float16).
 
-    python benchmarks/bundle_model.py runs/bf_semiconv [--name bbbc010-brightfield]
+    python benchmarks/release/bundle_model.py runs/bf_semiconv [--name bbbc010-brightfield]
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import argparse
 import json
 
 from semiconv.inference import load_model
-from semiconv.models_store import save_model_folder
+from semiconv.model_folders import save_model_folder
 from semiconv.resources import bundled_models_dir
 
 

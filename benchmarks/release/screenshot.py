@@ -1,6 +1,6 @@
 """The README pictures, regenerated, and the first Segment click timed as a biologist meets it.
 
-    xvfb-run -a -s "-screen 0 1600x1000x24" python benchmarks/screenshot.py [--model bbbc010-brightfield] [--well C01]
+    xvfb-run -a -s "-screen 0 1600x1000x24" python benchmarks/release/screenshot.py [--model bbbc010-brightfield] [--well C01]
 
 1. docs/images/napari-segment.png: a sample well opened from File > Open Sample, the Segment
    widget docked, Segment clicked; the view zoomed on the crossing pair of worms that overlap
@@ -26,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "images"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "images"
 
 
 def _wait(app, condition, timeout=600.0):

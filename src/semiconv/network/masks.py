@@ -55,3 +55,23 @@ def paste_masks_aligned(masks: torch.Tensor, boxes: torch.Tensor, image_shape: t
         grid = torch.stack(torch.meshgrid(gy, gx, indexing="ij")[::-1], dim=-1)[None]
         out[i, r0:r1, c0:c1] = F.grid_sample(mask[None, None], grid, mode="bilinear", padding_mode="border", align_corners=False)[0, 0]
     return out
+
+
+def round_trip_masks(masks: torch.Tensor, boxes: torch.Tensor, resolution: int, method: str = "aligned") -> torch.Tensor:
+    """Masks (N x H x W float) cut to their boxes (N x 4) at resolution x resolution and pasted
+    back (N x H x W bool, at 0.5): what the mask representation alone loses. method 'aligned'
+    (this project's targets and pasting) or 'torchvision' (project_masks_on_boxes and
+    paste_masks_in_image)."""
+    index = torch.arange(len(masks))
+    if method == "aligned":
+        small = project_masks_aligned(masks, boxes, index, resolution)
+        return paste_masks_aligned(small, boxes, masks.shape[1:]) >= 0.5
+    if method == "torchvision":
+        from torchvision.models.detection.roi_heads import (
+            paste_masks_in_image,
+            project_masks_on_boxes,
+        )
+
+        small = project_masks_on_boxes(masks, boxes, index, resolution)
+        return paste_masks_in_image(small[:, None], boxes, masks.shape[1:])[:, 0] >= 0.5
+    raise ValueError(f"method must be 'aligned' or 'torchvision', not {method!r}")

@@ -4,7 +4,7 @@ Measures how much accuracy the mask representation alone costs on the BBBC010
 training masks: torchvision's stock path (project_masks_on_boxes + paste_masks_in_image)
 vs this project's aligned targets and aligned pasting.
 
-    python benchmarks/mask_round_trip.py [--data ../shared/data/bbbc010] [--resolution 28]
+    python benchmarks/experiments/mask_round_trip.py --data ../shared/data/bbbc010 [--resolution 28]
 """
 
 from __future__ import annotations
@@ -14,34 +14,26 @@ import json
 
 import numpy as np
 import torch
-from torchvision.models.detection.roi_heads import paste_masks_in_image, project_masks_on_boxes
 
 from semiconv.data import Bbbc010Folder
-from semiconv.evaluation import coco_metrics, matching_summary
-from semiconv.model.masks import paste_masks_aligned, project_masks_aligned
+from semiconv.metrics import evaluate_predictions
+from semiconv.network.masks import round_trip_masks
 
 
 def round_trip(folder: Bbbc010Folder, resolution: int = 28, method: str = "aligned", wells=None) -> dict:
+    """COCO AP and matching scores of every well's true masks after `round_trip_masks`."""
     preds, truths = [], []
     for name in wells or folder.wells:
         well = folder.load(name)
-        masks = torch.from_numpy(well.masks).float()
-        boxes = torch.from_numpy(well.boxes)
-        idx = torch.arange(len(masks))
-        if method == "aligned":
-            small = project_masks_aligned(masks, boxes, idx, resolution)
-            back = paste_masks_aligned(small, boxes, masks.shape[1:]) >= 0.5
-        else:
-            small = project_masks_on_boxes(masks, boxes, idx, resolution)
-            back = paste_masks_in_image(small[:, None], boxes, masks.shape[1:])[:, 0] >= 0.5
+        back = round_trip_masks(torch.from_numpy(well.masks).float(), torch.from_numpy(well.boxes), resolution, method)
         preds.append((back.numpy(), np.ones(len(back))))
         truths.append(well.masks)
-    return {**coco_metrics(preds, truths), **matching_summary(preds, truths)}
+    return evaluate_predictions(preds, truths)
 
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--data", default="../shared/data/bbbc010")
+    parser.add_argument("--data", required=True, help="BBBC010-layout folder")
     parser.add_argument("--resolution", type=int, default=28)
     args = parser.parse_args()
     folder = Bbbc010Folder(args.data)

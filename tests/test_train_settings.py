@@ -1,0 +1,141 @@
+"""`semiconv train` settings: config file, flags, --init, --resume, --fold, --all-wells; choices
+that contradict each other are refused by name; training never changes the caller's config."""
+
+import json
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+from helpers import synthetic_samples, tiny_config, tiny_train_config
+from typer.testing import CliRunner
+
+from semiconv.cli import app
+from semiconv.config import ModelConfig
+from semiconv.errors import InputError
+from semiconv.model_folders import save_model_folder
+from semiconv.network import build_model
+from semiconv.training.loop import train
+from semiconv.training.settings import read_config_file, resolve_settings
+
+TINY_TRAIN = {"steps": 1, "crop_size": 96, "batch_size": 1, "val_every": 1, "warmup_steps": 1, "checkpoint_every": 1}
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("models") / "tiny"
+    save_model_folder(folder, build_model(tiny_config()), tiny_config())
+    return folder
+
+
+@pytest.fixture(scope="module")
+def plate(tmp_path_factory):
+    """A BBBC010-layout folder of synthetic worms in wells A11 (fold 0), A02 (fold 1), A01 (fold 2)."""
+    from PIL import Image
+
+    from semiconv.data.synthetic import generate
+
+    root = tmp_path_factory.mktemp("plate")
+    (root / "BBBC010_v1_images").mkdir()
+    (root / "BBBC010_v1_foreground_eachworm").mkdir()
+    for k, well in enumerate(("A11", "A02", "A01")):
+        s = generate((128, 128), 40 + k)
+        tifffile.imwrite(root / "BBBC010_v1_images" / f"plate_{well}_w2_X.tif", (s.image * 4000).astype(np.uint16))
+        for i, mask in enumerate(s.masks, start=1):
+            Image.fromarray(mask.astype(np.uint8) * 255).save(root / "BBBC010_v1_foreground_eachworm" / f"{well}_{i:02d}_ground_truth.png")
+    return root
+
+
+def tiny_config_file(path, **train):
+    model = {k: list(v) if isinstance(v, tuple) else v for k, v in tiny_config().to_dict().items()}
+    path.write_text(json.dumps({"model": model, "train": {**TINY_TRAIN, **train}}))
+    return path
+
+
+def train_cli(*args):
+    return CliRunner().invoke(app, ["train", *map(str, args)])
+
+
+def test_fold_and_all_wells_choose_the_wells(plate, tmp_path):
+    config = tiny_config_file(tmp_path / "cfg.json")
+    r = train_cli("--data", plate, "--out", tmp_path / "fold", "--config", config, "--fold", "0")
+    assert r.exit_code == 0, r.output
+    data = json.loads((tmp_path / "fold" / "config.json").read_text())["data"]
+    assert data["train"] == ["A01", "A02"] and data["validation"] == ["A11"]
+    r = train_cli("--data", plate, "--out", tmp_path / "all", "--config", config, "--fold", "1", "--all-wells")
+    assert r.exit_code == 0, r.output
+    data = json.loads((tmp_path / "all" / "config.json").read_text())["data"]
+    assert sorted(data["train"]) == ["A01", "A02", "A11"] and data["validation"] == ["A02"]
+    r = train_cli("--data", plate, "--out", tmp_path / "bad", "--config", config, "--fold", "7")
+    assert r.exit_code == 2 and "fold must be 0-4" in r.output
+
+
+def test_fold_on_an_annotated_folder_is_refused_by_name(tmp_path):
+    from semiconv.data.generic import save_annotated
+    from semiconv.data.synthetic import generate
+
+    for k in range(3):
+        s = generate((96, 96), k)
+        save_annotated(tmp_path / "data", f"img{k}", s.image, s.masks)
+    config = tiny_config_file(tmp_path / "cfg.json")
+    for flag in (["--fold", "0"], ["--all-wells"]):
+        r = train_cli("--data", tmp_path / "data", "--out", tmp_path / "m", "--config", config, *flag)
+        assert r.exit_code == 2 and f"{flag[0]} needs BBBC010 wells" in r.output, r.output
+        assert not (tmp_path / "m").exists()
+
+
+def test_init_refuses_a_head_or_input_its_weights_do_not_fit(tiny_model, tmp_path):
+    with pytest.raises(InputError, match="--head 'plain' would not fit"):
+        resolve_settings({}, tmp_path / "m", head="plain", init=str(tiny_model))
+    with pytest.raises(InputError, match="--input 'binary'"):
+        resolve_settings({}, tmp_path / "m", input_mode="binary", init=str(tiny_model))
+    same = resolve_settings({"model": {"foreground_head": True}}, tmp_path / "m", head="semiconv", init=str(tiny_model))
+    assert same.model_config.fpn_channels == 32 and same.model_config.foreground_head and same.init_state is not None
+    fresh = resolve_settings({"model": {"fpn_channels": 48}}, tmp_path / "m", head="plain", steps=7)
+    assert (fresh.model_config.fpn_channels, fresh.model_config.head, fresh.train_config.steps) == (48, "plain", 7)
+
+
+def test_resume_keeps_the_run_settings_and_refuses_others_by_name(plate, tmp_path):
+    config = tiny_config_file(tmp_path / "cfg.json")
+    out = tmp_path / "run"
+    assert train_cli("--data", plate, "--out", out, "--config", config).exit_code == 0
+    sections = read_config_file(config)
+    again = resolve_settings(sections, out, resume=True, steps=3)
+    assert again.resuming and again.train_config.steps == 3 and again.model_config.fpn_channels == 32
+    cases = [({**sections, "model": {**sections["model"], "fpn_channels": 64}}, {}, "model.fpn_channels (run: 32, asked: 64)"),
+             ({**sections, "train": {**sections["train"], "lr": 0.1}}, {}, "train.lr"),
+             (sections, {"head": "plain"}, "model.head (run: 'semiconv', asked: 'plain')"),
+             ({**sections, "train": {**sections["train"], "steps": 5}}, {"steps": 0}, None)]
+    for asked, flags, words in cases:
+        if words is None:
+            assert resolve_settings(asked, out, resume=True, **flags).train_config.steps == 5
+            continue
+        with pytest.raises(InputError, match="was started with other settings") as err:
+            resolve_settings(asked, out, resume=True, **flags)
+        assert words in str(err.value)
+    r = train_cli("--data", plate, "--out", out, "--config", config, "--resume", "--steps", "0")
+    assert r.exit_code == 0  # the same settings: resumed (already finished)
+    r = train_cli("--data", plate, "--out", out, "--resume", "--steps", "2")
+    assert r.exit_code == 0, r.output
+    r = train_cli("--data", plate, "--out", out, "--resume", "--steps", "1")
+    assert r.exit_code == 2 and "steps (run: 2, asked: 1" in r.output
+
+
+def test_unknown_settings_and_sections_are_named(tmp_path):
+    (tmp_path / "c.json").write_text(json.dumps({"trian": {}}))
+    with pytest.raises(InputError, match="unknown section"):
+        read_config_file(tmp_path / "c.json")
+    (tmp_path / "d.json").write_text("{not json")
+    with pytest.raises(InputError, match="cannot be read as a JSON config"):
+        read_config_file(tmp_path / "d.json")
+
+
+def test_training_leaves_the_callers_config_alone(tmp_path):
+    samples = synthetic_samples(3)
+    config = tiny_config()
+    before = config.to_dict()
+    train(samples[:2], samples[2:], config, tiny_train_config(steps=1, val_every=1), tmp_path / "m", torch.device("cpu"))
+    assert config.to_dict() == before
+    saved = ModelConfig.from_dict(json.loads((tmp_path / "m" / "config.json").read_text())["model"])
+    assert saved.worm_width_px > 0 and config.worm_width_px == 0
