@@ -35,6 +35,22 @@ def synthetic_samples(n, shape=(160, 160), seed=0, config=None):
     return samples_from_annotated(items, config or tiny_config())
 
 
+def run_cli(*args):
+    """`semiconv ARGS` in this process (typer's CliRunner: no interpreter start-up), as a
+    CompletedProcess (returncode, stdout, stderr). An exception the CLI did not turn into a
+    message is raised, so a test sees the traceback a user would."""
+    import subprocess
+
+    from typer.testing import CliRunner
+
+    from semiconv.cli import app
+
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
+
+
 def toy_masks(shape=(128, 128)):
     masks = np.zeros((3,) + shape, bool)
     masks[0, 10:50, 20:28] = True

@@ -53,6 +53,8 @@ def test_batch_outputs_errors_and_resume(plate, tiny_model, tmp_path):
     result = run_batch(str(plate), out, str(tiny_model), workers=2)
     assert result["processed"] == 6 and result["failed"] == 1 and result["skipped"] == 0
     assert result["local_workers"] == 2
+    # each LocalCluster worker process loaded the model once, however many images it segmented
+    assert 1 <= result["worker_processes"] <= 2 and result["model_loads"] == result["worker_processes"]
     assert "bad" in (out / "errors.log").read_text()
     wells = list(csv.DictReader(open(out / "wells.csv")))
     assert {w["well"] for w in wells} >= {"A01", "C24"}
@@ -67,18 +69,18 @@ def test_batch_outputs_errors_and_resume(plate, tiny_model, tmp_path):
     assert again["processed"] == 1 and again["skipped"] == 5
 
 
-def test_each_worker_loads_the_model_once(plate, tiny_model, tmp_path, monkeypatch):
-    """process_image (what a worker runs) loads the model on its first image only."""
-    import semiconv.inference as inference
-    from semiconv.batch import process_image
+def test_batch_exit_codes_in_process(plate, tiny_model, tmp_path):
+    """A failed image: its error on stderr and exit 2 (outputs of the others written); nothing to
+    segment: one line, exit 2."""
+    from typer.testing import CliRunner
 
-    loads = []
-    real = inference.load_model
-    monkeypatch.setattr(inference, "load_model", lambda *a, **k: loads.append(a) or real(*a, **k))
-    monkeypatch.setattr(inference, "_CACHE", {})
-    items = [i for i in find_inputs(str(plate)) if "bad" not in i.image.name][:3]
-    results = [process_image(item, str(tmp_path), str(tiny_model)) for item in items]
-    assert all("error" not in r for r in results) and len(loads) == 1
+    from semiconv.cli import app
+
+    r = CliRunner().invoke(app, ["batch", str(plate), "--out", str(tmp_path / "out"), "--model", str(tiny_model), "--workers", "1"])
+    assert r.exit_code == 2 and "plate_D01_w2_bad.tif" in r.output and (tmp_path / "out" / "wells.csv").exists()
+    (tmp_path / "empty").mkdir()
+    r = CliRunner().invoke(app, ["batch", str(tmp_path / "empty"), "--out", str(tmp_path / "o2"), "--model", str(tiny_model)])
+    assert r.exit_code == 2 and "no images found" in r.output and "Traceback" not in r.output
 
 
 def test_batch_killed_then_resumed(plate, tiny_model, tmp_path):

@@ -1,12 +1,10 @@
 import shutil
-import subprocess
-import sys
+
+from helpers import run_cli
 
 from semiconv import __version__
 
-
-def run(*args):
-    return subprocess.run([sys.executable, "-m", "semiconv", *args], capture_output=True, text=True)
+run = run_cli  # in-process
 
 
 def test_help_and_version():

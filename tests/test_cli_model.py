@@ -2,20 +2,16 @@
 
 import csv
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tifffile
-from helpers import tiny_config
+from helpers import run_cli, tiny_config
 
 from semiconv.model_folders import save_model_folder
 from semiconv.network import build_model
 
-
-def run(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "semiconv", *args], capture_output=True, text=True, cwd=cwd)
+run = run_cli  # in-process: exit codes and messages, without an interpreter per call
 
 
 @pytest.fixture(scope="module")

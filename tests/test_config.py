@@ -18,14 +18,12 @@ def test_a_typo_in_a_training_config_is_an_error_naming_the_key():
 
 
 def test_train_command_refuses_an_unknown_setting_or_section(tmp_path):
-    import subprocess
-    import sys
+    from helpers import run_cli
 
     for payload, word in (({"train": {"stpes": 3}}, "stpes"), ({"trian": {"steps": 3}}, "trian")):
         config = tmp_path / "c.json"
         config.write_text(json.dumps(payload))
-        r = subprocess.run([sys.executable, "-m", "semiconv", "train", "--data", str(tmp_path), "--out", str(tmp_path / "m"),
-                            "--config", str(config)], capture_output=True, text=True)
+        r = run_cli("train", "--data", tmp_path, "--out", tmp_path / "m", "--config", config)
         assert r.returncode == 2 and word in r.stderr and "Traceback" not in r.stderr
 
 

@@ -1,11 +1,9 @@
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tifffile
 import torch
-from helpers import tiny_config
+from helpers import run_cli, tiny_config
 
 from semiconv.data.generic import AnnotatedImage
 from semiconv.data.synthetic import generate
@@ -78,11 +76,10 @@ def test_finetune_cli_single_image_and_mismatched_annotation(base_model, tmp_pat
     tifffile.imwrite(tmp_path / "a.tif", s.image)
     tifffile.imwrite(tmp_path / "a_ann.tif", s.masks.astype(np.uint8))
     tifffile.imwrite(tmp_path / "bad_ann.tif", np.zeros((2, 64, 64), np.uint8))
-    base = [sys.executable, "-m", "semiconv", "finetune", "--base", str(base_model), "--images", str(tmp_path / "a.tif")]
-    r = subprocess.run(base + ["--annotations", str(tmp_path / "bad_ann.tif"), "--out", str(tmp_path / "m1")], capture_output=True, text=True)
+    base = ["finetune", "--base", base_model, "--images", tmp_path / "a.tif"]
+    r = run_cli(*base, "--annotations", tmp_path / "bad_ann.tif", "--out", tmp_path / "m1")
     assert r.returncode == 2 and "does not match" in r.stderr and "Traceback" not in r.stderr
-    r = subprocess.run(base + ["--annotations", str(tmp_path / "a_ann.tif"), "--out", str(tmp_path / "m2"), "--steps", "2", "--crop", "96"],
-                       capture_output=True, text=True)
+    r = run_cli(*base, "--annotations", tmp_path / "a_ann.tif", "--out", tmp_path / "m2", "--steps", "2", "--crop", "96")
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "m2" / "weights.pt").exists()
 

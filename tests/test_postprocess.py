@@ -142,3 +142,16 @@ def test_mask_overlaps_count_every_shared_pixel():
     assert np.array_equal(inter, np.einsum("phw,thw->pt", pred.astype(int), true.astype(int)))
     assert np.array_equal(pa, pred.sum((1, 2))) and np.array_equal(ta, true.sum((1, 2)))
     assert mask_iou(pred[:0], true).shape == (0, 4) and mask_overlaps(pred, true[:0])[0].shape == (5, 0)
+
+
+def test_post_processing_loads_only_what_it_uses():
+    """Importing semiconv.postprocess (what calibration and research scripts use on kept outputs)
+    loads neither the network's construction nor the data readers (a fresh interpreter)."""
+    import subprocess
+    import sys
+
+    code = "import sys, semiconv.postprocess; print(' '.join(m for m in sys.modules if m.startswith('semiconv')))"
+    loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split())
+    assert "semiconv.postprocess" in loaded
+    assert not loaded & {"semiconv.network.build", "semiconv.network.roi_heads", "semiconv.data.bbbc010",
+                         "semiconv.data.synthetic", "semiconv.inference"}, loaded

@@ -65,9 +65,9 @@ def process_image(item: BatchItem, out: str, model_name: str, device: str = "cpu
                   threads: int = 0, track: bool = False) -> dict:
     """Segment + measure one image on a worker, as `semiconv segment` does (the model is loaded once
     per worker process; `track`: stacks linked across frames with the default TrackingSettings);
-    returns a summary (or {'error': ...})."""
+    returns a summary (or {'error': ...}) naming the worker process and the models it has loaded."""
     from .errors import SemiconvError
-    from .inference import cached_model
+    from .inference import cached_model, models_loaded
     from .segment import segment_file
     from .tracking import TrackingSettings
 
@@ -80,7 +80,8 @@ def process_image(item: BatchItem, out: str, model_name: str, device: str = "cpu
         _, rows, _ = segment_file(model, item.image, Path(out), overwrite=True, fluorescence=item.fluorescence,
                                   pixel_size=pixel_size, extra_columns={"well": item.well, "image": item.image.name},
                                   track=TrackingSettings() if track else None)
-        return {"image": str(item.image), "well": item.well, "worms": len(rows)}
+        return {"image": str(item.image), "well": item.well, "worms": len(rows), "process": os.getpid(),
+                "models_loaded": models_loaded()}
     except (SemiconvError, OSError, ValueError) as exc:
         return {"image": str(item.image), "well": item.well, "error": str(exc)}
 
@@ -187,7 +188,8 @@ def run_batch(source: str, out: str | Path, model: str = "bbbc010-brightfield", 
               track: bool = False) -> dict:
     """Run the whole batch (`track`: stacks linked across frames; wells.csv then also says who is
     dead by movement, and survival.csv / survival.png give each well's survival over frames);
-    returns counts (processed, skipped, failed) and output paths."""
+    returns counts (processed, skipped, failed; worker_processes that segmented and the
+    model_loads they made: one each) and the errors."""
     from dask.distributed import Client, LocalCluster, as_completed
 
     from .errors import InputError
@@ -225,6 +227,9 @@ def run_batch(source: str, out: str | Path, model: str = "bbbc010-brightfield", 
             client.close()
             if cluster is not None:
                 cluster.close()
+    loads_by_process: dict[int, int] = {}
+    for r in results:
+        loads_by_process[r["process"]] = max(loads_by_process.get(r["process"], 0), r["models_loaded"])
     if errors:
         lines = "".join(f"{e['image']}: {e['error']}\n" for e in errors)
         write_text(out / "errors.log", lines, overwrite=True)
@@ -237,5 +242,6 @@ def run_batch(source: str, out: str | Path, model: str = "bbbc010-brightfield", 
         write_text(out / "survival.csv", rows_to_csv(survival, SURVIVAL_COLUMNS), overwrite=True)
         survival_figure(survival, out / "survival.png")
     return {"images": len(items), "processed": len(results), "skipped": skipped, "failed": len(errors),
-            "local_workers": n_workers,
+            "local_workers": n_workers, "worker_processes": len(loads_by_process),
+            "model_loads": sum(loads_by_process.values()),
             "errors": [f"{e['image']}: {e['error']}" for e in errors]}

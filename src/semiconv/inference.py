@@ -171,7 +171,16 @@ def load_model(name_or_path: str | Path = "bbbc010-brightfield", device: str = "
     config, state, meta = read_model_folder(folder)
     network = build_model(config)
     load_state_checked(network, state, str(folder / "weights.pt"))
+    _LOADS[0] += 1
     return SemiConvModel(network, config, resolve_device(device), name=folder.name, meta=meta, precision=precision)
+
+
+_LOADS = [0]  # load_model calls in this process
+
+
+def models_loaded() -> int:
+    """How many models this process has loaded (`load_model` calls) so far."""
+    return _LOADS[0]
 
 
 _CACHE: dict[tuple, tuple[tuple, SemiConvModel]] = {}
