@@ -1,6 +1,6 @@
 """Batch throughput: 1 worker vs the LocalCluster default on the BBBC010 training wells, one run.
 
-    python benchmarks/batch_scaling.py [--data ../shared/data/bbbc010] [--model bbbc010-brightfield] [--limit 50]
+    python benchmarks/batch_scaling.py --data ../shared/data/bbbc010 [--model bbbc010-brightfield] [--limit 50]
 """
 
 from __future__ import annotations

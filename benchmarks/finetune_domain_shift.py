@@ -11,7 +11,7 @@ and tests on the other 40 of the same domain, before and after `semiconv finetun
 given settings (defaults: `semiconv.training.finetune.FINETUNE_DEFAULTS`).
 
     python benchmarks/finetune_domain_shift.py [--shift moderate] [--seeds 0 1 2] [--set KEY=VALUE ...] [--threads 2]
-        [--data ../shared/data/bbbc010 | data/bbbc010-train.npz] [--device cpu | cuda]
+        --data ../shared/data/bbbc010 | data/bbbc010-train.npz [--device cpu | cuda]
 """
 
 from __future__ import annotations

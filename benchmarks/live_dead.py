@@ -1,7 +1,7 @@
 """Live/dead call on the BBBC010 training half, checked against the plate layout
 (columns 01-12 ampicillin-cured: alive; 13-24 untreated: dead).
 
-    python benchmarks/live_dead.py [--data ../shared/data/bbbc010] [--model NAME]   # --model: predicted masks
+    python benchmarks/live_dead.py --data ../shared/data/bbbc010 [--model NAME]   # --model: predicted masks
 
 Reports per-worm accuracy of the call, and the Z'-factor of the per-well fraction dead
 between the two halves of the plate. Without --model the ground-truth masks are measured.

@@ -4,7 +4,7 @@ foreground (union of the true masks: an upper bound), (b) the model's own foregr
 mask clean-up as the model; growth goes into the region the masks were cut by). Also prints
 the foreground head's pixel IoU with the true foreground.
 
-    python benchmarks/experiments/foreground_bound.py [--model bbbc010-brightfield] [--data ../shared/data/bbbc010]
+    python benchmarks/experiments/foreground_bound.py [--model bbbc010-brightfield] --data ../shared/data/bbbc010
 """
 
 from __future__ import annotations

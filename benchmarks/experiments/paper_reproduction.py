@@ -283,7 +283,7 @@ def main():
         "training loop's validation on the 10 validation wells at the last step (score threshold chosen there).")
     brightfield = protocol_section(
         "Bright-field input (the product's setting)", args.brightfield_runs, args.brightfield_step,
-        f"Both heads trained from scratch with the same config and seed (`benchmarks/configs/bbbc010-brightfield.json`), "
+        f"Both heads trained from scratch with the same config and seed (`benchmarks/configs/bbbc010-brightfield-stage1.json`), "
         f"compared at step {args.brightfield_step} (same budget; the semi-conv run went on to the bundled model).")
     semiconv_models = [args.figure_model] + ([args.binary_runs[0]] if (Path(args.binary_runs[0]) / "weights.pt").exists() else [])
     crossing = figure_crossing(DOCS / "images" / "paper-crossing.png", args.figure_model, args.data)

@@ -32,4 +32,7 @@ def main(n: int = 4, shape=(256, 320), seed: int = 100) -> None:
 
 
 if __name__ == "__main__":
+    import argparse
+
+    argparse.ArgumentParser(description=f"Rewrite {OUT} (the bundled synthetic sample).").parse_args()
     main()

@@ -2,7 +2,7 @@
 of docs/benchmarks.md in order (each from the previous one's best model), then the mask
 clean-up and thresholds chosen on the validation wells, then bundling.
 
-    python benchmarks/release/reproduce_bundled_model.py [--data ../shared/data/bbbc010] [--runs runs/repro]
+    python benchmarks/release/reproduce_bundled_model.py --data ../shared/data/bbbc010 [--runs runs/repro]
         [--name bbbc010-brightfield-repro] [--device auto] [--dry-run]
 
 Re-running it resumes: a stage whose folder holds a finished run (its log reached the last
