@@ -62,6 +62,11 @@ class ModelConfig:
     input_mode: str = "brightfield"
     normalization: str = "percentile"  # per image: (x - p_low) / (p_high - p_low)
     norm_percentiles: tuple = (1.0, 99.5)
+    # a bright-field image noisier than the model's training images (noise sd of the normalised
+    # image, `normalize.noise_level`) is smoothed by a Gaussian of `noise_smoothing_px` before the
+    # network; 0 = never (another microscope: low contrast plus noise, docs/benchmarks.md)
+    smooth_noise_above: float = 0.0
+    noise_smoothing_px: float = 1.0
     image_scale: float = 1.0  # resize factor applied before the network (1 = native)
     # the training data's scale (semiconv.scale): median mean width of its worms (px; 0 = not recorded)
     # and its pixel size (micrometres; 0 = not known)

@@ -22,11 +22,36 @@ def normalize_percentile(image: np.ndarray, low: float = 1.0, high: float = 99.5
     return ((image - lo) / (hi - lo)).astype(np.float32)
 
 
+def noise_level(image: np.ndarray) -> float:
+    """The sd of an image's pixel noise (its units), from the mean absolute response to a
+    Laplacian-difference mask that cancels smooth structure (Immerkaer 1996, Fast noise variance
+    estimation); 0 for images under 3 x 3."""
+    from scipy import ndimage as ndi
+
+    x = np.asarray(image, np.float32)
+    if min(x.shape) < 3:
+        return 0.0
+    mask = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
+    response = ndi.convolve(x, mask)[1:-1, 1:-1]
+    return float(np.sqrt(np.pi / 2) * np.abs(response).mean() / 6)
+
+
+def is_too_noisy(normalised: np.ndarray, config: ModelConfig) -> bool:
+    """Whether a normalised bright-field plane is noisier than the model's limit (smoothed then)."""
+    return config.smooth_noise_above > 0 and noise_level(normalised) > config.smooth_noise_above
+
+
 def channel_input(channel: str, image: np.ndarray, config: ModelConfig) -> np.ndarray:
-    """One normalised channel (H x W float32)."""
+    """One normalised channel (H x W float32); a bright-field plane noisier than the model's
+    `smooth_noise_above` is smoothed (Gaussian, `noise_smoothing_px`)."""
     if channel == "binary":
         return (np.asarray(image) > 0).astype(np.float32)
-    return normalize_percentile(image, *config.norm_percentiles)
+    x = normalize_percentile(image, *config.norm_percentiles)
+    if channel == "brightfield" and is_too_noisy(x, config):
+        from scipy import ndimage as ndi
+
+        x = ndi.gaussian_filter(x, config.noise_smoothing_px).astype(np.float32)
+    return x
 
 
 def network_input(channels: dict[str, np.ndarray], config: ModelConfig) -> np.ndarray:
