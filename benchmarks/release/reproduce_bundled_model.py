@@ -1,4 +1,5 @@
-"""Reproduce the bundled model `bbbc010-brightfield` in one command: the eight training stages
+"""Reproduce the previous bundled model (`bbbc010-brightfield` until 2026-11-30; today's comes
+from one config, benchmarks/configs/bbbc010-long.json) in one command: the eight training stages
 of docs/benchmarks.md in order (each from the previous one's best model), then the mask
 clean-up and thresholds chosen on the validation wells, then bundling.
 
