@@ -2,8 +2,8 @@
 
 One network pass per image (`network_outputs.raw_outputs`), then every candidate combination of
 mask, foreground and containment thresholds is post-processed by postprocess's own steps
-(`detections`, then `cleaned` at each candidate score threshold) and scored
-at every candidate score threshold; the best avAP wins, near-ties going to TP/(TP+FP+FN) at IoU
+(`after_nms` and `without_contained`, i.e. `detections`, then `cleaned`) and scored at every
+candidate score threshold; the best avAP wins, near-ties going to TP/(TP+FP+FN) at IoU
 0.5. Used by the training loop after each validation pass and by benchmarks/release/choose_cleanup.py.
 """
 
@@ -24,7 +24,7 @@ from .metrics import (
     summary_from_matching,
 )
 from .network_outputs import raw_outputs
-from .postprocess import Thresholds, cleaned, dense_maps, detections
+from .postprocess import Thresholds, after_nms, cleaned, dense_maps, without_contained
 
 SCORE_THRESHOLD_CANDIDATES = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 MASK_THRESHOLD_CANDIDATES = (0.3, 0.4, 0.5, 0.6)  # tried when masks are cut by the foreground head
@@ -79,14 +79,18 @@ def threshold_combinations(config: ModelConfig) -> list[tuple[float, float, floa
 
 def variants(raw, config: ModelConfig, combos: list[tuple]) -> tuple[list[tuple], np.ndarray | None]:
     """For each (mask, foreground, containment) in `combos`: (masks N x H x W bool, scores N,
-    Thresholds) of `postprocess.detections` at MIN_SCORE, highest score first, masks not yet
+    Thresholds) of `postprocess.detections` at MIN_SCORE (its two steps: mask NMS once per
+    (mask, foreground), containment per combination), highest score first, masks not yet
     cleaned (growth depends on which masks pass the score threshold), and the foreground
     probability H x W (None without a foreground head)."""
     foreground_probability, _, _ = dense_maps(raw, config.coord_scale)
+    nms_survivors: dict[tuple, object] = {}  # (mask, foreground) -> after_nms: the same for every containment
     results = []
     for mask, foreground, containment in combos:
         thresholds = Thresholds.of(config, score=MIN_SCORE, mask=mask, foreground=foreground, containment=containment)
-        found = detections(raw, thresholds, config.coord_scale)
+        if (mask, foreground) not in nms_survivors:
+            nms_survivors[mask, foreground] = after_nms(raw, thresholds, config.coord_scale)
+        found = without_contained(nms_survivors[mask, foreground], thresholds)
         results.append((found.masks, found.scores, thresholds))
     return results, foreground_probability
 

@@ -5,12 +5,14 @@ Plain functions of (`network_outputs.RawOutputs`, `Thresholds`):
                       foreground), tiles merged (a detection belongs to the tile owning its box centre)
     mask_nms          greedy NMS on mask IoU
     suppress_contained  drop masks lying mostly under higher-scoring ones (fragments)
-    detections        candidates, mask_nms, suppress_contained: the detections kept
+    detections        candidates, mask_nms (`after_nms`), suppress_contained (`without_contained`):
+                      the detections kept
     cleaned           growth into uncovered foreground, largest piece (semiconv.mask_cleanup)
     dense_maps        foreground probability and Psi over the whole image
     postprocess       all of the above, in that order -> Prediction
 
-Threshold calibration (semiconv.calibration) calls `detections` and `cleaned` too: one order.
+Threshold calibration (semiconv.calibration) calls `after_nms`, `without_contained` and `cleaned`
+too: one order.
 """
 
 from __future__ import annotations
@@ -230,11 +232,23 @@ def nms_order(masks: np.ndarray, scores: np.ndarray, nms: float, containment: fl
     return kept[np.argsort(-scores[kept], kind="stable")]
 
 
+def after_nms(raw: RawOutputs, thresholds: Thresholds, coord_scale: float) -> Candidates:
+    """Candidates at the score threshold that survive mask NMS, highest score first (containment
+    not yet applied: calibration reuses this for every containment value)."""
+    found = candidates(raw, thresholds.score, thresholds.mask, thresholds.foreground, coord_scale)
+    return found.take(nms_order(found.masks, found.scores, thresholds.nms, 1.0))
+
+
+def without_contained(found: Candidates, thresholds: Thresholds) -> Candidates:
+    """`found` (highest score first) without the masks lying mostly under higher-scoring ones
+    (`suppress_contained` at thresholds.containment); order kept."""
+    return found.take(suppress_contained(found.masks, found.scores, thresholds.containment))
+
+
 def detections(raw: RawOutputs, thresholds: Thresholds, coord_scale: float) -> Candidates:
     """The detections kept: candidates at the score threshold, mask NMS, then containment
     suppression; highest score first. Masks not yet cleaned."""
-    found = candidates(raw, thresholds.score, thresholds.mask, thresholds.foreground, coord_scale)
-    return found.take(nms_order(found.masks, found.scores, thresholds.nms, thresholds.containment))
+    return without_contained(after_nms(raw, thresholds, coord_scale), thresholds)
 
 
 def cleaned(masks: np.ndarray, scores: np.ndarray, foreground: np.ndarray | None, thresholds: Thresholds,
