@@ -24,7 +24,7 @@ from .config import ModelConfig
 from .errors import InputError
 from .model_folders import load_state_checked, read_model_folder, resolve_model
 from .network_outputs import RawOutputs, kept_outputs, raw_outputs, run_network
-from .normalize import is_too_noisy, network_input, normalize_percentile
+from .normalize import network_input
 from .planes import grey_plane
 from .postprocess import Prediction, Thresholds, postprocess
 from .scale import prediction_to_image, resample_plane
@@ -74,10 +74,7 @@ class SemiConvModel:
                 raise InputError(f"fluorescence of shape {channels['fluorescence'].shape} does not match the image {plane.shape}")
         if plane.shape[0] * plane.shape[1] > MAX_PIXELS:
             raise InputError(f"image of {plane.shape[0]} x {plane.shape[1]} pixels is larger than the {MAX_PIXELS // 1_000_000} MP this tool segments at once; crop or downscale it")
-        x = network_input(channels, self.config)
-        if is_too_noisy(normalize_percentile(plane, *self.config.norm_percentiles), self.config):
-            notes.append(f"noisier than the model's training images: smoothed by {self.config.noise_smoothing_px:g} px")
-        return x, notes
+        return network_input(channels, self.config, notes), notes
 
     def raw_outputs(self, x: np.ndarray, min_score: float = 0.05, dense: bool = True) -> RawOutputs:
         """The network's outputs for a normalised C x H x W input, no thresholds applied

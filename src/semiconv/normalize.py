@@ -41,9 +41,9 @@ def is_too_noisy(normalised: np.ndarray, config: ModelConfig) -> bool:
     return config.smooth_noise_above > 0 and noise_level(normalised) > config.smooth_noise_above
 
 
-def channel_input(channel: str, image: np.ndarray, config: ModelConfig) -> np.ndarray:
+def channel_input(channel: str, image: np.ndarray, config: ModelConfig, notes: list[str] | None = None) -> np.ndarray:
     """One normalised channel (H x W float32); a bright-field plane noisier than the model's
-    `smooth_noise_above` is smoothed (Gaussian, `noise_smoothing_px`)."""
+    `smooth_noise_above` is smoothed (Gaussian, `noise_smoothing_px`), which is said in `notes`."""
     if channel == "binary":
         return (np.asarray(image) > 0).astype(np.float32)
     x = normalize_percentile(image, *config.norm_percentiles)
@@ -51,13 +51,16 @@ def channel_input(channel: str, image: np.ndarray, config: ModelConfig) -> np.nd
         from scipy import ndimage as ndi
 
         x = ndi.gaussian_filter(x, config.noise_smoothing_px).astype(np.float32)
+        if notes is not None:
+            notes.append(f"noisier than the model's training images: smoothed by {config.noise_smoothing_px:g} px")
     return x
 
 
-def network_input(channels: dict[str, np.ndarray], config: ModelConfig) -> np.ndarray:
-    """Stack the channels the model's input mode needs into C x H x W float32."""
+def network_input(channels: dict[str, np.ndarray], config: ModelConfig, notes: list[str] | None = None) -> np.ndarray:
+    """Stack the channels the model's input mode needs into C x H x W float32 (`notes`: what
+    the user should be told, e.g. that a noisy image was smoothed)."""
     names = INPUT_CHANNELS[config.input_mode]
     missing = [n for n in names if n not in channels or channels[n] is None]
     if missing:
         raise InputError(f"input mode {config.input_mode!r} needs channel(s) {missing}")
-    return np.stack([channel_input(n, channels[n], config) for n in names]).astype(np.float32)
+    return np.stack([channel_input(n, channels[n], config, notes) for n in names]).astype(np.float32)
