@@ -88,6 +88,7 @@ def test_predict_api_shapes_and_awkward_inputs(tmp_path):
     assert n > 0  # score threshold 0: the untrained tiny model keeps its detections
     k = pred.affinity(0)
     assert k.shape == (120, 150) and 0 < k.max() <= 1.0
+    assert np.array_equal(pred.affinity(0, (slice(10, 40), slice(5, 60))), k[10:40, 5:60])  # a window of it
     # the coordinate part of Psi is the pixel position plus displacement
     row, col = 50, 70
     cs = model.config.coord_scale

@@ -46,10 +46,8 @@ def affinity_maps(pred, boxes: np.ndarray) -> list[np.ndarray]:
     for i, (x1, y1, x2, y2) in enumerate(boxes):
         r0, r1 = max(0, int(y1) - MARGIN), min(H, int(np.ceil(y2)) + MARGIN)
         c0, c1 = max(0, int(x1) - MARGIN), min(W, int(np.ceil(x2)) + MARGIN)
-        psi = pred.embedding[:, r0:r1, c0:c1]
-        d = np.sqrt(((psi - pred.seed_embeddings[i][:, None, None]) ** 2).sum(0))
         k = np.zeros((H, W), np.float32)
-        k[r0:r1, c0:c1] = np.exp(-d / pred.sigma)
+        k[r0:r1, c0:c1] = pred.affinity(i, (slice(r0, r1), slice(c0, c1)))
         maps.append(k)
     return maps
 

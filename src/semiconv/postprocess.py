@@ -52,13 +52,15 @@ class Prediction:
     def __len__(self) -> int:
         return len(self.masks)
 
-    def affinity(self, i: int) -> np.ndarray:
-        """K(seed_i, u) = exp(-||Psi_seed_i - Psi_u|| / sigma) over the image (H x W, in (0, 1])."""
+    def affinity(self, i: int, window: tuple[slice, slice] | None = None) -> np.ndarray:
+        """K(seed_i, u) = exp(-||Psi_seed_i - Psi_u|| / sigma) over the image (H x W, in (0, 1]),
+        or over `window` (rows, cols) of it only."""
         if self.embedding is None or self.seed_embeddings is None:
             raise ValueError("this model has no embedding (plain head) or dense outputs were not computed")
         if not 0 <= i < len(self.masks):
             raise IndexError(f"worm index {i} out of range (0..{len(self.masks) - 1})")
-        d = np.sqrt(((self.embedding - self.seed_embeddings[i][:, None, None]) ** 2).sum(0))
+        psi = self.embedding if window is None else self.embedding[(slice(None), *window)]
+        d = np.sqrt(((psi - self.seed_embeddings[i][:, None, None]) ** 2).sum(0))
         return np.exp(-d / self.sigma).astype(np.float32)
 
 
