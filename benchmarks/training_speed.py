@@ -3,17 +3,18 @@
     python benchmarks/training_speed.py --data data/bbbc010-train.npz [--threads 2] [--steps 6]
         [--variants fp32-old bf16-old fast fast-recipe] [--json out.json]
 
-Every variant trains a freshly built model (same seed) on pre-made batches of real BBBC010
+Every variant runs the training loop's own step (semiconv.training.loop.Trainer: autocast,
+gradient clipping, optimiser, schedule) on a freshly built model (same seed) and pre-made batches of real BBBC010
 crops (the same crops where batch and crop size agree; augmentation excluded from the timing,
 its cost per batch printed on its own); the variants take turns step by step (so the
 machine's drifts touch all alike), and after two warm-up steps each the median seconds per
 step, crop pixels per second and the ratio to the first variant are reported. Variants:
 - fp32-old: the bundled model's recipe as trained until 2026-11-29 (fp32, NCHW, torchvision's
-  roi_align backward, batch 4 of 320 px).
+  roi_align backward, AdamW one parameter at a time, batch 4 of 320 px).
 - bf16-old: the same with bf16 autocast (what bf16 gave before the fast step).
 - fast: the same model and batches with the defaults now: bf16 autocast (where the CPU has
   it), channels-last, the vectorised RoIAlign backward and GroupNorm layout
-  (semiconv.network.pooling / norm).
+  (semiconv.network.pooling / norm), the fused AdamW.
 - fast-recipe: the long-run recipe (benchmarks/configs/bbbc010-long.json: its model, batch
   and crop size) with the fast step.
 """
@@ -23,7 +24,9 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -34,8 +37,8 @@ import semiconv.network.pooling as pooling
 from semiconv.config import ModelConfig, TrainConfig
 from semiconv.data.bbbc010 import Bbbc010Folder
 from semiconv.data.packed import PackedWells, is_packed_file
-from semiconv.network import build_model
 from semiconv.resources import bundled_models_dir
+from semiconv.training.loop import Trainer
 from semiconv.training.samples import make_batch, samples_from_bbbc010
 
 RECIPE = Path(__file__).parent / "configs" / "bbbc010-long.json"
@@ -46,59 +49,53 @@ def torchvision_roi_align(feature, rois, output_size, spatial_scale, sampling_ra
     return roi_align(feature, rois, output_size, spatial_scale, sampling_ratio, aligned=True)
 
 
-def variant_settings(name: str) -> tuple[ModelConfig, TrainConfig, bool, bool]:
-    """(model config, train config, bf16, fast pooling) of a variant."""
+def variant_settings(name: str) -> tuple[ModelConfig, TrainConfig, bool]:
+    """(model config, train config with its arithmetic, fast pooling) of a variant."""
     bundled = json.loads((bundled_models_dir() / "bbbc010-brightfield" / "config.json").read_text())
     model = ModelConfig.from_dict(bundled["model"])
     train = TrainConfig(batch_size=4, crop_size=320, augment=bundled["train"]["augment"])
     if name == "fp32-old":
-        return model, TrainConfig(**{**train.to_dict(), "channels_last": False}), False, False
+        return model, replace(train, channels_last=False, autocast_bf16=False), False
     if name == "bf16-old":
-        return model, TrainConfig(**{**train.to_dict(), "channels_last": False}), True, False
+        return model, replace(train, channels_last=False, autocast_bf16=True), False
     if name == "fast":
-        return model, train, True, True
+        return model, replace(train, autocast_bf16=True), True
     if name == "fast-recipe":
         recipe = json.loads(RECIPE.read_text())
         model = ModelConfig.from_dict({**model.to_dict(), **recipe["model"]})
-        return model, TrainConfig.from_dict(recipe["train"]), True, True
+        return model, replace(TrainConfig.from_dict(recipe["train"]), autocast_bf16=True), True
     raise ValueError(f"unknown variant {name!r}")
 
 
-class Trainer:
-    """One variant: its model, optimiser and pre-made batches; `step(i)` times one training step."""
+class Variant:
+    """One variant: a `semiconv.training.loop.Trainer` (the training loop's own step: autocast,
+    gradient clipping, fused AdamW, schedule) and pre-made batches; `step(i)` times one step."""
 
-    def __init__(self, name: str, samples, steps: int, seed: int = 0):
+    def __init__(self, name: str, samples, steps: int, out: Path, seed: int = 0):
         self.name = name
-        self.model_config, self.train_config, self.bf16, self.fast = variant_settings(name)
+        self.model_config, self.train_config, self.fast = variant_settings(name)
         rng = np.random.default_rng(seed)
         start = time.perf_counter()
         tc = self.train_config
         self.batches = [make_batch(samples, tc.batch_size, tc.crop_size, rng, tc.augment, False) for _ in range(steps)]
         self.making = (time.perf_counter() - start) / steps
-        torch.manual_seed(seed)
-        self.network = build_model(self.model_config)
-        if tc.channels_last:
-            self.network.to(memory_format=torch.channels_last)
-        self.network.train()
-        self.optimizer = torch.optim.AdamW(self.network.parameters(), lr=1e-4)
+        worm_width = replace(self.model_config, worm_width_px=self.model_config.worm_width_px or 1.0)
+        self.run = Trainer(samples, [], worm_width, replace(tc, num_threads=0), out / name, torch.device("cpu"))
+        if not self.fast:  # the old recipe's optimiser: AdamW one parameter at a time (not fused)
+            self.run.optimizer = torch.optim.AdamW(self.run.params, lr=tc.lr, weight_decay=tc.weight_decay)
+        self.run.network.train()
         self.times = []
 
     def step(self, i: int) -> None:
         pooling.aligned_roi_align = FAST_POOLING if self.fast else torchvision_roi_align
-        images, targets = self.batches[i]
         start = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
-            losses = self.network(images, targets)
-        total = sum(losses.values())
-        self.optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        self.optimizer.step()
+        self.run.step(*self.batches[i])
         self.times.append(time.perf_counter() - start)
 
     def row(self, warmup: int) -> dict:
         tc, seconds = self.train_config, statistics.median(self.times[warmup:])
         return {"variant": self.name, "batch": tc.batch_size, "crop": tc.crop_size,
-                "backbone": self.model_config.backbone_depth, "bf16": self.bf16, "channels_last": tc.channels_last,
+                "backbone": self.model_config.backbone_depth, "bf16": self.run.bf16, "channels_last": tc.channels_last,
                 "fast_pooling": self.fast, "seconds_per_step": round(seconds, 3),
                 "crop_pixels_per_s": round(tc.batch_size * tc.crop_size ** 2 / seconds),
                 "batch_making_s": round(self.making, 3)}
@@ -118,7 +115,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     folder = PackedWells(args.data) if is_packed_file(args.data) else Bbbc010Folder(args.data)
     samples = samples_from_bbbc010(folder, folder.wells[:20], ModelConfig())
-    trainers = [Trainer(name, samples, args.steps + 2) for name in args.variants]
+    scratch = tempfile.TemporaryDirectory()
+    trainers = [Variant(name, samples, args.steps + 2, Path(scratch.name)) for name in args.variants]
     for i in range(args.steps + 2):  # interleaved: each round one step of every variant, so drifts in
         for trainer in trainers:     # the machine's speed touch all variants alike
             trainer.step(i)

@@ -35,7 +35,7 @@ from semiconv.inference import cached_model
 from semiconv.model_folders import list_models, model_config
 from semiconv.planes import first_plane, grey_planes, split_planes
 from semiconv.review import worm_doubts
-from semiconv.scale import scale_notes, segment_plane
+from semiconv.scale import rescale_for_next_plane, scale_notes, segment_plane
 from semiconv.segment import tabulate
 from semiconv.tracking import (
     TrackingSettings,
@@ -58,7 +58,7 @@ from ._results import result_layer, show_current_frame
 
 BROWSE = "Model folder..."
 #: the Segment widget's rescale choices -> semiconv.scale.segment_plane's `rescale`
-RESCALE_CHOICES = {"as is": None, "auto": "auto", "x0.5": 0.5, "x0.67": 0.67, "x0.8": 0.8, "x1.25": 1.25, "x1.5": 1.5,
+RESCALE_CHOICES = {"auto": None, "as is": 1.0, "x0.5": 0.5, "x0.67": 0.67, "x0.8": 0.8, "x1.25": 1.25, "x1.5": 1.5,
                    "x2": 2.0}
 
 
@@ -85,10 +85,11 @@ def segment_worker(model_name: str, device: str, planes: list, sources: list[tup
             raise SemiconvError(f"model {model.name!r} also takes the fluorescence image: choose its layer")
         yield ("model", model)
         for k, plane in enumerate(planes):
-            pred, notes = PREDICTOR.submit(predict_plane, model, plane, fluorescence[k] if feed else None,
-                                           score_threshold, mask_threshold, rescale=rescale, pixel_size=pixel_size,
-                                           keep_outputs=len(planes) <= KEEP_OUTPUTS_PLANES).result()
+            pred, notes, factor = PREDICTOR.submit(predict_plane, model, plane, fluorescence[k] if feed else None,
+                                                   score_threshold, mask_threshold, rescale=rescale, pixel_size=pixel_size,
+                                                   keep_outputs=len(planes) <= KEEP_OUTPUTS_PLANES).result()
             preds.append(pred)
+            rescale = rescale_for_next_plane(rescale, factor, pred)
             for note in notes:
                 yield ("warning", note)
             yield ("plane", k + 1)
@@ -157,8 +158,8 @@ def _fingerprint(plane: np.ndarray) -> tuple:
 def predict_plane(model, plane: np.ndarray, fluorescence: np.ndarray | None = None, score_threshold: float | None = None,
                   mask_threshold: float | None = None, ahead: bool = False, rescale: float | str | None = None,
                   pixel_size: float | None = None, keep_outputs: bool = True) -> tuple:
-    """(Prediction, warning messages) of one plane at the model's scale (semiconv.scale.segment_plane:
-    `rescale` None, "auto" or a factor); runs on PREDICTOR. A plane segmented ahead (`ahead`:
+    """(Prediction, warning messages, factor segmented at) of one plane at the model's scale
+    (semiconv.scale.segment_plane: `rescale` None (auto), "auto" or a factor); runs on PREDICTOR. A plane segmented ahead (`ahead`:
     kept) with the model's own thresholds and scale is not segmented again: same model object,
     same pixels, same thresholds give the same prediction. `keep_outputs`: the Prediction keeps
     the network's outputs (a threshold change is then post-processing only)."""
@@ -171,7 +172,7 @@ def predict_plane(model, plane: np.ndarray, fluorescence: np.ndarray | None = No
         pred, factor, scale_note = segment_plane(model, plane, rescale, pixel_size, fluorescence=fluorescence,
                                                  score_threshold=score_threshold, mask_threshold=mask_threshold,
                                                  keep_outputs=keep_outputs)
-    result = pred, [str(w.message) for w in caught] + scale_notes(factor, scale_note)
+    result = pred, [str(w.message) for w in caught] + scale_notes(factor, scale_note), factor
     if ahead and key is not None:
         _AHEAD[key] = model, result
         while len(_AHEAD) > 2:
@@ -223,9 +224,11 @@ class SegmentWidget(QWidget):
                                      tooltip="optional: w1 channel, measured inside each worm for the live/dead call")
         self.pixel_size = FloatSpinBox(label="pixel size (um)", min=0.0, max=1000.0, step=0.1, value=0.0,
                                        tooltip="0 = lengths in pixels only")
-        self.rescale = ComboBox(label="rescale", choices=list(RESCALE_CHOICES), value="as is",
-                                tooltip="segment at the model's training scale: 'auto' measures the worms' width; "
-                                        "a factor enlarges (>1) or shrinks the image; results stay in its pixels")
+        self.rescale = ComboBox(label="rescale", choices=list(RESCALE_CHOICES), value="auto",
+                                tooltip="segment at the model's training scale: 'auto' measures the worms' length and "
+                                        "width (resampled only when they are far from the model's; a stack keeps its "
+                                        "first plane's factor); a factor enlarges (>1) or shrinks the image; results "
+                                        "stay in its pixels")
         self.run_button = PushButton(text="Segment")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.status = Label(value="")

@@ -447,15 +447,15 @@ def test_a_plane_segmented_ahead_is_reused_only_for_the_same_model_pixels_and_th
     predict = model.predict
     model.predict = lambda *a, **k: calls.append(k) or predict(*a, **k)
     image = generate((96, 120), 1).image
-    ahead, _ = sw.predict_plane(model, image, ahead=True)
-    again, _ = sw.predict_plane(model, image.copy())
+    ahead, _, _ = sw.predict_plane(model, image, ahead=True)
+    again, _, _ = sw.predict_plane(model, image.copy())
     assert again is ahead and len(calls) == 1
-    other_threshold, _ = sw.predict_plane(model, image, score_threshold=0.5)
+    other_threshold, _, _ = sw.predict_plane(model, image, score_threshold=0.5)
     edited = image.copy()
     edited[0, 0] += 1
-    other_pixels, _ = sw.predict_plane(model, edited)
+    other_pixels, _, _ = sw.predict_plane(model, edited)
     reloaded = load_model(tiny_models / "tiny-test", device="cpu")
-    other_model, _ = sw.predict_plane(reloaded, image)
+    other_model, _, _ = sw.predict_plane(reloaded, image)
     assert len(calls) == 3 and other_threshold is not ahead and other_pixels is not ahead and other_model is not ahead
     assert np.array_equal(other_model.masks, ahead.masks)  # the same answer, computed again
 
@@ -475,10 +475,11 @@ def test_segment_an_enlarged_image_at_the_models_scale(make_napari_viewer, qtbot
     widget = SegmentWidget(viewer)
     widget.image.value = "C01 enlarged"
     widget.model.value = "bbbc010-brightfield"
+    widget.rescale.value = "as is"
     _run(widget, qtbot)
     assert notes["error"] == [] and any("px wide" in m for m in notes["warning"])
     notes["warning"].clear()
-    widget.rescale.value = "auto"
+    widget.rescale.value = "auto"  # the default
     _run(widget, qtbot)
     factors = [float(m.split("resampled x")[1].split()[0]) for m in notes["warning"] if "resampled x" in m]
     assert notes["error"] == [] and factors and all(0.55 <= f <= 0.7 for f in factors)  # about 1 / 1.6

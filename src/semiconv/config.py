@@ -68,9 +68,10 @@ class ModelConfig:
     smooth_noise_above: float = 0.0
     noise_smoothing_px: float = 1.0
     image_scale: float = 1.0  # resize factor applied before the network (1 = native)
-    # the training data's scale (semiconv.scale): median mean width of its worms (px; 0 = not recorded)
-    # and its pixel size (micrometres; 0 = not known)
+    # the training data's scale (semiconv.scale): median mean width and median centre-line length of
+    # its worms (px; 0 = not recorded) and its pixel size (micrometres; 0 = not known)
     worm_width_px: float = 0.0
+    worm_length_px: float = 0.0
     training_pixel_size_um: float = 0.0
     max_image_side: int = 2048  # larger images are tiled
     tile_overlap: int = 128

@@ -1,13 +1,16 @@
 """Images at another magnification: resample to the model's training scale, results back.
 
-A model records the typical width of the worms it was trained on (`ModelConfig.worm_width_px`:
-the median over its training images of their worms' mean width, foreground area / skeleton
-length, `typical_worm_width`) and, when known, its training pixel size (`training_pixel_size_um`). An image is segmented
-at a resampling factor (>1 enlarges) chosen, like cellpose's diameter, from
-- the user's factor, or
+A model records the typical size of the worms it was trained on: their median centre-line length
+(`ModelConfig.worm_length_px`, `typical_worm_length`) and median mean width (`worm_width_px`:
+foreground area / skeleton length, `typical_worm_width`) and, when known, its training pixel size
+(`training_pixel_size_um`). An image is segmented at a resampling factor (>1 enlarges) chosen,
+like cellpose's diameter, from
+- the user's factor (1 = as is), or
 - the user's pixel size: factor = pixel size / the model's training pixel size, or
-- first passes ("auto"): factor = the model's worm width / the width of the worms found, refined
-  over up to AUTO_PASSES passes;
+- by default ("auto"), first passes: the worms found are measured against the model's (length and
+  width, `_size_correction`), refined over up to AUTO_PASSES passes; a plane whose worms look
+  like the model's is segmented once, as is (`rescale_for_next_plane`: a stack keeps the factor
+  of its first plane with worms);
 and every output is brought back to the image's pixels (masks by area, vectors in its pixels).
 `scale_warning` names images whose worms look far from the model's.
 """
@@ -21,6 +24,7 @@ import torch.nn.functional as F
 WARN_RATIO = 1.25  # worm width beyond 1.25x (or below 1/1.25) of the model's: a warning
 AUTO_MIN_CHANGE = 0.15  # "auto" leaves corrections within 15 % alone (images of one scale vary about that much)
 AUTO_PASSES = 3
+MIN_WORMS_FOR_LENGTH = 3  # fewer worms found: their width decides (one fragment would mislead a median)
 FACTOR_RANGE = (0.25, 4.0)
 
 
@@ -40,6 +44,24 @@ def typical_worm_width(masks_per_image) -> float:
     return float(np.median(widths)) if widths else 0.0
 
 
+def worm_lengths(masks: np.ndarray) -> np.ndarray:
+    """Centre-line length (px: skeleton pixels) of each of N H x W masks (N,), 0 for an empty mask."""
+    from skimage.morphology import skeletonize
+
+    lengths = np.zeros(len(masks))
+    for i, mask in enumerate(masks):
+        rows, cols = np.nonzero(np.asarray(mask).any(1))[0], np.nonzero(np.asarray(mask).any(0))[0]
+        if len(rows):
+            lengths[i] = skeletonize(np.asarray(mask[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1], bool)).sum()
+    return lengths
+
+
+def typical_worm_length(masks_per_image) -> float:
+    """Median over images (N x H x W mask stacks) of the median `worm_lengths` of their worms (0 without)."""
+    medians = [float(np.median(worm_lengths(masks))) for masks in masks_per_image if len(masks)]
+    return float(np.median(medians)) if medians else 0.0
+
+
 def factor_from_pixel_size(config, pixel_size: float | None) -> float | None:
     """pixel size / the model's training pixel size, or None when either is unknown."""
     if not pixel_size or not getattr(config, "training_pixel_size_um", 0.0):
@@ -54,16 +76,26 @@ def factor_from_width(config, width: float) -> float | None:
     return float(np.clip(config.worm_width_px / width, *FACTOR_RANGE))
 
 
-def scale_warning(config, width: float, factor: float = 1.0) -> str | None:
-    """One line when the worms found (`foreground_width` in image px) are far from the model's
-    training worms once resampled by `factor`; None when they look alike (or a width is unknown)."""
-    if not width or not config.worm_width_px:
+def factor_from_length(config, length: float) -> float | None:
+    """The model's worm length / `length` (px, median measured in the image), or None when either
+    is unknown."""
+    if not length or not getattr(config, "worm_length_px", 0.0):
         return None
-    seen = width * factor
-    if 1 / WARN_RATIO <= seen / config.worm_width_px <= WARN_RATIO:
+    return float(np.clip(config.worm_length_px / length, *FACTOR_RANGE))
+
+
+def scale_warning(config, width: float, factor: float = 1.0, length: float = 0.0) -> str | None:
+    """One line when the worms found (mean width `foreground_width` and median length
+    `worm_lengths`, in image px; 0 = not measured) are far from the model's training worms once
+    resampled by `factor`; None when they look alike (or nothing is known to compare)."""
+    pairs = [(width, config.worm_width_px), (length, getattr(config, "worm_length_px", 0.0))]
+    ratios = [seen * factor / model for seen, model in pairs if seen and model]
+    if all(1 / WARN_RATIO <= ratio <= WARN_RATIO for ratio in ratios):
         return None
-    return (f"worms here are about {width:.1f} px wide{f' ({seen:.1f} px as segmented)' if factor != 1 else ''}, "
-            f"the model's about {config.worm_width_px:.1f} px: results may be poor; segment with rescale 'auto' "
+    sizes = f"{width:.1f} px wide" + (f", {length:.0f} px long" if length and pairs[1][1] else "")
+    model = f"{config.worm_width_px:.1f} px wide" + (f", {pairs[1][1]:.0f} px long" if length and pairs[1][1] else "")
+    return (f"worms here are about {sizes}{f' (x{factor:.2f} as segmented)' if factor != 1 else ''}, "
+            f"the model's about {model}: results may be poor; segment with rescale 'auto' "
             f"or give the pixel size")
 
 
@@ -112,35 +144,63 @@ def scale_notes(factor: float, warning: str | None) -> list[str]:
     return notes + ([warning] if warning else [])
 
 
-def _confident_width(pred, score_threshold: float) -> float:
-    """`foreground_width` of the worms found at or above the model's own score threshold."""
-    confident = pred.masks[np.asarray(pred.scores) >= score_threshold]
-    return foreground_width(confident.any(0)) if len(confident) else 0.0
+def _confident_masks(pred, score_threshold: float) -> np.ndarray:
+    """The masks of the worms found at or above the model's own score threshold."""
+    return pred.masks[np.asarray(pred.scores) >= score_threshold]
+
+
+def _size_correction(config, masks: np.ndarray, factor: float) -> float | None:
+    """The further factor that brings worms found (masks of an image segmented at `factor`) to the
+    model's size: the geometric mean of the width and length corrections (`factor_from_width`,
+    `factor_from_length` of their median; length only from MIN_WORMS_FOR_LENGTH worms and for
+    models that record it), whichever is known; None when neither is. Each cue errs where the other
+    does not: blur makes small worms look as wide as the model's, worms far larger than the
+    model's are found in pieces that look as long as its worms."""
+    width = foreground_width(masks.any(0)) if len(masks) else 0.0
+    by_width = factor_from_width(config, width * factor)
+    by_length = None
+    if len(masks) >= MIN_WORMS_FOR_LENGTH:
+        by_length = factor_from_length(config, float(np.median(worm_lengths(masks))) * factor)
+    known = [c for c in (by_width, by_length) if c is not None]
+    return float(np.prod(known) ** (1 / len(known))) if known else None
 
 
 def segment_plane(model, plane: np.ndarray, rescale: float | str | None = None, pixel_size: float | None = None,
                   **predict_args):
-    """Segment one plane at the scale the model was trained at. rescale: None (native, or the
-    pixel-size factor when the model knows its training pixel size), a number (the factor) or
-    "auto" (passes measure the worms' width; `factor_from_width`). Returns the Prediction
-    in the plane's pixels, the factor used and a warning line (or None) from `scale_warning`."""
+    """Segment one plane at the scale the model was trained at. rescale: None (the default: the
+    pixel-size factor when both the pixel size and the model's training pixel size are known, else
+    "auto"), "auto" (passes measure the worms' length and width, `_size_correction`; a plane whose
+    worms are within AUTO_MIN_CHANGE of the model's is segmented once, as is) or a number (the
+    factor; 1 = as is). Returns the Prediction in the plane's pixels, the factor used and a warning
+    line (or None) from `scale_warning`."""
     factor = 1.0
     if rescale not in (None, "auto"):
         factor = float(rescale)
         if not FACTOR_RANGE[0] <= factor <= FACTOR_RANGE[1]:
             raise ValueError(f"rescale factor {factor} outside {FACTOR_RANGE[0]}-{FACTOR_RANGE[1]}")
-    elif rescale is None:
-        factor = factor_from_pixel_size(model.config, pixel_size) or 1.0
+    elif rescale is None and factor_from_pixel_size(model.config, pixel_size):
+        rescale = factor = factor_from_pixel_size(model.config, pixel_size)
     pred = model.predict(plane, scale=factor, **predict_args)
-    width = _confident_width(pred, model.config.score_threshold)
+    found = _confident_masks(pred, model.config.score_threshold)
     # "auto": a network sees worms far from its own scale partly as worms of its scale (fragments),
     # so one measurement under-states a large shift; up to AUTO_PASSES corrections, each measured
     # at the previous factor, until one is within AUTO_MIN_CHANGE
-    for _ in range(AUTO_PASSES if rescale == "auto" else 0):
-        correction = factor_from_width(model.config, width * factor)
+    for _ in range(AUTO_PASSES if rescale in (None, "auto") else 0):
+        correction = _size_correction(model.config, found, factor)
         if correction is None or abs(correction - 1.0) <= AUTO_MIN_CHANGE:
             break
         factor = float(np.clip(factor * correction, *FACTOR_RANGE))
         pred = model.predict(plane, scale=factor, **predict_args)
-        width = _confident_width(pred, model.config.score_threshold)
-    return pred, factor, scale_warning(model.config, width, factor)
+        found = _confident_masks(pred, model.config.score_threshold)
+    width = foreground_width(found.any(0)) if len(found) else 0.0
+    length = float(np.median(worm_lengths(found))) if len(found) >= MIN_WORMS_FOR_LENGTH else 0.0
+    return pred, factor, scale_warning(model.config, width, factor, length)
+
+
+def rescale_for_next_plane(rescale: float | str | None, factor: float, pred) -> float | str | None:
+    """The `rescale` for a stack's next plane: a factor chosen automatically on a plane with worms
+    holds for the whole stack (its frames share one microscope; time series stay comparable);
+    until then, and for a given factor, `rescale` as it was."""
+    if rescale in (None, "auto") and len(pred.masks):
+        return factor
+    return rescale

@@ -16,7 +16,7 @@ from .errors import InputError
 from .inference import SemiConvModel
 from .planes import grey_planes, split_planes
 from .result_files import output_paths, prediction_rows, write_outputs
-from .scale import scale_notes, segment_plane
+from .scale import rescale_for_next_plane, scale_notes, segment_plane
 from .tracking import TrackingSettings, link_frames, track_rows, tracked_labels
 
 
@@ -82,6 +82,7 @@ def segment_file(model: SemiConvModel, path: Path, out_dir: Path, overwrite: boo
             raise InputError(f"{path}{where}: {exc}") from exc
         pred.foreground = None  # not written: a long stack keeps only what its outputs need
         preds.append(pred)
+        rescale = rescale_for_next_plane(rescale, factor, pred)
         for note in scale_notes(factor, warning):
             warnings.warn(f"{path.name}{where}: {note}", ScaleNote, stacklevel=2)
         if progress:

@@ -57,13 +57,11 @@ def _block_on_parts(block: nn.Sequential, parts: list[torch.Tensor]) -> torch.Te
     full-resolution channels-last tensor costs as much as a convolution on this CPU)."""
     first = block[0]
     out, start = None, 0
-    for part in parts:
-        stop = start + part.shape[1]
-        y = F.conv2d(part, first.weight[:, start:stop], None, first.stride, first.padding)
+    for part in parts:  # the bias goes with the first part (added outside the convolution, a bf16
+        stop = start + part.shape[1]  # result would be promoted to float32 at full resolution)
+        y = F.conv2d(part, first.weight[:, start:stop], first.bias if out is None else None, first.stride, first.padding)
         out = y if out is None else out.add_(y)
         start = stop
-    if first.bias is not None:
-        out = out + first.bias[None, :, None, None]
     return block[1:](out)
 
 

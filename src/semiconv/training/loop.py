@@ -26,7 +26,7 @@ from ..io import atomic_path
 from ..model_folders import load_state_checked, save_model_folder
 from ..network import build_model
 from ..precision import use_bf16
-from ..scale import typical_worm_width
+from ..scale import typical_worm_length, typical_worm_width
 from .samples import Sample, batch_stream
 
 
@@ -71,11 +71,15 @@ class Trainer:
             torch.set_float32_matmul_precision("high")
         if not model_config.worm_width_px:  # the training data's scale, for images at another (semiconv.scale)
             model_config = replace(model_config, worm_width_px=round(typical_worm_width(s.masks for s in train_samples), 2))
+        if not model_config.worm_length_px:
+            model_config = replace(model_config, worm_length_px=round(typical_worm_length(s.masks for s in train_samples), 1))
         self.model_config = replace(model_config)
         self.network = self._build_network(init_state)
         self.bf16 = use_bf16(cfg.autocast_bf16, device)
         self.params = [p for p in self.network.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        # the fused AdamW kernel (one pass over all parameters; same update): 27 -> 7 ms a step on 2 CPU cores
+        self.fused = device.type in ("cpu", "cuda")
+        self.optimizer = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=self.fused)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, learning_rate_factor(cfg, self.time_fraction))
         self.step_count, self.best, self.best_metrics = 0, -1.0, None
         self.seconds_before, self.started = 0.0, time.perf_counter()  # training seconds of earlier runs (resume)
@@ -118,6 +122,8 @@ class Trainer:
             ckpt = torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)
             load_state_checked(self.network, ckpt["model"], str(self.checkpoint_path))
             self.optimizer.load_state_dict(ckpt["optimizer"])
+            for group in self.optimizer.param_groups:  # how the update is computed is not the run's state
+                group["fused"], group["foreach"] = self.fused, None
             self.scheduler.load_state_dict(ckpt["scheduler"])
             self.step_count, self.best, self.best_metrics = ckpt["step"], ckpt["best"], ckpt.get("best_metrics")
             self.rng.bit_generator.state = ckpt["rng"]

@@ -19,7 +19,7 @@ from ..errors import InputError
 
 #: Model settings a run chooses itself (thresholds on validation, the training data's worm width):
 #: a config file may name them, a resumed run keeps its own.
-CHOSEN_BY_TRAINING = (*CHOSEN_THRESHOLDS, "worm_width_px")
+CHOSEN_BY_TRAINING = (*CHOSEN_THRESHOLDS, "worm_width_px", "worm_length_px")
 SECTIONS = ("model", "train")
 
 
