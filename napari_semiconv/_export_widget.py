@@ -1,5 +1,5 @@
 """Export widget: a result as `semiconv segment` writes it (instance stack(s) with the overlaps,
-label TIFF, per-worm CSV) plus an ImageJ/Fiji ROI set, with the edits made on its instances layer
+label TIFF, per-worm CSV, for a tracked time-lapse the tracks CSV) plus an ImageJ/Fiji ROI set, with the edits made on its instances layer
 (semiconv.editing) and the Sytox image and pixel size its segmentation used."""
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from semiconv.data.instances import labels_to_stack
 from semiconv.editing import EditedPlane, write_edited_result
 from semiconv.errors import InputError
 from semiconv.result_files import output_paths
+from semiconv.tracking import TrackingSettings
 
 from ._qt import narrow_combo
 from ._results import edited_planes, follow_selected_result, is_yes, stack_layer_of
@@ -55,9 +56,14 @@ def export_result(viewer, layer: Labels, folder: Path, stem: str, overwrite: boo
         plane_of = features["plane"] if "plane" in features else np.zeros(len(features), int)
         reviewed = [{int(k) for k, p, yes in zip(features[key], plane_of, features["reviewed"], strict=True)
                      if int(p) == t and is_yes(yes)} for t in range(len(planes))]
-    paths, _ = write_edited_result(folder, stem, planes, None, meta.get("pixel_size"), fluorescence,
-                                   overwrite=overwrite, reviewed=reviewed)
+    paths, _ = write_edited_result(folder, stem, planes, None, meta.get("pixel_size"), fluorescence, overwrite=overwrite,
+                                   reviewed=reviewed, track=TrackingSettings() if is_tracked(layer) else None)
     return paths, notes
+
+
+def is_tracked(layer: Labels) -> bool:
+    """Whether `layer` is a tracked time-lapse (its labels are track ids): its export has a tracks CSV."""
+    return "track_id" in layer.features and np.ndim(layer.data) == 3
 
 
 def default_stem(layer: Labels) -> str:
@@ -107,7 +113,7 @@ class ExportWidget(QWidget):
             folder = Path(self.folder.value)
             stem = self.stem.value.strip() or default_stem(layer)
             planes = len(layer.data) if np.ndim(layer.data) == 3 else 1
-            paths = output_paths(Path(stem), folder, planes, rois=True)
+            paths = output_paths(Path(stem), folder, planes, tracks=is_tracked(layer), rois=True)
             overwrite = False
             if any(p.exists() for p in paths):
                 overwrite = self.confirm(f"Files for '{stem}' exist in {folder}. Replace them?")

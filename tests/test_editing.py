@@ -124,3 +124,24 @@ def test_an_edited_result_is_written_and_read_back(tmp_path):
     assert len(roifile.roiread(tmp_path / "well_rois.zip")) == 5
     with pytest.raises(InputError, match="no other_worms.csv"):
         read_result(tmp_path, "other")
+
+
+def test_an_edited_tracked_time_lapse_writes_its_tracks(tmp_path):
+    """Ids of a tracked time-lapse are track ids: the export has the tracks CSV, by track then
+    frame, with the speed measured between a worm's frames (a corrected identity included)."""
+    import pandas as pd
+
+    from semiconv.editing import EditedPlane, write_edited_result
+    from semiconv.tracking import TrackingSettings
+
+    masks, ids, scores = crossing_pair_and_a_lone_worm()
+    moved = np.roll(masks, 3, axis=2)  # every worm 3 px to the right in frame 1
+    planes = [EditedPlane(masks, ids, scores, np.zeros(3, bool), []),
+              EditedPlane(moved[[2, 0]], ids[[2, 0]], scores[[2, 0]], np.zeros(2, bool), [])]
+    paths, rows = write_edited_result(tmp_path, "film", planes, pixel_size=2.0, track=TrackingSettings())
+    assert "film_tracks.csv" in [p.name for p in paths]
+    tracks = pd.read_csv(tmp_path / "film_tracks.csv")
+    assert list(zip(tracks.track_id, tracks.frame, strict=True)) == [(4, 0), (4, 1), (7, 0), (9, 0), (9, 1)]
+    assert np.allclose(tracks.speed_px_per_frame.dropna(), 3.0, atol=0.01)
+    assert np.allclose(tracks.speed_um_per_frame.dropna(), 6.0, atol=0.02)
+    assert "track_id" in pd.read_csv(tmp_path / "film_worms.csv").columns

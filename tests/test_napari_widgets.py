@@ -824,6 +824,11 @@ def test_correct_one_frame_of_a_tracked_stack_then_export_and_reopen(make_napari
     assert (tifffile.imread(tmp_path / f"{stem}_t000_instances.tif") > 0).reshape(-1, *frame0.masks.shape[1:]).shape[0] == len(frame0.ids)
     assert tifffile.imread(tmp_path / f"{stem}_t001_instances.tif").reshape(-1, *frame0.masks.shape[1:]).shape[0] == len(frame1.ids) - 1
     assert tifffile.imread(tmp_path / f"{stem}_labels.tif").shape == seq.frames.shape
+    import pandas as pd
+
+    tracks = pd.read_csv(tmp_path / f"{stem}_tracks.csv")  # the tracked time series, the deletion included
+    assert sorted(zip(tracks.frame, tracks.track_id, strict=True)) == sorted([(0, int(k)) for k in frame0.ids] + [(1, int(k)) for k in frame1.ids if k != worm])
+    assert list(tracks.track_id) == sorted(tracks.track_id) and {"speed_px_per_frame", "dead_by_movement"} <= set(tracks.columns)
     reopened = next(la for la in viewer.open(tmp_path, plugin="napari-semiconv") if la.name == f"{stem} instances")
     assert reopened.data.shape == seq.frames.shape and worm not in set(np.unique(reopened.data[1]))
 

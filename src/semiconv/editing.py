@@ -175,15 +175,18 @@ def draw_worm(plane: EditedPlane, path: np.ndarray, width: float, worm: int | No
 def write_edited_result(folder: Path, stem: str, planes: list[EditedPlane], seeds: list[np.ndarray] | None = None,
                         pixel_size: float | None = None, fluorescence: list[np.ndarray] | None = None,
                         overwrite: bool = False, rois: bool = True,
-                        reviewed: list[set] | None = None) -> tuple[list[Path], list[dict]]:
+                        reviewed: list[set] | None = None, track=None) -> tuple[list[Path], list[dict]]:
     """Write an edited result as `semiconv segment` writes its outputs (semiconv.result_files; one
     instance stack per plane of a time-lapse) plus, with `rois`, the ImageJ ROI set: each worm
     measured again from its edited mask with the Sytox image (`fluorescence[t]`, H x W) and pixel
     size the segmentation used, its score kept and an `edited` column. `seeds[t]`: N_t x 2 (row,
     col; NaN for worms drawn by hand; default: each plane's own); `reviewed[t]`: ids of plane t's
-    worms marked reviewed (a `reviewed` column). Returns (files written, table rows); `read_result`
-    reads them back."""
+    worms marked reviewed (a `reviewed` column). `track` (semiconv.tracking.TrackingSettings): the
+    planes are a tracked time-lapse whose ids are track ids, corrections included: the tracking
+    columns and `<stem>_tracks.csv` are written as `semiconv segment --track` writes them.
+    Returns (files written, table rows); `read_result` reads them back."""
     from .result_files import output_paths, worm_rows, write_outputs
+    from .tracking import track_rows
 
     rows = []
     for t, plane in enumerate(planes):
@@ -195,9 +198,11 @@ def write_edited_result(folder: Path, stem: str, planes: list[EditedPlane], seed
             if reviewed is not None:
                 row["reviewed"] = row["label"] in reviewed[t]
         rows += plane_rows
-    paths = output_paths(Path(stem), Path(folder), len(planes), rois=rois)
+    tracks = track_rows(rows, [p.ids for p in planes], pixel_size, track) if track is not None else None
+    paths = output_paths(Path(stem), Path(folder), len(planes), tracks=tracks is not None, rois=rois)
     labels = np.stack([flat_labels(p.masks, p.ids, p.scores) for p in planes])
-    write_outputs(paths, [p.masks for p in planes], labels[0] if len(planes) == 1 else labels, rows, overwrite=overwrite)
+    write_outputs(paths, [p.masks for p in planes], labels[0] if len(planes) == 1 else labels, rows,
+                  overwrite=overwrite, tracks=tracks)
     return paths, rows
 
 
