@@ -6,8 +6,8 @@
 The wells (default: the bundled model's 10 validation wells, which it never trained on) are
 shown as another microscope would: magnified by `--magnification` (masks likewise), blurred
 (sigma 1 px), gamma 0.8, contrast 0.6 on a floor of 0.3, noise sd 0.03, 8-bit. Each is segmented
-as is, at the exact inverse factor (what a user who knows the pixel size gets), and with
-`rescale="auto"` (semiconv.scale.segment_plane); COCO AP, TP/(TP+FP+FN)@0.5, avAP for each, the
+as is (rescale 1), at the exact inverse factor (what a user who knows the pixel size gets), and
+with the default rescale "auto" (semiconv.scale.segment_plane); COCO AP, TP/(TP+FP+FN)@0.5, avAP for each, the
 factors "auto" chose, and how many images warned. Unshifted wells, as is, for reference.
 """
 
@@ -61,8 +61,8 @@ def main() -> None:
     wells = [source.load(w) for w in args.wells]
     shifted = [another_microscope(w.brightfield, w.masks, args.magnification, sum(map(ord, w.well))) for w in wells]
     truths = [m for _, m in shifted]
-    modes = {"native wells, as is": None, "shifted, as is": None, "shifted, exact factor": 1 / args.magnification,
-             "shifted, auto": "auto"}
+    modes = {"native wells, as is": 1.0, "native wells, auto (the default)": None, "shifted, as is": 1.0,
+             "shifted, exact factor": 1 / args.magnification, "shifted, auto (the default)": None}
     report = {"model": args.model, "wells": args.wells, "magnification": args.magnification}
     for name, rescale in modes.items():
         images = [w.brightfield for w in wells] if name.startswith("native") else [image for image, _ in shifted]
