@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-WARN_RATIO = 1.25  # worm width beyond 1.25x (or below 1/1.25) of the model's: a warning
+WARN_RATIO = 1.25  # worm width or length beyond 1.25x (or below 1/1.25) of the model's: a warning
 AUTO_MIN_CHANGE = 0.15  # "auto" leaves corrections within 15 % alone (images of one scale vary about that much)
 AUTO_PASSES = 3
 MIN_WORMS_FOR_LENGTH = 3  # fewer worms found: their width decides (one fragment would mislead a median)
