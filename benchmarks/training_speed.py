@@ -79,8 +79,7 @@ class Variant:
         tc = self.train_config
         self.batches = [make_batch(samples, tc.batch_size, tc.crop_size, rng, tc.augment, False) for _ in range(steps)]
         self.making = (time.perf_counter() - start) / steps
-        worm_width = replace(self.model_config, worm_width_px=self.model_config.worm_width_px or 1.0)
-        self.run = Trainer(samples, [], worm_width, replace(tc, num_threads=0), out / name, torch.device("cpu"))
+        self.run = Trainer(samples, [], self.model_config, replace(tc, num_threads=0), out / name, torch.device("cpu"))
         if not self.fast:  # the old recipe's optimiser: AdamW one parameter at a time (not fused)
             self.run.optimizer = torch.optim.AdamW(self.run.params, lr=tc.lr, weight_decay=tc.weight_decay)
         self.run.network.train()

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 WARN_RATIO = 1.25  # worm width or length beyond 1.25x (or below 1/1.25) of the model's: a warning
 AUTO_MIN_CHANGE = 0.15  # "auto" leaves corrections within 15 % alone (images of one scale vary about that much)
 AUTO_PASSES = 3
-MIN_WORMS_FOR_LENGTH = 3  # fewer worms found: their width decides (one fragment would mislead a median)
+MIN_WORMS_FOR_LENGTH = 3  # fewer worms found: their width alone decides
 FACTOR_RANGE = (0.25, 4.0)
 
 
@@ -79,7 +79,7 @@ def factor_from_width(config, width: float) -> float | None:
 def factor_from_length(config, length: float) -> float | None:
     """The model's worm length / `length` (px, median measured in the image), or None when either
     is unknown."""
-    if not length or not getattr(config, "worm_length_px", 0.0):
+    if not length or not config.worm_length_px:
         return None
     return float(np.clip(config.worm_length_px / length, *FACTOR_RANGE))
 
@@ -88,12 +88,13 @@ def scale_warning(config, width: float, factor: float = 1.0, length: float = 0.0
     """One line when the worms found (mean width `foreground_width` and median length
     `worm_lengths`, in image px; 0 = not measured) are far from the model's training worms once
     resampled by `factor`; None when they look alike (or nothing is known to compare)."""
-    pairs = [(width, config.worm_width_px), (length, getattr(config, "worm_length_px", 0.0))]
+    pairs = [(width, config.worm_width_px), (length, config.worm_length_px)]
     ratios = [seen * factor / model for seen, model in pairs if seen and model]
     if all(1 / WARN_RATIO <= ratio <= WARN_RATIO for ratio in ratios):
         return None
-    sizes = f"{width:.1f} px wide" + (f", {length:.0f} px long" if length and pairs[1][1] else "")
-    model = f"{config.worm_width_px:.1f} px wide" + (f", {pairs[1][1]:.0f} px long" if length and pairs[1][1] else "")
+    with_length = bool(length and config.worm_length_px)
+    sizes = f"{width:.1f} px wide" + (f", {length:.0f} px long" if with_length else "")
+    model = f"{config.worm_width_px:.1f} px wide" + (f", {config.worm_length_px:.0f} px long" if with_length else "")
     return (f"worms here are about {sizes}{f' (x{factor:.2f} as segmented)' if factor != 1 else ''}, "
             f"the model's about {model}: results may be poor; segment with rescale 'auto' "
             f"or give the pixel size")
@@ -144,24 +145,24 @@ def scale_notes(factor: float, warning: str | None) -> list[str]:
     return notes + ([warning] if warning else [])
 
 
-def _confident_masks(pred, score_threshold: float) -> np.ndarray:
-    """The masks of the worms found at or above the model's own score threshold."""
-    return pred.masks[np.asarray(pred.scores) >= score_threshold]
+def _worm_sizes(pred, score_threshold: float) -> tuple[float, float]:
+    """(mean width `foreground_width`, median length `worm_lengths`; px, 0 = not measured) of the
+    worms found at or above the model's own score threshold; length from MIN_WORMS_FOR_LENGTH
+    worms or more (one fragment would mislead a median)."""
+    found = pred.masks[np.asarray(pred.scores) >= score_threshold]
+    width = foreground_width(found.any(0)) if len(found) else 0.0
+    length = float(np.median(worm_lengths(found))) if len(found) >= MIN_WORMS_FOR_LENGTH else 0.0
+    return width, length
 
 
-def _size_correction(config, masks: np.ndarray, factor: float) -> float | None:
-    """The further factor that brings worms found (masks of an image segmented at `factor`) to the
-    model's size: the geometric mean of the width and length corrections (`factor_from_width`,
-    `factor_from_length` of their median; length only from MIN_WORMS_FOR_LENGTH worms and for
-    models that record it), whichever is known; None when neither is. Each cue errs where the other
-    does not: blur makes small worms look as wide as the model's, worms far larger than the
-    model's are found in pieces that look as long as its worms."""
-    width = foreground_width(masks.any(0)) if len(masks) else 0.0
-    by_width = factor_from_width(config, width * factor)
-    by_length = None
-    if len(masks) >= MIN_WORMS_FOR_LENGTH:
-        by_length = factor_from_length(config, float(np.median(worm_lengths(masks))) * factor)
-    known = [c for c in (by_width, by_length) if c is not None]
+def _size_correction(config, width: float, length: float, factor: float) -> float | None:
+    """The further factor that brings worms found (`_worm_sizes` of an image segmented at
+    `factor`) to the model's size: the geometric mean of the width and length corrections
+    (`factor_from_width`, `factor_from_length`), whichever is known; None when neither is. Each
+    cue errs where the other does not: blur makes small worms look as wide as the model's, worms
+    far larger than the model's are found in pieces that look as long as its worms."""
+    known = [c for c in (factor_from_width(config, width * factor), factor_from_length(config, length * factor))
+             if c is not None]
     return float(np.prod(known) ** (1 / len(known))) if known else None
 
 
@@ -178,22 +179,23 @@ def segment_plane(model, plane: np.ndarray, rescale: float | str | None = None, 
         factor = float(rescale)
         if not FACTOR_RANGE[0] <= factor <= FACTOR_RANGE[1]:
             raise ValueError(f"rescale factor {factor} outside {FACTOR_RANGE[0]}-{FACTOR_RANGE[1]}")
-    elif rescale is None and factor_from_pixel_size(model.config, pixel_size):
-        rescale = factor = factor_from_pixel_size(model.config, pixel_size)
+    elif rescale is None:
+        by_pixel_size = factor_from_pixel_size(model.config, pixel_size)
+        if by_pixel_size:
+            rescale = factor = by_pixel_size
+    threshold = model.config.score_threshold
     pred = model.predict(plane, scale=factor, **predict_args)
-    found = _confident_masks(pred, model.config.score_threshold)
+    width, length = _worm_sizes(pred, threshold)
     # "auto": a network sees worms far from its own scale partly as worms of its scale (fragments),
     # so one measurement under-states a large shift; up to AUTO_PASSES corrections, each measured
     # at the previous factor, until one is within AUTO_MIN_CHANGE
     for _ in range(AUTO_PASSES if rescale in (None, "auto") else 0):
-        correction = _size_correction(model.config, found, factor)
+        correction = _size_correction(model.config, width, length, factor)
         if correction is None or abs(correction - 1.0) <= AUTO_MIN_CHANGE:
             break
         factor = float(np.clip(factor * correction, *FACTOR_RANGE))
         pred = model.predict(plane, scale=factor, **predict_args)
-        found = _confident_masks(pred, model.config.score_threshold)
-    width = foreground_width(found.any(0)) if len(found) else 0.0
-    length = float(np.median(worm_lengths(found))) if len(found) >= MIN_WORMS_FOR_LENGTH else 0.0
+        width, length = _worm_sizes(pred, threshold)
     return pred, factor, scale_warning(model.config, width, factor, length)
 
 

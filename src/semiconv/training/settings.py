@@ -17,7 +17,7 @@ from pathlib import Path
 from ..config import CHOSEN_THRESHOLDS, ModelConfig, TrainConfig
 from ..errors import InputError
 
-#: Model settings a run chooses itself (thresholds on validation, the training data's worm width):
+#: Model settings a run chooses itself (thresholds on validation, the training data's worm width and length):
 #: a config file may name them, a resumed run keeps its own.
 CHOSEN_BY_TRAINING = (*CHOSEN_THRESHOLDS, "worm_width_px", "worm_length_px")
 SECTIONS = ("model", "train")
