@@ -14,6 +14,7 @@ import typer
 
 from .__about__ import __version__
 from .errors import SemiconvError
+from .tracking_settings import TrackingSettings
 
 app = typer.Typer(
     help="Semi-convolutional Mask R-CNN for C. elegans: check data, train, segment, evaluate.",
@@ -152,8 +153,8 @@ def segment(
     pixel_size: Optional[float] = typer.Option(None, "--pixel-size", help="Micrometres per pixel, for lengths in um (and resampling, for models that know their training pixel size)."),
     rescale: Optional[str] = typer.Option(None, "--rescale", help="Segment at the model's training scale. Default 'auto': a first pass measures the worms' length and width, and an image whose worms are far (>15 %) from the model's is segmented again resampled (a stack keeps its first plane's factor); with --pixel-size, models that know their training pixel size use that instead. Or a factor: 1 = as is, 1.25 = enlarged by 1.25. Outputs stay in the image's pixels."),
     track: bool = typer.Option(False, "--track", help="Stacks (T x H x W): link each worm across frames; <stem>_labels.tif then holds one label per worm in every frame (the track id) and <stem>_tracks.csv its time series (speed, movement, dead by movement)."),
-    max_gap: int = typer.Option(5, "--max-gap", help="With --track: frames a worm may be missing (hidden, missed) and keep its identity."),
-    still_frames: int = typer.Option(3, "--still-frames", help="With --track: a worm still for this many frame steps up to the last frame is called dead by movement."),
+    max_gap: int = typer.Option(TrackingSettings.max_gap, "--max-gap", help="With --track: frames a worm may be missing (hidden, missed) and keep its identity."),
+    still_frames: int = typer.Option(TrackingSettings.still_frames, "--still-frames", help="With --track: a worm still for this many frame steps up to the last frame is called dead by movement."),
     precision: str = typer.Option("fp32", "--precision", help="fp32, bf16 (autocast; CPUs with AVX-512 BF16 or AMX, CUDA GPUs with bf16) or auto (bf16 where native). bf16 kept fold-0 avAP within 0.0002 of fp32 (docs/benchmarks.md)."),
     rois: bool = typer.Option(False, "--rois", help="Also write <stem>_rois.zip: an ImageJ/Fiji ROI set, one ROI per worm named by its label, overlaps kept (Fiji's ROI Manager opens it)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
@@ -169,7 +170,6 @@ def segment(
     from .data.bbbc010 import fluorescence_partner
     from .inference import load_model
     from .segment import SegmentNote, segment_file
-    from .tracking import TrackingSettings
 
     try:
         _set_threads(threads)

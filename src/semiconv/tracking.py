@@ -22,7 +22,6 @@ until the end of the recording is called dead from the first frame of that stop.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -30,26 +29,7 @@ from scipy import sparse
 
 from .data.instances import stack_to_labels
 from .errors import InputError
-
-
-@dataclass(frozen=True)
-class TrackingSettings:
-    """max_gap: frames a worm may be missing and keep its identity; min_iou: the lowest IoU of two
-    grown masks that can link them; tolerance_px: masks grown by this (pixels) before the IoU;
-    still_px: speed (pixels per frame) below which a frame step is still; still_frames: still
-    frame steps up to the last frame that call a worm dead by movement."""
-
-    max_gap: int = 5
-    min_iou: float = 0.1
-    tolerance_px: int = 3
-    still_px: float = 1.5
-    still_frames: int = 3
-
-    def __post_init__(self):
-        if self.max_gap < 0 or self.still_frames < 1 or self.tolerance_px < 0:
-            raise InputError("tracking: max_gap and tolerance_px must be >= 0, still_frames >= 1")
-        if not 0 < self.min_iou < 1:
-            raise InputError(f"tracking: min_iou must be between 0 and 1, not {self.min_iou}")
+from .tracking_settings import TrackingSettings
 
 
 def grown_masks(masks: np.ndarray, grow_px: int) -> sparse.csr_matrix:
