@@ -1,7 +1,7 @@
 """Images at another magnification: segmenting them as they are vs at the model's scale.
 
     python benchmarks/rescale.py --data data/bbbc010-train.npz [--model bbbc010-brightfield]
-        [--wells B17 B18 ...] [--magnification 0.8] [--threads 2]
+        [--wells B17 B18 ...] [--magnification 0.8] [--factors 1.2 1.3 ...] [--threads 2]
 
 The wells (default: the bundled model's 10 validation wells, which it never trained on) are
 shown as another microscope would: magnified by `--magnification` (masks likewise), blurred
@@ -9,6 +9,7 @@ shown as another microscope would: magnified by `--magnification` (masks likewis
 as is (rescale 1), at the exact inverse factor (what a user who knows the pixel size gets), and
 with the default rescale "auto" (semiconv.scale.segment_plane); COCO AP, TP/(TP+FP+FN)@0.5, avAP for each, the
 factors "auto" chose, and how many images warned. Unshifted wells, as is, for reference.
+`--factors`: the shifted wells also at these fixed factors (how sharply accuracy depends on the factor).
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ def main() -> None:
     parser.add_argument("--model", default="bbbc010-brightfield")
     parser.add_argument("--wells", nargs="+", default=VALIDATION)
     parser.add_argument("--magnification", type=float, default=0.8)
+    parser.add_argument("--factors", type=float, nargs="*", default=[],
+                        help="also segment the shifted wells at these fixed factors")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -62,7 +65,8 @@ def main() -> None:
     shifted = [another_microscope(w.brightfield, w.masks, args.magnification, sum(map(ord, w.well))) for w in wells]
     truths = [m for _, m in shifted]
     modes = {"native wells, as is": 1.0, "native wells, auto (the default)": None, "shifted, as is": 1.0,
-             "shifted, exact factor": 1 / args.magnification, "shifted, auto (the default)": None}
+             "shifted, exact factor": 1 / args.magnification, "shifted, auto (the default)": None,
+             **{f"shifted, factor {f:g}": f for f in args.factors}}
     report = {"model": args.model, "wells": args.wells, "magnification": args.magnification}
     for name, rescale in modes.items():
         images = [w.brightfield for w in wells] if name.startswith("native") else [image for image, _ in shifted]

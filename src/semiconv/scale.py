@@ -12,7 +12,7 @@ like cellpose's diameter, from
   like the model's is segmented once, as is (`rescale_for_next_plane`: a stack keeps the factor
   of its first plane with worms);
 and every output is brought back to the image's pixels (masks by area, vectors in its pixels).
-`scale_warning` names images whose worms look far from the model's.
+`scale_warning` names images whose worms look far from the model's, by the rule "auto" acts on.
 """
 
 from __future__ import annotations
@@ -21,8 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-WARN_RATIO = 1.25  # worm width or length beyond 1.25x (or below 1/1.25) of the model's: a warning
-AUTO_MIN_CHANGE = 0.15  # "auto" leaves corrections within 15 % alone (images of one scale vary about that much)
+AUTO_MIN_CHANGE = 0.15  # "auto" leaves corrections within 15 % alone, and warns beyond (images of one scale vary about 10 %)
 AUTO_PASSES = 3
 MIN_WORMS_FOR_LENGTH = 3  # fewer worms found: their width alone decides
 FACTOR_RANGE = (0.25, 4.0)
@@ -87,10 +86,10 @@ def factor_from_length(config, length: float) -> float | None:
 def scale_warning(config, width: float, factor: float = 1.0, length: float = 0.0) -> str | None:
     """One line when the worms found (mean width `foreground_width` and median length
     `worm_lengths`, in image px; 0 = not measured) are far from the model's training worms once
-    resampled by `factor`; None when they look alike (or nothing is known to compare)."""
-    pairs = [(width, config.worm_width_px), (length, config.worm_length_px)]
-    ratios = [seen * factor / model for seen, model in pairs if seen and model]
-    if all(1 / WARN_RATIO <= ratio <= WARN_RATIO for ratio in ratios):
+    resampled by `factor`: the correction "auto" would make (`_size_correction`) is beyond
+    AUTO_MIN_CHANGE; None when they look alike (or nothing is known to compare)."""
+    correction = _size_correction(config, width, length, factor)
+    if correction is None or abs(correction - 1.0) <= AUTO_MIN_CHANGE:
         return None
     with_length = bool(length and config.worm_length_px)
     sizes = f"{width:.1f} px wide" + (f", {length:.0f} px long" if with_length else "")
