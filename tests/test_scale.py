@@ -69,6 +69,17 @@ def test_length_decides_where_width_does_not(model):
     assert scale_warning(config, config.worm_width_px, 1.0, config.worm_length_px * 0.95) is None
 
 
+def test_warning_follows_the_rule_auto_acts_on(model):
+    """Worms a little too wide and too long on both cues (1.24x, 1.16x: each within 1.25x, a
+    combined correction of 0.83) warn, as 'auto' would resample them; 1.1x on both does not,
+    and once resampled by the factor that brings them to the model's size, neither warns."""
+    config = model.config
+    width, length = config.worm_width_px * 1.24, config.worm_length_px * 1.16
+    assert scale_warning(config, width, 1.0, length) is not None
+    assert scale_warning(config, config.worm_width_px * 1.1, 1.0, config.worm_length_px * 1.1) is None
+    assert scale_warning(config, width, 1 / np.sqrt(1.24 * 1.16), length) is None
+
+
 def test_auto_rescale_of_an_enlarged_image_matches_the_native_result(model, well):
     """C01 enlarged 1.6x (worms 1.6x wider than the model's): a plain pass warns; 'auto' measures
     the worms, segments at about 1/1.6 and returns masks in the enlarged image's pixels that
