@@ -86,10 +86,9 @@ def factor_from_length(config, length: float) -> float | None:
 def scale_warning(config, width: float, factor: float = 1.0, length: float = 0.0) -> str | None:
     """One line when the worms found (mean width `foreground_width` and median length
     `worm_lengths`, in image px; 0 = not measured) are far from the model's training worms once
-    resampled by `factor`: the correction "auto" would make (`_size_correction`) is beyond
-    AUTO_MIN_CHANGE; None when they look alike (or nothing is known to compare)."""
-    correction = _size_correction(config, width, length, factor)
-    if correction is None or abs(correction - 1.0) <= AUTO_MIN_CHANGE:
+    resampled by `factor`: "auto" would resample them (`_auto_correction`); None when they look
+    alike (or nothing is known to compare)."""
+    if _auto_correction(config, width, length, factor) is None:
         return None
     with_length = bool(length and config.worm_length_px)
     sizes = f"{width:.1f} px wide" + (f", {length:.0f} px long" if with_length else "")
@@ -165,6 +164,13 @@ def _size_correction(config, width: float, length: float, factor: float) -> floa
     return float(np.prod(known) ** (1 / len(known))) if known else None
 
 
+def _auto_correction(config, width: float, length: float, factor: float) -> float | None:
+    """`_size_correction` where it is beyond AUTO_MIN_CHANGE (what "auto" resamples by, and what
+    `scale_warning` warns of); None within it or when nothing is known."""
+    correction = _size_correction(config, width, length, factor)
+    return None if correction is None or abs(correction - 1.0) <= AUTO_MIN_CHANGE else correction
+
+
 def segment_plane(model, plane: np.ndarray, rescale: float | str | None = None, pixel_size: float | None = None,
                   **predict_args):
     """Segment one plane at the scale the model was trained at. rescale: None (the default: the
@@ -189,8 +195,8 @@ def segment_plane(model, plane: np.ndarray, rescale: float | str | None = None, 
     # so one measurement under-states a large shift; up to AUTO_PASSES corrections, each measured
     # at the previous factor, until one is within AUTO_MIN_CHANGE
     for _ in range(AUTO_PASSES if rescale in (None, "auto") else 0):
-        correction = _size_correction(model.config, width, length, factor)
-        if correction is None or abs(correction - 1.0) <= AUTO_MIN_CHANGE:
+        correction = _auto_correction(model.config, width, length, factor)
+        if correction is None:
             break
         factor = float(np.clip(factor * correction, *FACTOR_RANGE))
         pred = model.predict(plane, scale=factor, **predict_args)
