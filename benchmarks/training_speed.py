@@ -9,8 +9,10 @@ crops (the same crops where batch and crop size agree; augmentation excluded fro
 its cost per batch printed on its own); the variants take turns step by step (so the
 machine's drifts touch all alike), and after two warm-up steps each the median seconds per
 step, crop pixels per second and the ratio to the first variant are reported. Variants:
-- fp32-old: the bundled model's recipe as trained until 2026-11-29 (fp32, NCHW, torchvision's
-  roi_align backward, AdamW one parameter at a time, batch 4 of 320 px).
+- fp32-old: the bundled model's recipe as trained until 2026-11-29 (its model config pinned in
+  benchmarks/configs/bbbc010-eight-stage-recipe.json: RPN pre-NMS 1000, GroupNorm in the whole
+  U-Net; fp32, NCHW, torchvision's roi_align backward, AdamW one parameter at a time, batch 4 of
+  320 px).
 - bf16-old: the same with bf16 autocast (what bf16 gave before the fast step).
 - fast: the same model and batches with the defaults now: bf16 autocast (where the CPU has
   it), channels-last, the vectorised RoIAlign backward and GroupNorm layout
@@ -37,11 +39,11 @@ import semiconv.network.pooling as pooling
 from semiconv.config import ModelConfig, TrainConfig
 from semiconv.data.bbbc010 import Bbbc010Folder
 from semiconv.data.packed import PackedWells, is_packed_file
-from semiconv.resources import bundled_models_dir
 from semiconv.training.loop import Trainer
 from semiconv.training.samples import make_batch, samples_from_bbbc010
 
 RECIPE = Path(__file__).parent / "configs" / "bbbc010-long.json"
+OLD_RECIPE = Path(__file__).parent / "configs" / "bbbc010-eight-stage-recipe.json"  # the model the issue timed
 
 
 def torchvision_roi_align(feature, rois, output_size, spatial_scale, sampling_ratio):
@@ -51,9 +53,9 @@ def torchvision_roi_align(feature, rois, output_size, spatial_scale, sampling_ra
 
 def variant_settings(name: str) -> tuple[ModelConfig, TrainConfig, bool]:
     """(model config, train config with its arithmetic, fast pooling) of a variant."""
-    bundled = json.loads((bundled_models_dir() / "bbbc010-brightfield" / "config.json").read_text())
-    model = ModelConfig.from_dict(bundled["model"])
-    train = TrainConfig(batch_size=4, crop_size=320, augment=bundled["train"]["augment"])
+    old = json.loads(OLD_RECIPE.read_text())
+    model = ModelConfig.from_dict(old["model"])
+    train = TrainConfig.from_dict(old["train"])
     if name == "fp32-old":
         return model, replace(train, channels_last=False, autocast_bf16=False), False
     if name == "bf16-old":

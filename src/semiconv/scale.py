@@ -107,7 +107,7 @@ def resample_plane(plane: np.ndarray, factor: float) -> np.ndarray:
     return y[0, 0].numpy() if plane.ndim == 2 else y[0].numpy()
 
 
-def _to_shape(maps: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+def resize_maps(maps: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """K x h x w float maps resampled to K x H x W (bilinear, pixel centres aligned)."""
     x = torch.from_numpy(np.ascontiguousarray(maps, dtype=np.float32))[None]
     return F.interpolate(x, size=shape, mode="bilinear", align_corners=False, antialias=True)[0].numpy()
@@ -124,14 +124,14 @@ def prediction_to_image(pred, factor: float, shape: tuple[int, int]):
 
     masks = np.zeros((len(pred.masks),) + tuple(shape), bool)
     for start in range(0, len(pred.masks), 16):  # bounded memory for many worms
-        masks[start:start + 16] = _to_shape(pred.masks[start:start + 16], shape) > 0.5
+        masks[start:start + 16] = resize_maps(pred.masks[start:start + 16], shape) > 0.5
     dense = {}
     if pred.embedding is not None:
-        dense["embedding"] = _to_shape(pred.embedding, shape)
+        dense["embedding"] = resize_maps(pred.embedding, shape)
     if pred.displacement is not None:
-        dense["displacement"] = _to_shape(pred.displacement, shape) / factor
+        dense["displacement"] = resize_maps(pred.displacement, shape) / factor
     if pred.foreground is not None:
-        dense["foreground"] = _to_shape(pred.foreground[None], shape)[0]
+        dense["foreground"] = resize_maps(pred.foreground[None], shape)[0]
     return replace(pred, masks=masks, boxes=np.asarray(pred.boxes, np.float32) / factor,
                    seeds=np.asarray(pred.seeds, np.float32) / factor, labels=stack_to_labels(masks, pred.scores), **dense)
 

@@ -12,6 +12,7 @@ from ..config import ModelConfig
 from ..data.bbbc010 import Bbbc010Folder
 from ..data.generic import AnnotatedImage
 from ..normalize import network_input
+from ..scale import resample_plane, resize_maps
 
 
 @dataclass
@@ -85,7 +86,12 @@ def scaled_crop(sample: Sample, size: int, rng: np.random.Generator, scale_range
 
 
 def augment(image: np.ndarray, masks: np.ndarray, rng: np.random.Generator, params: dict, binary_input: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Flips, 90-degree rotations; intensity (gamma, gain, offset), blur and noise on non-binary input."""
+    """Flips, 90-degree rotations; intensity (gamma, gain, offset), blur and noise on non-binary input.
+
+    params["resample"] (factor range, default (1, 1)) with params["resample_fraction"] (share of
+    crops, default 1): the crop is shrunk by a factor drawn log-uniformly from the range, blurred
+    and noised at that size and enlarged back (masks unchanged), as a lower-magnification image
+    looks after `semiconv segment --rescale` brings it to the model's scale."""
     if params.get("flip", True):
         if rng.random() < 0.5:
             image, masks = image[:, :, ::-1], masks[:, :, ::-1]
@@ -103,12 +109,28 @@ def augment(image: np.ndarray, masks: np.ndarray, rng: np.random.Generator, para
     image = np.sign(image) * np.abs(image) ** gamma
     image = image * rng.uniform(*params.get("gain", (1, 1))) + rng.uniform(*params.get("offset", (0, 0)))
     blur = rng.uniform(*params.get("blur", (0, 0)))
+    noise = rng.uniform(*params.get("noise", (0, 0)))
+    low, high = params.get("resample", (1.0, 1.0))
+    factor = float(np.exp(rng.uniform(np.log(low), np.log(high)))) if high > low else float(low)
+    if factor < 1 and rng.random() < params.get("resample_fraction", 1.0):
+        # a lower magnification brought back to this scale (as segment's rescale does): blur and
+        # noise happen at the camera's pixels, so the noise comes back spatially correlated
+        size = image.shape[-2:]
+        image = blur_and_noise(resample_plane(image, factor), blur, noise, rng)
+        image = resize_maps(image, size)
+    else:
+        image = blur_and_noise(image, blur, noise, rng)
+    return image.astype(np.float32), masks
+
+
+def blur_and_noise(image: np.ndarray, blur: float, noise: float, rng: np.random.Generator) -> np.ndarray:
+    """C x H x W image blurred (Gaussian sigma `blur` px, skipped below 0.3) plus Gaussian noise (sd `noise`)."""
     if blur > 0.3:
         image = ndi.gaussian_filter(image, (0, blur, blur))
-    noise = rng.uniform(*params.get("noise", (0, 0)))
     if noise > 0:
         image = image + rng.normal(0, noise, size=image.shape).astype(np.float32)
-    return image.astype(np.float32), masks
+    return image
+
 
 
 def paste_worms(image: np.ndarray, masks: np.ndarray, donors: list[Sample], rng: np.random.Generator, count: int,
