@@ -120,3 +120,27 @@ def test_batches_with_scale_and_copy_paste_have_consistent_targets():
                                  {"scale": (0.8, 1.25), "copy_paste": 1, "flip": True}, False)
     for img, t in zip(images, targets, strict=True):
         assert img.shape == (1, 96, 96) and t["masks"].shape[1:] == (96, 96) and len(t["boxes"]) == len(t["masks"])
+
+
+def test_channels_last_keeps_the_stem_nchw_and_the_numbers():
+    from semiconv.network.layout import to_channels_last
+
+    torch.manual_seed(0)
+    plain = build_model(tiny_config()).eval()
+    fast = build_model(tiny_config()).eval()
+    fast.load_state_dict(plain.state_dict())
+    to_channels_last(fast)
+    assert list(fast.state_dict()) == list(plain.state_dict())
+    body = fast.backbone.body
+    x = torch.randn(1, body.conv1.in_channels, 64, 64)
+    with torch.no_grad():
+        stem = body.bn1(body.conv1(x))
+        pooled = body.maxpool(body.relu(stem))
+        after = body.layer1(pooled)
+        assert stem.is_contiguous() and not stem.is_contiguous(memory_format=torch.channels_last)
+        assert pooled.is_contiguous(memory_format=torch.channels_last)
+        assert after.is_contiguous(memory_format=torch.channels_last)
+        image = torch.from_numpy(synthetic_samples(1)[0].image)
+        a, b = plain([image])[0], fast([image])[0]
+    torch.testing.assert_close(a["embedding_stride4"], b["embedding_stride4"], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(a["scores"], b["scores"], atol=1e-4, rtol=1e-4)
