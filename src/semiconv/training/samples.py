@@ -41,6 +41,11 @@ def samples_from_annotated(items: list[AnnotatedImage], config: ModelConfig) -> 
     return out
 
 
+def log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
+    """A factor drawn log-uniformly from [low, high]; `low` itself (no draw) when high <= low."""
+    return float(np.exp(rng.uniform(np.log(low), np.log(high)))) if high > low else float(low)
+
+
 def random_crop(sample: Sample, size: int, rng: np.random.Generator, min_pixels: int = 30) -> tuple[np.ndarray, np.ndarray]:
     """Crop (C x s x s, N' x s x s) biased towards worms; keeps instances with >= min_pixels inside.
 
@@ -73,7 +78,7 @@ def scaled_crop(sample: Sample, size: int, rng: np.random.Generator, scale_range
     log-uniformly from `scale_range`) resized to size x size (image bilinear, masks by area
     > 0.5), so the network sees worms a little thinner and thicker than in its data."""
     low, high = scale_range
-    scale = float(np.exp(rng.uniform(np.log(low), np.log(high)))) if high > low else float(low)
+    scale = log_uniform(rng, low, high)
     window = int(round(size / scale))
     if window == size:
         return random_crop(sample, size, rng, min_pixels)
@@ -111,7 +116,7 @@ def augment(image: np.ndarray, masks: np.ndarray, rng: np.random.Generator, para
     blur = rng.uniform(*params.get("blur", (0, 0)))
     noise = rng.uniform(*params.get("noise", (0, 0)))
     low, high = params.get("resample", (1.0, 1.0))
-    factor = float(np.exp(rng.uniform(np.log(low), np.log(high)))) if high > low else float(low)
+    factor = log_uniform(rng, low, high)
     if factor < 1 and rng.random() < params.get("resample_fraction", 1.0):
         # a lower magnification brought back to this scale (as segment's rescale does): blur and
         # noise happen at the camera's pixels, so the noise comes back spatially correlated
@@ -130,7 +135,6 @@ def blur_and_noise(image: np.ndarray, blur: float, noise: float, rng: np.random.
     if noise > 0:
         image = image + rng.normal(0, noise, size=image.shape).astype(np.float32)
     return image
-
 
 
 def paste_worms(image: np.ndarray, masks: np.ndarray, donors: list[Sample], rng: np.random.Generator, count: int,
