@@ -122,7 +122,7 @@ def test_batches_with_scale_and_copy_paste_have_consistent_targets():
         assert img.shape == (1, 96, 96) and t["masks"].shape[1:] == (96, 96) and len(t["boxes"]) == len(t["masks"])
 
 
-def test_channels_last_keeps_the_stem_nchw_and_the_numbers():
+def test_channels_last_keeps_the_stem_convolution_nchw_and_the_numbers():
     from semiconv.network.layout import to_channels_last
 
     torch.manual_seed(0)
@@ -134,10 +134,12 @@ def test_channels_last_keeps_the_stem_nchw_and_the_numbers():
     body = fast.backbone.body
     x = torch.randn(1, body.conv1.in_channels, 64, 64)
     with torch.no_grad():
-        stem = body.bn1(body.conv1(x))
+        convolved = body.conv1(x)
+        stem = body.bn1(convolved)
         pooled = body.maxpool(body.relu(stem))
         after = body.layer1(pooled)
-        assert stem.is_contiguous() and not stem.is_contiguous(memory_format=torch.channels_last)
+        assert convolved.is_contiguous() and not convolved.is_contiguous(memory_format=torch.channels_last)
+        assert stem.is_contiguous(memory_format=torch.channels_last)
         assert pooled.is_contiguous(memory_format=torch.channels_last)
         assert after.is_contiguous(memory_format=torch.channels_last)
         image = torch.from_numpy(synthetic_samples(1)[0].image)
