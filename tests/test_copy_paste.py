@@ -49,3 +49,31 @@ def test_training_with_loader_workers_and_copy_paste(tmp_path):
     assert result.steps == 4 and (tmp_path / "m" / "weights.pt").exists()
     log = [json.loads(line) for line in (tmp_path / "m" / "log.jsonl").read_text().splitlines()]
     assert all(np.isfinite(e["loss"]) for e in log if "loss" in e)
+
+
+def test_batch_stream_is_the_same_in_workers_and_from_any_batch():
+    """Batch i is drawn from its own stream: the same batches, in order, made in the training
+    process or in two DataLoader processes, and a stream started at batch 3 (a resumed run)
+    continues the one started at 0."""
+    from itertools import islice
+
+    import torch
+
+    from semiconv.training.samples import batch_stream
+
+    samples = synthetic_samples(3, (160, 160), seed=4)
+    params = {"flip": True, "rot90": True, "gamma": (0.8, 1.25), "copy_paste": 1, "scale": (0.8, 1.25)}
+
+    def first_batches(count, **kw):
+        stream = batch_stream(samples, 2, 96, params, False, seed=7, **kw)
+        batches = list(islice(stream, count))
+        stream.close()
+        return batches
+
+    here, in_workers, resumed = first_batches(6), first_batches(6, workers=2), first_batches(3, first=3)
+    for a, b in zip(here, in_workers, strict=True):
+        assert all(torch.equal(x, y) for x, y in zip(a[0], b[0], strict=True))
+        assert all(torch.equal(x["masks"], y["masks"]) for x, y in zip(a[1], b[1], strict=True))
+    for a, b in zip(here[3:], resumed, strict=True):
+        assert all(torch.equal(x, y) for x, y in zip(a[0], b[0], strict=True))
+    assert not torch.equal(here[0][0][0], here[1][0][0])  # batches differ from one another

@@ -3,7 +3,8 @@
 Writes into a model folder:
     config.json, weights.pt      the best model so far (by validation avAP; thresholds chosen by
                                  semiconv.calibration) - loadable at any time
-    checkpoints/last.pt          model + optimiser + scheduler + RNG state, for --resume
+    checkpoints/last.pt          model + optimiser + scheduler + torch RNG state, for --resume
+                                 (the data stream follows the step: samples.batch_rng)
     log.jsonl                    one JSON line per logged step / validation
 """
 
@@ -16,7 +17,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 
 from ..calibration import choose_thresholds
@@ -66,7 +66,6 @@ class Trainer:
         if cfg.num_threads:
             torch.set_num_threads(cfg.num_threads)
         torch.manual_seed(cfg.seed)
-        self.rng = np.random.default_rng(cfg.seed)
         if device.type == "cuda":  # fixed crop sizes: let cuDNN pick its fastest kernels; TF32 outside autocast
             torch.backends.cudnn.benchmark = True
             torch.set_float32_matmul_precision("high")
@@ -116,7 +115,8 @@ class Trainer:
 
     def resume(self) -> None:
         """Continue from checkpoints/last.pt, if there is one: weights, optimiser, schedule, step,
-        best validation, RNG states and the training time so far."""
+        best validation, torch's RNG state and the training time so far (the batches follow the
+        step count: samples.batch_rng)."""
         if not self.checkpoint_path.exists():
             return
         try:
@@ -127,7 +127,6 @@ class Trainer:
                 group["fused"], group["foreach"] = self.fused, None
             self.scheduler.load_state_dict(ckpt["scheduler"])
             self.step_count, self.best, self.best_metrics = ckpt["step"], ckpt["best"], ckpt.get("best_metrics")
-            self.rng.bit_generator.state = ckpt["rng"]
             torch.set_rng_state(ckpt["torch_rng"])
             self.seconds_before = ckpt.get("train_seconds", 0.0)
         except (KeyError, RuntimeError, ValueError) as exc:
@@ -138,7 +137,7 @@ class Trainer:
             torch.save({
                 "model": self.network.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "step": self.step_count, "best": self.best,
-                "best_metrics": self.best_metrics, "rng": self.rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+                "best_metrics": self.best_metrics, "torch_rng": torch.get_rng_state(),
                 "model_config": self.model_config.to_dict(), "train_config": self.cfg.to_dict(),
                 "train_seconds": self.train_seconds(), "done": done,
             }, tmp)
@@ -210,8 +209,8 @@ def train(
     run.network.train()
     stopped = done = False
     final_step = cfg.final_step
-    batches = batch_stream(train_samples, cfg.batch_size, cfg.crop_size, run.rng, cfg.augment,
-                           run.model_config.input_mode == "binary", cfg.workers, seed=(cfg.seed, run.step_count))
+    batches = batch_stream(train_samples, cfg.batch_size, cfg.crop_size, cfg.augment, run.model_config.input_mode == "binary",
+                           seed=cfg.seed, first=run.step_count, workers=cfg.workers)
     while run.step_count < final_step and run.time_fraction() < 1:
         if should_stop and should_stop():
             stopped = True

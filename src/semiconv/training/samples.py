@@ -219,29 +219,41 @@ def make_batch(samples: list[Sample], batch_size: int, crop: int, rng: np.random
     return images, targets
 
 
-class _BatchesFromWorkers(torch.utils.data.IterableDataset):
-    """Endless batches made in a DataLoader worker, each worker with its own random stream."""
+def batch_rng(seed: int, index: int) -> np.random.Generator:
+    """The random stream of batch `index` of a run seeded `seed`: each batch has its own, so the
+    stream does not depend on where a run was resumed or on how many processes make it."""
+    return np.random.default_rng([seed, index])
 
-    def __init__(self, samples, batch_size, crop, params, binary_input, seed):
+
+class _BatchesFromWorkers(torch.utils.data.IterableDataset):
+    """Batches first, first + 1, ... made in DataLoader workers: worker w of W makes first + w,
+    first + w + W, ...; the DataLoader takes them from the workers in turn, so in order."""
+
+    def __init__(self, samples, batch_size, crop, params, binary_input, seed, first):
         self.args = samples, batch_size, crop, params, binary_input
-        self.seed = seed
+        self.seed, self.first = seed, first
 
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
-        rng = np.random.default_rng([*self.seed, info.id if info else 0])
+        index, stride = (self.first + info.id, info.num_workers) if info else (self.first, 1)
         while True:
-            yield make_batch(*self.args[:3], rng, *self.args[3:])
+            yield make_batch(*self.args[:3], batch_rng(self.seed, index), *self.args[3:])
+            index += stride
 
 
-def batch_stream(samples: list[Sample], batch_size: int, crop: int, rng: np.random.Generator, params: dict,
-                 binary_input: bool, workers: int = 0, seed: tuple = (0,)):
-    """Endless (images, targets) batches (`make_batch`). workers = 0: made here, drawing on `rng`
-    (whose state a checkpoint keeps, so a resumed run continues the same stream); workers > 0:
-    made ahead in that many DataLoader processes, each seeded from `seed` and its id, so the
-    accelerator is not kept waiting for augmentation."""
+def batch_stream(samples: list[Sample], batch_size: int, crop: int, params: dict, binary_input: bool,
+                 seed: int = 0, first: int = 0, workers: int = 0):
+    """Endless (images, targets) batches (`make_batch`), batch i drawn from `batch_rng(seed, i)`,
+    starting at batch `first` (a resumed run: its step count, so it continues the same stream).
+    workers = 0: made here; workers > 0: made ahead in that many DataLoader processes (the same
+    batches in the same order), so the model does not wait for augmentation."""
     if workers <= 0:
+        index = first
         while True:
-            yield make_batch(samples, batch_size, crop, rng, params, binary_input)
-    loader = torch.utils.data.DataLoader(_BatchesFromWorkers(samples, batch_size, crop, params, binary_input, seed),
-                                         batch_size=None, num_workers=workers, prefetch_factor=4, persistent_workers=True)
+            yield make_batch(samples, batch_size, crop, batch_rng(seed, index), params, binary_input)
+            index += 1
+    # its own torch generator: the loader's seed draw must not move the training's torch RNG
+    loader = torch.utils.data.DataLoader(_BatchesFromWorkers(samples, batch_size, crop, params, binary_input, seed, first),
+                                         batch_size=None, num_workers=workers, prefetch_factor=4, persistent_workers=True,
+                                         generator=torch.Generator().manual_seed(seed))
     yield from loader
