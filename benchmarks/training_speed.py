@@ -2,13 +2,19 @@
 
     python benchmarks/training_speed.py --data data/bbbc010-train.npz [--threads 2] [--steps 6]
         [--variants fp32-old bf16-old fast fast-recipe] [--json out.json]
+        [--old-weights FOLDER --recipe-weights FOLDER]
 
 Every variant runs the training loop's own step (semiconv.training.loop.Trainer: autocast,
 gradient clipping, optimiser, schedule) on a freshly built model (same seed) and pre-made batches of real BBBC010
 crops (the same crops where batch and crop size agree; augmentation excluded from the timing,
 its cost per batch printed on its own); the variants take turns step by step (so the
 machine's drifts touch all alike), and after two warm-up steps each the median seconds per
-step, crop pixels per second and the ratio to the first variant are reported. Variants:
+step, crop pixels per second and the ratio to the first variant are reported. By default every
+variant starts from fresh weights; a trained model's step costs more (its RPN proposes real
+worms, so more RoIs reach the mask and embedding heads): --old-weights / --recipe-weights start
+the old-model variants / fast-recipe from trained model folders of their own architecture (the
+eight-stage bundle: `git show 5e71f61^:src/semiconv/models/bbbc010-brightfield/weights.pt`
+with its config.json; the bundled model for fast-recipe). Variants:
 - fp32-old: the bundled model's recipe as trained until 2026-11-29 (its model config pinned in
   benchmarks/configs/bbbc010-eight-stage-recipe.json: RPN pre-NMS 1000, GroupNorm in the whole
   U-Net; fp32, NCHW, torchvision's roi_align backward, AdamW one parameter at a time, batch 4 of
@@ -39,6 +45,7 @@ import semiconv.network.pooling as pooling
 from semiconv.config import ModelConfig, TrainConfig
 from semiconv.data.bbbc010 import Bbbc010Folder
 from semiconv.data.packed import PackedWells, is_packed_file
+from semiconv.model_folders import read_model_folder
 from semiconv.training.loop import Trainer
 from semiconv.training.samples import make_batch, samples_from_bbbc010
 
@@ -73,15 +80,18 @@ class Variant:
     """One variant: a `semiconv.training.loop.Trainer` (the training loop's own step: autocast,
     gradient clipping, fused AdamW, schedule) and pre-made batches; `step(i)` times one step."""
 
-    def __init__(self, name: str, samples, steps: int, out: Path, seed: int = 0):
+    def __init__(self, name: str, samples, steps: int, out: Path, seed: int = 0, weights: Path | None = None):
         self.name = name
         self.model_config, self.train_config, self.fast = variant_settings(name)
+        init_state = read_model_folder(weights)[1] if weights else None
+        self.trained = weights is not None
         rng = np.random.default_rng(seed)
         start = time.perf_counter()
         tc = self.train_config
         self.batches = [make_batch(samples, tc.batch_size, tc.crop_size, rng, tc.augment, False) for _ in range(steps)]
         self.making = (time.perf_counter() - start) / steps
-        self.run = Trainer(samples, [], self.model_config, replace(tc, num_threads=0), out / name, torch.device("cpu"))
+        self.run = Trainer(samples, [], self.model_config, replace(tc, num_threads=0), out / name, torch.device("cpu"),
+                           init_state=init_state)
         if not self.fast:  # the old recipe's optimiser: AdamW one parameter at a time (not fused)
             self.run.optimizer = torch.optim.AdamW(self.run.params, lr=tc.lr, weight_decay=tc.weight_decay)
         self.run.network.train()
@@ -97,7 +107,7 @@ class Variant:
         tc, seconds = self.train_config, statistics.median(self.times[warmup:])
         return {"variant": self.name, "batch": tc.batch_size, "crop": tc.crop_size,
                 "backbone": self.model_config.backbone_depth, "bf16": self.run.bf16, "channels_last": tc.channels_last,
-                "fast_pooling": self.fast, "seconds_per_step": round(seconds, 3),
+                "fast_pooling": self.fast, "trained_weights": self.trained, "seconds_per_step": round(seconds, 3),
                 "crop_pixels_per_s": round(tc.batch_size * tc.crop_size ** 2 / seconds),
                 "batch_making_s": round(self.making, 3)}
 
@@ -112,12 +122,15 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6, help="timed steps per variant (after 2 warm-up steps)")
     parser.add_argument("--variants", nargs="+", default=["fp32-old", "bf16-old", "fast", "fast-recipe"])
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--old-weights", type=Path, help="trained model folder of the eight-stage recipe's model (old variants)")
+    parser.add_argument("--recipe-weights", type=Path, help="trained model folder of the long recipe's model (fast-recipe)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     folder = PackedWells(args.data) if is_packed_file(args.data) else Bbbc010Folder(args.data)
     samples = samples_from_bbbc010(folder, folder.wells[:20], ModelConfig())
     scratch = tempfile.TemporaryDirectory()
-    trainers = [Variant(name, samples, args.steps + 2, Path(scratch.name)) for name in args.variants]
+    trainers = [Variant(name, samples, args.steps + 2, Path(scratch.name),
+                        weights=args.recipe_weights if name == "fast-recipe" else args.old_weights) for name in args.variants]
     for i in range(args.steps + 2):  # interleaved: each round one step of every variant, so drifts in
         for trainer in trainers:     # the machine's speed touch all variants alike
             trainer.step(i)

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .layout import to_channels_last_copy, to_nchw
+
 
 class GroupNorm(nn.GroupNorm):
     """nn.GroupNorm; bf16 channels-last input on the CPU is normalised in NCHW layout."""
@@ -19,6 +21,6 @@ class GroupNorm(nn.GroupNorm):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dtype == torch.bfloat16 and x.device.type == "cpu" and x.dim() == 4 \
                 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
-            y = F.group_norm(x.contiguous(), self.num_groups, self.weight, self.bias, self.eps)
-            return y.contiguous(memory_format=torch.channels_last)
+            y = F.group_norm(to_nchw(x), self.num_groups, self.weight, self.bias, self.eps)
+            return to_channels_last_copy(y)
         return super().forward(x)

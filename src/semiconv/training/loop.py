@@ -25,7 +25,6 @@ from ..errors import CheckpointError
 from ..io import atomic_path
 from ..model_folders import load_state_checked, save_model_folder
 from ..network import build_model
-from ..network.layout import to_channels_last
 from ..precision import use_bf16
 from ..scale import typical_worm_length, typical_worm_width
 from .samples import Sample, batch_stream
@@ -90,7 +89,7 @@ class Trainer:
     def _build_network(self, init_state: dict | None) -> torch.nn.Module:
         network = build_model(self.model_config).to(self.device)
         if self.cfg.channels_last:
-            to_channels_last(network)
+            network.to(memory_format=torch.channels_last)
         if init_state is not None:
             load_state_checked(network, init_state, "base model", new_modules=("foreground_head",))
         if self.cfg.train_only == "foreground":
