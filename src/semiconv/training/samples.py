@@ -225,9 +225,9 @@ def batch_rng(seed: int, index: int) -> np.random.Generator:
     return np.random.default_rng([seed, index])
 
 
-class _BatchesFromWorkers(torch.utils.data.IterableDataset):
-    """Batches first, first + 1, ... made in DataLoader workers: worker w of W makes first + w,
-    first + w + W, ...; the DataLoader takes them from the workers in turn, so in order."""
+class _Batches(torch.utils.data.IterableDataset):
+    """Batches first, first + 1, ... made in this process or in DataLoader workers: worker w of W
+    makes first + w, first + w + W, ...; the DataLoader takes them from the workers in turn, so in order."""
 
     def __init__(self, samples, batch_size, crop, params, binary_input, seed, first):
         self.args = samples, batch_size, crop, params, binary_input
@@ -247,13 +247,11 @@ def batch_stream(samples: list[Sample], batch_size: int, crop: int, params: dict
     starting at batch `first` (a resumed run: its step count, so it continues the same stream).
     workers = 0: made here; workers > 0: made ahead in that many DataLoader processes (the same
     batches in the same order), so the model does not wait for augmentation."""
+    batches = _Batches(samples, batch_size, crop, params, binary_input, seed, first)
     if workers <= 0:
-        index = first
-        while True:
-            yield make_batch(samples, batch_size, crop, batch_rng(seed, index), params, binary_input)
-            index += 1
+        yield from batches
+        return
     # its own torch generator: the loader's seed draw must not move the training's torch RNG
-    loader = torch.utils.data.DataLoader(_BatchesFromWorkers(samples, batch_size, crop, params, binary_input, seed, first),
-                                         batch_size=None, num_workers=workers, prefetch_factor=4, persistent_workers=True,
-                                         generator=torch.Generator().manual_seed(seed))
+    loader = torch.utils.data.DataLoader(batches, batch_size=None, num_workers=workers, prefetch_factor=4,
+                                         persistent_workers=True, generator=torch.Generator().manual_seed(seed))
     yield from loader
