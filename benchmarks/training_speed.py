@@ -7,9 +7,11 @@
 Every variant runs the training loop's own step (semiconv.training.loop.Trainer: autocast,
 gradient clipping, optimiser, schedule) on a freshly built model (same seed) and pre-made batches of real BBBC010
 crops (the same crops where batch and crop size agree; augmentation excluded from the timing,
-its cost per batch printed on its own); the variants take turns step by step (so the
-machine's drifts touch all alike), and after two warm-up steps each the median seconds per
-step, crop pixels per second and the ratio to the first variant are reported. By default every
+its cost per batch printed on its own), each variant in a process of its own (its own memory
+allocator, as in a real training run: semiconv.allocator's setting is process-wide); the
+variants take turns step by step (so the machine's drifts touch all alike), and after two
+warm-up steps each the median seconds per step, crop pixels per second and the ratio to the
+first variant are reported. By default every
 variant starts from fresh weights; a trained model's step costs more (its RPN proposes real
 worms, so more RoIs reach the mask and embedding heads): --old-weights / --recipe-weights start
 the old-model variants / fast-recipe from trained model folders of their own architecture (the
@@ -17,12 +19,12 @@ eight-stage bundle: `git show 5e71f61^:src/semiconv/models/bbbc010-brightfield/w
 with its config.json; the bundled model for fast-recipe). Variants:
 - fp32-old: the bundled model's recipe as trained until 2026-11-29 (its model config pinned in
   benchmarks/configs/bbbc010-eight-stage-recipe.json: RPN pre-NMS 1000, GroupNorm in the whole
-  U-Net; fp32, NCHW, torchvision's roi_align backward, AdamW one parameter at a time, batch 4 of
-  320 px).
+  U-Net; fp32, NCHW, torchvision's roi_align backward, AdamW one parameter at a time, glibc's
+  default memory release, batch 4 of 320 px).
 - bf16-old: the same with bf16 autocast (what bf16 gave before the fast step).
 - fast: the same model and batches with the defaults now: bf16 autocast (where the CPU has
   it), channels-last, the vectorised RoIAlign backward and GroupNorm layout
-  (semiconv.network.pooling / norm), the fused AdamW.
+  (semiconv.network.pooling / norm), the fused AdamW, freed memory kept (semiconv.allocator).
 - fast-recipe: the long-run recipe (benchmarks/configs/bbbc010-long.json: its model, batch
   and crop size) with the fast step.
 """
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import statistics
 import tempfile
 import time
@@ -64,9 +67,9 @@ def variant_settings(name: str) -> tuple[ModelConfig, TrainConfig, bool]:
     model = ModelConfig.from_dict(old["model"])
     train = TrainConfig.from_dict(old["train"])
     if name == "fp32-old":
-        return model, replace(train, channels_last=False, autocast_bf16=False), False
+        return model, replace(train, channels_last=False, autocast_bf16=False, keep_freed_memory=False), False
     if name == "bf16-old":
-        return model, replace(train, channels_last=False, autocast_bf16=True), False
+        return model, replace(train, channels_last=False, autocast_bf16=True, keep_freed_memory=False), False
     if name == "fast":
         return model, replace(train, autocast_bf16=True), True
     if name == "fast-recipe":
@@ -107,7 +110,7 @@ class Variant:
         tc, seconds = self.train_config, statistics.median(self.times[warmup:])
         return {"variant": self.name, "batch": tc.batch_size, "crop": tc.crop_size,
                 "backbone": self.model_config.backbone_depth, "bf16": self.run.bf16, "channels_last": tc.channels_last,
-                "fast_pooling": self.fast, "trained_weights": self.trained, "seconds_per_step": round(seconds, 3),
+                "fast_pooling": self.fast, "keeps_freed_memory": self.run.kept_freed_memory, "trained_weights": self.trained, "seconds_per_step": round(seconds, 3),
                 "crop_pixels_per_s": round(tc.batch_size * tc.crop_size ** 2 / seconds),
                 "batch_making_s": round(self.making, 3)}
 
@@ -115,9 +118,23 @@ class Variant:
 FAST_POOLING = pooling.aligned_roi_align
 
 
+def serve_variant(connection, name: str, data: Path, threads: int, steps: int, weights: Path | None) -> None:
+    """A variant's process: builds it, then runs step i for every i received; None ends it (its row is sent back)."""
+    torch.set_num_threads(threads)
+    folder = PackedWells(data) if is_packed_file(data) else Bbbc010Folder(data)
+    samples = samples_from_bbbc010(folder, folder.wells[:20], ModelConfig())
+    with tempfile.TemporaryDirectory() as scratch:
+        variant = Variant(name, samples, steps, Path(scratch), weights=weights)
+        connection.send("ready")
+        while (i := connection.recv()) is not None:
+            variant.step(i)
+            connection.send(variant.times[-1])
+        connection.send(variant.row(warmup=2))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", required=True, help="BBBC010-layout folder or packed .npz (semiconv data pack)")
+    parser.add_argument("--data", required=True, type=Path, help="BBBC010-layout folder or packed .npz (semiconv data pack)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=6, help="timed steps per variant (after 2 warm-up steps)")
     parser.add_argument("--variants", nargs="+", default=["fp32-old", "bf16-old", "fast", "fast-recipe"])
@@ -125,24 +142,33 @@ def main() -> None:
     parser.add_argument("--old-weights", type=Path, help="trained model folder of the eight-stage recipe's model (old variants)")
     parser.add_argument("--recipe-weights", type=Path, help="trained model folder of the long recipe's model (fast-recipe)")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    folder = PackedWells(args.data) if is_packed_file(args.data) else Bbbc010Folder(args.data)
-    samples = samples_from_bbbc010(folder, folder.wells[:20], ModelConfig())
-    scratch = tempfile.TemporaryDirectory()
-    trainers = [Variant(name, samples, args.steps + 2, Path(scratch.name),
-                        weights=args.recipe_weights if name == "fast-recipe" else args.old_weights) for name in args.variants]
+    context = multiprocessing.get_context("spawn")
+    workers = []
+    for name in args.variants:
+        ours, theirs = context.Pipe()
+        weights = args.recipe_weights if name == "fast-recipe" else args.old_weights
+        process = context.Process(target=serve_variant, args=(theirs, name, args.data, args.threads, args.steps + 2, weights))
+        process.start()
+        if ours.recv() != "ready":
+            raise RuntimeError(f"variant {name} did not start")
+        workers.append((ours, process))
     for i in range(args.steps + 2):  # interleaved: each round one step of every variant, so drifts in
-        for trainer in trainers:     # the machine's speed touch all variants alike
-            trainer.step(i)
-    rows = [trainer.row(warmup=2) for trainer in trainers]
+        for connection, _ in workers:  # the machine's speed touch all variants alike; one runs at a time
+            connection.send(i)
+            connection.recv()
+    rows = []
+    for connection, process in workers:
+        connection.send(None)
+        rows.append(connection.recv())
+        process.join()
     base = rows[0]["crop_pixels_per_s"]
     for row in rows:
         row["throughput_vs_first"] = round(row["crop_pixels_per_s"] / base, 2)
-    print("| variant | backbone | batch x crop | bf16 | channels-last | fast pooling | s / step | crop px / s | x first | batch making s |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| variant | backbone | batch x crop | bf16 | channels-last | fast pooling | freed memory kept | s / step | crop px / s | x first | batch making s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['variant']} | R{r['backbone']} | {r['batch']} x {r['crop']} | {r['bf16']} | {r['channels_last']} | "
-              f"{r['fast_pooling']} | {r['seconds_per_step']} | {r['crop_pixels_per_s']:,} | {r['throughput_vs_first']} | {r['batch_making_s']} |")
+              f"{r['fast_pooling']} | {r['keeps_freed_memory']} | {r['seconds_per_step']} | {r['crop_pixels_per_s']:,} | {r['throughput_vs_first']} | {r['batch_making_s']} |")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
 

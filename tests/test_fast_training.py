@@ -2,6 +2,7 @@
 bf16 choice, float32 embedding geometry, scale augmentation."""
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -81,6 +82,7 @@ def test_training_logs_its_arithmetic(tmp_path):
     records = [json.loads(line) for line in (tmp_path / "m" / "log.jsonl").read_text().splitlines()]
     arithmetic = [r["arithmetic"] for r in records if "arithmetic" in r]
     assert arithmetic == [{"device": "cpu", "bf16_autocast": False, "channels_last": True,
+                           "kept_freed_memory": sys.platform.startswith("linux"),
                            "threads": torch.get_num_threads(), "from_step": 0}]
 
 

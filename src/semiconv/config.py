@@ -153,6 +153,7 @@ class TrainConfig:
     # CPUs, bf16 GPUs; semiconv.precision), True / False to force it; the choice is logged
     autocast_bf16: bool | None = None
     channels_last: bool = True  # channels-last activations (faster convolutions on the CPU)
+    keep_freed_memory: bool = True  # freed tensors stay in the process (no page faults each step; semiconv.allocator)
     train_only: str = ""  # "" trains everything; "foreground" trains only the foreground head
     stop_after: int = 0  # 0 = all `steps`; else stop after this many, the lr schedule still planned over `steps`
     max_minutes: float = 0.0  # 0 = no limit; else training ends after this many minutes (a resumed run counts

@@ -19,6 +19,7 @@ from typing import Callable
 
 import torch
 
+from ..allocator import keep_freed_memory
 from ..calibration import choose_thresholds
 from ..config import ModelConfig, TrainConfig
 from ..errors import CheckpointError
@@ -64,6 +65,7 @@ class Trainer:
             raise ValueError(f"train_only must be '' or 'foreground', not {cfg.train_only!r}")
         if cfg.num_threads:
             torch.set_num_threads(cfg.num_threads)
+        self.kept_freed_memory = cfg.keep_freed_memory and keep_freed_memory()
         torch.manual_seed(cfg.seed)
         if device.type == "cuda":  # fixed crop sizes: let cuDNN pick its fastest kernels; TF32 outside autocast
             torch.backends.cudnn.benchmark = True
@@ -203,7 +205,8 @@ def train(
     if resume:
         run.resume()
     run.log({"arithmetic": {"device": str(device), "bf16_autocast": run.bf16, "channels_last": cfg.channels_last,
-                            "threads": torch.get_num_threads(), "from_step": run.step_count}})
+                            "kept_freed_memory": run.kept_freed_memory, "threads": torch.get_num_threads(),
+                            "from_step": run.step_count}})
     start = run.started = time.perf_counter()
     run.network.train()
     stopped = done = False
