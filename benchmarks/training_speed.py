@@ -27,6 +27,8 @@ with its config.json; the bundled model for fast-recipe). Variants:
   (semiconv.network.pooling / norm), the fused AdamW, freed memory kept (semiconv.allocator).
 - fast-recipe: the long-run recipe (benchmarks/configs/bbbc010-long.json: its model, batch
   and crop size) with the fast step.
+- a path to a recipe config (.json, like bbbc010-long.json): that recipe's model, batch and crop
+  size with the fast step (a candidate for a lighter recipe; --recipe-weights apply to it too).
 """
 
 from __future__ import annotations
@@ -72,8 +74,8 @@ def variant_settings(name: str) -> tuple[ModelConfig, TrainConfig, bool]:
         return model, replace(train, channels_last=False, autocast_bf16=True, keep_freed_memory=False), False
     if name == "fast":
         return model, replace(train, autocast_bf16=True), True
-    if name == "fast-recipe":
-        recipe = json.loads(RECIPE.read_text())
+    if name == "fast-recipe" or name.endswith(".json"):  # the long run's recipe, or another recipe config
+        recipe = json.loads((RECIPE if name == "fast-recipe" else Path(name)).read_text())
         model = ModelConfig.from_dict({**model.to_dict(), **recipe["model"]})
         return model, replace(TrainConfig.from_dict(recipe["train"]), autocast_bf16=True), True
     raise ValueError(f"unknown variant {name!r}")
@@ -146,7 +148,7 @@ def main() -> None:
     workers = []
     for name in args.variants:
         ours, theirs = context.Pipe()
-        weights = args.recipe_weights if name == "fast-recipe" else args.old_weights
+        weights = args.recipe_weights if name == "fast-recipe" or name.endswith(".json") else args.old_weights
         process = context.Process(target=serve_variant, args=(theirs, name, args.data, args.threads, args.steps + 2, weights))
         process.start()
         if ours.recv() != "ready":
