@@ -47,6 +47,7 @@ import torch
 from torchvision.ops import roi_align
 
 import semiconv.network.pooling as pooling
+from semiconv.allocator import keep_freed_memory
 from semiconv.config import ModelConfig, TrainConfig
 from semiconv.data.bbbc010 import Bbbc010Folder
 from semiconv.data.packed import PackedWells, is_packed_file
@@ -89,6 +90,8 @@ class Variant:
         self.name = name
         self.model_config, self.train_config, self.fast = variant_settings(name)
         init_state = read_model_folder(weights)[1] if weights else None
+        # process-wide, as in `semiconv.training.loop.train` (each variant runs in a process of its own)
+        self.kept_freed_memory = self.train_config.keep_freed_memory and keep_freed_memory()
         self.trained = weights is not None
         rng = np.random.default_rng(seed)
         start = time.perf_counter()
@@ -112,7 +115,7 @@ class Variant:
         tc, seconds = self.train_config, statistics.median(self.times[warmup:])
         return {"variant": self.name, "batch": tc.batch_size, "crop": tc.crop_size,
                 "backbone": self.model_config.backbone_depth, "bf16": self.run.bf16, "channels_last": tc.channels_last,
-                "fast_pooling": self.fast, "keeps_freed_memory": self.run.kept_freed_memory, "trained_weights": self.trained, "seconds_per_step": round(seconds, 3),
+                "fast_pooling": self.fast, "keeps_freed_memory": self.kept_freed_memory, "trained_weights": self.trained, "seconds_per_step": round(seconds, 3),
                 "crop_pixels_per_s": round(tc.batch_size * tc.crop_size ** 2 / seconds),
                 "batch_making_s": round(self.making, 3)}
 

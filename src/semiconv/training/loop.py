@@ -19,7 +19,7 @@ from typing import Callable
 
 import torch
 
-from ..allocator import keep_freed_memory
+from ..allocator import freed_memory_kept
 from ..calibration import choose_thresholds
 from ..config import ModelConfig, TrainConfig
 from ..errors import CheckpointError
@@ -65,7 +65,6 @@ class Trainer:
             raise ValueError(f"train_only must be '' or 'foreground', not {cfg.train_only!r}")
         if cfg.num_threads:
             torch.set_num_threads(cfg.num_threads)
-        self.kept_freed_memory = cfg.keep_freed_memory and keep_freed_memory()
         torch.manual_seed(cfg.seed)
         if device.type == "cuda":  # fixed crop sizes: let cuDNN pick its fastest kernels; TF32 outside autocast
             torch.backends.cudnn.benchmark = True
@@ -204,32 +203,34 @@ def train(
     cfg = run.cfg
     if resume:
         run.resume()
-    run.log({"arithmetic": {"device": str(device), "bf16_autocast": run.bf16, "channels_last": cfg.channels_last,
-                            "kept_freed_memory": run.kept_freed_memory, "threads": torch.get_num_threads(),
-                            "from_step": run.step_count}})
-    start = run.started = time.perf_counter()
-    run.network.train()
-    stopped = done = False
-    final_step = cfg.final_step
-    batches = batch_stream(train_samples, cfg.batch_size, cfg.crop_size, cfg.augment, run.model_config.input_mode == "binary",
-                           seed=cfg.seed, first=run.step_count, workers=cfg.workers)
-    while run.step_count < final_step and run.time_fraction() < 1:
-        if should_stop and should_stop():
-            stopped = True
-            break
-        values = run.step(*next(batches))
-        step = run.step_count
-        done = step >= final_step or run.time_fraction() >= 1
-        val_metrics = None
-        if step % 10 == 0 or step == 1 or done:
-            run.log({"step": step, "lr": run.scheduler.get_last_lr()[0], "time": time.perf_counter() - start, **values})
-        if (cfg.val_every > 0 and step % cfg.val_every == 0) or done:
-            val_metrics = run.validate()
-        if step % cfg.checkpoint_every == 0 or done:
-            run.save_checkpoint(done)
-        if progress:
-            progress(step, final_step, values, val_metrics)
-    batches.close()  # ends the DataLoader workers, if any
+    # freed memory stays in the process while the loop runs (no page faults each step), given back after it
+    with freed_memory_kept(cfg.keep_freed_memory) as kept:
+        run.log({"arithmetic": {"device": str(device), "bf16_autocast": run.bf16, "channels_last": cfg.channels_last,
+                                "kept_freed_memory": kept, "threads": torch.get_num_threads(),
+                                "from_step": run.step_count}})
+        start = run.started = time.perf_counter()
+        run.network.train()
+        stopped = done = False
+        final_step = cfg.final_step
+        batches = batch_stream(train_samples, cfg.batch_size, cfg.crop_size, cfg.augment, run.model_config.input_mode == "binary",
+                               seed=cfg.seed, first=run.step_count, workers=cfg.workers)
+        while run.step_count < final_step and run.time_fraction() < 1:
+            if should_stop and should_stop():
+                stopped = True
+                break
+            values = run.step(*next(batches))
+            step = run.step_count
+            done = step >= final_step or run.time_fraction() >= 1
+            val_metrics = None
+            if step % 10 == 0 or step == 1 or done:
+                run.log({"step": step, "lr": run.scheduler.get_last_lr()[0], "time": time.perf_counter() - start, **values})
+            if (cfg.val_every > 0 and step % cfg.val_every == 0) or done:
+                val_metrics = run.validate()
+            if step % cfg.checkpoint_every == 0 or done:
+                run.save_checkpoint(done)
+            if progress:
+                progress(step, final_step, values, val_metrics)
+        batches.close()  # ends the DataLoader workers, if any
     if done:
         run.log({"finished": {"step": run.step_count, "train_seconds": round(run.train_seconds(), 1)}})
     if stopped:
