@@ -2,7 +2,7 @@
 
     python benchmarks/training_speed.py --data data/bbbc010-train.npz [--threads 2] [--steps 6]
         [--variants fp32-old bf16-old fast fast-recipe] [--json out.json]
-        [--old-weights FOLDER --recipe-weights FOLDER]
+        [--old-weights FOLDER --recipe-weights FOLDER] [--weights VARIANT FOLDER ...]
 
 Every variant runs the training loop's own step (semiconv.training.loop.Trainer: autocast,
 gradient clipping, optimiser, schedule) on a freshly built model (same seed) and pre-made batches of real BBBC010
@@ -28,7 +28,8 @@ with its config.json; the bundled model for fast-recipe). Variants:
 - fast-recipe: the long-run recipe (benchmarks/configs/bbbc010-long.json: its model, batch
   and crop size) with the fast step.
 - a path to a recipe config (.json, like bbbc010-long.json): that recipe's model, batch and crop
-  size with the fast step (a candidate for a lighter recipe; --recipe-weights apply to it too).
+  size with the fast step (a candidate for a lighter recipe; trained weights for it with
+  --weights CONFIG FOLDER).
 """
 
 from __future__ import annotations
@@ -146,12 +147,16 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--old-weights", type=Path, help="trained model folder of the eight-stage recipe's model (old variants)")
     parser.add_argument("--recipe-weights", type=Path, help="trained model folder of the long recipe's model (fast-recipe)")
+    parser.add_argument("--weights", nargs=2, action="append", default=[], metavar=("VARIANT", "FOLDER"),
+                        help="trained model folder for one variant (e.g. a recipe config's own run)")
     args = parser.parse_args()
+    chosen = {name: Path(folder) for name, folder in args.weights}
     context = multiprocessing.get_context("spawn")
     workers = []
     for name in args.variants:
         ours, theirs = context.Pipe()
-        weights = args.recipe_weights if name == "fast-recipe" or name.endswith(".json") else args.old_weights
+        weights = chosen.get(name, args.recipe_weights if name == "fast-recipe" else
+                             None if name.endswith(".json") else args.old_weights)
         process = context.Process(target=serve_variant, args=(theirs, name, args.data, args.threads, args.steps + 2, weights))
         process.start()
         if ours.recv() != "ready":
