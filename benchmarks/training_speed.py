@@ -151,6 +151,8 @@ def main() -> None:
                         help="trained model folder for one variant (e.g. a recipe config's own run)")
     args = parser.parse_args()
     chosen = {name: Path(folder) for name, folder in args.weights}
+    if unknown := set(chosen) - set(args.variants):
+        parser.error(f"--weights for variants not in --variants: {', '.join(sorted(unknown))}")
     context = multiprocessing.get_context("spawn")
     workers = []
     for name in args.variants:
