@@ -6,17 +6,19 @@ import sys
 
 import pytest
 
-FAULTS = """
+STEP_MIB = (1, 4, 13, 26, 13, 4, 52, 8)  # a training step's pattern: activations of several sizes (MiB)
+
+FAULTS = f"""
 import resource, sys
 import torch
 if sys.argv[1] == "keep":
     from semiconv.allocator import keep_freed_memory
     assert keep_freed_memory()
-def step():  # a training step's pattern: activations of several sizes (MiB) allocated, touched, freed
-    held = [torch.ones(n * 2**18) for n in (1, 4, 13, 26, 13, 4, 52, 8)]
+def step():  # allocated, touched, freed
+    held = [torch.ones(n * 2**18) for n in {STEP_MIB}]
     del held
-for _ in range(3):  # warm-up: a first allocation always faults its pages in
-    step()
+for _ in range(6):  # warm-up: first allocations fault their pages in, and the kept heap takes a few
+    step()          # steps to settle (after 3, one 13 MiB block still faulted in 7 runs of 20)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 for _ in range(10):
     step()
@@ -31,12 +33,12 @@ def minor_faults(mode: str) -> int:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc (Linux)")
 def test_kept_memory_is_reused_without_page_faults():
-    pages = 10 * 121 * 2**20 // 4096  # ten steps of 121 MiB in 4 KiB pages
+    pages = 10 * sum(STEP_MIB) * 2**20 // 4096  # ten steps in 4 KiB pages
     assert minor_faults("default") > pages // 10  # glibc hands the blocks back and faults them in again
     assert minor_faults("keep") < pages // 1000   # kept: the same pages serve every step
 
 
-RESIDENT = """
+RESIDENT = f"""
 import sys
 import torch
 from semiconv.allocator import freed_memory_kept
@@ -47,7 +49,7 @@ def resident_mib():
 
 base = resident_mib()
 with freed_memory_kept() as kept:
-    held = [torch.ones(n * 2**18) for n in (1, 4, 13, 26, 13, 4, 52, 8) * 4]  # 484 MiB, then freed
+    held = [torch.ones(n * 2**18) for n in {STEP_MIB} * 4]  # four steps' worth ({4 * sum(STEP_MIB)} MiB), then freed
     del held
     inside = resident_mib() - base
 after = resident_mib() - base
