@@ -34,8 +34,11 @@ def minor_faults(mode: str) -> int:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc (Linux)")
 def test_kept_memory_is_reused_without_page_faults():
     pages = 10 * sum(STEP_MIB) * 2**20 // 4096  # ten steps in 4 KiB pages
-    assert minor_faults("default") > pages // 10  # glibc hands the blocks back and faults them in again
-    assert minor_faults("keep") < pages // 1000   # kept: the same pages serve every step
+    default, kept = minor_faults("default"), minor_faults("keep")
+    assert default > pages // 10  # glibc hands the blocks back and faults them in again
+    # kept: the same pages serve every step; the heap may still grow once by a block (13 MiB,
+    # 3,328 faults, in 2 runs of 8 on one machine and in CI) against 130,000+ faults by default
+    assert kept < pages // 20 and 20 * kept < default
 
 
 RESIDENT = f"""
