@@ -96,6 +96,29 @@ def test_init_refuses_a_head_or_input_its_weights_do_not_fit(tiny_model, tmp_pat
     assert (fresh.model_config.fpn_channels, fresh.model_config.head, fresh.train_config.steps) == (48, "plain", 7)
 
 
+def test_init_backbone_takes_the_resnet_body_and_starts_the_rest_fresh(tiny_model, plate, tmp_path):
+    torch.manual_seed(123)  # not the training seed: a fresh network's body differs from this one
+    donor_folder = tmp_path / "donor"
+    save_model_folder(donor_folder, build_model(tiny_config()), tiny_config())
+    config = tiny_config_file(tmp_path / "cfg.json", lr=0.0)  # lr 0: the saved weights are the initial ones
+    model = json.loads(config.read_text())
+    model["model"]["fpn_channels"] = 48  # another FPN width than the donor's 32
+    config.write_text(json.dumps(model))
+    r = train_cli("--data", plate, "--out", tmp_path / "m", "--config", config, "--init-backbone", donor_folder)
+    assert r.exit_code == 0, r.output
+    donor = torch.load(donor_folder / "weights.pt", map_location="cpu")
+    new = torch.load(tmp_path / "m" / "weights.pt", map_location="cpu")
+    body = [k for k in donor if k.startswith("backbone.body.")]
+    assert body and all(torch.equal(new[k].float(), donor[k].float()) for k in body)
+    assert new["backbone.fpn.inner_blocks.0.0.weight"].shape[0] == 48
+    same_shape = "roi_heads.box_predictor.cls_score.weight"  # fits, but belongs to other features: fresh
+    assert new[same_shape].shape == donor[same_shape].shape and not torch.equal(new[same_shape].float(), donor[same_shape].float())
+    with pytest.raises(InputError, match="backbone_depth 18 \\(new model: 34\\)"):
+        resolve_settings({"model": {"backbone_depth": 34}}, tmp_path / "x", init_backbone=str(tiny_model))
+    with pytest.raises(InputError, match="exclude each other"):
+        resolve_settings({}, tmp_path / "x", init=str(tiny_model), init_backbone=str(tiny_model))
+
+
 def test_resume_keeps_the_run_settings_and_refuses_others_by_name(plate, tmp_path):
     config = tiny_config_file(tmp_path / "cfg.json")
     out = tmp_path / "run"

@@ -104,6 +104,7 @@ def train(
     all_wells: bool = typer.Option(False, "--all-wells", help="BBBC010 wells: train on all wells, the validation wells (or --fold's) included; thresholds still chosen on those (final model)."),
     fold: Optional[int] = typer.Option(None, "--fold", help="Cross-validation: validate on fold 0-4 of semiconv.data.folds, train on the other 40 wells."),
     init: Optional[str] = typer.Option(None, "--init", help="Start from this model's weights and config (name or folder), e.g. to train the bundled model further; --config's model section may add to it, --head/--input may not change it."),
+    init_backbone: Optional[str] = typer.Option(None, "--init-backbone", help="Start the ResNet body from this model (name or folder), like pretrained weights; the model is --config's, its FPN and heads start fresh (e.g. a lighter model from the bundled one)."),
     threads: int = typer.Option(0, "--threads", help="CPU threads (0: torch default)."),
 ):
     """Train a model from scratch on a dataset; keeps the best model by validation avAP."""
@@ -118,7 +119,7 @@ def train(
     try:
         _set_threads(threads)
         settings = resolve_settings(read_config_file(config), out, head=head, input_mode=input_mode, steps=steps,
-                                    resume=resume, init=init)
+                                    resume=resume, init=init, init_backbone=init_backbone)
         model_cfg, train_cfg, init_state = settings.model_config, settings.train_config, settings.init_state
         job = prepare_training(data, model_cfg, all_wells=all_wells, fold=fold)
         for line in job.problems:
@@ -134,7 +135,8 @@ def train(
                 tqdm.write(f"step {step}: validation avAP {val['avAP']:.3f} AP {val['AP']:.3f} AP50 {val['AP50']:.3f} "
                            f"(score >= {val['score_threshold']})", file=sys.stderr)
 
-        result = job.run(train_cfg, out, device, resume=resume, init_state=init_state, progress=progress)
+        result = job.run(train_cfg, out, device, resume=resume, init_state=init_state, progress=progress,
+                         fresh_modules=settings.fresh_modules)
         bar.close()
     except (SemiconvError, ValueError) as exc:
         _fail(str(exc))

@@ -58,7 +58,7 @@ class Trainer:
 
     def __init__(self, train_samples: list[Sample], val_samples: list[Sample], model_config: ModelConfig,
                  train_config: TrainConfig, out: Path, device: torch.device, init_state: dict | None = None,
-                 extra_meta: dict | None = None):
+                 extra_meta: dict | None = None, fresh_modules: tuple[str, ...] = ()):
         cfg = self.cfg = train_config
         self.val_samples, self.out, self.device = val_samples, out, device
         if cfg.train_only not in ("", "foreground"):
@@ -74,7 +74,7 @@ class Trainer:
         if not model_config.worm_length_px:
             model_config = replace(model_config, worm_length_px=round(typical_worm_length(s.masks for s in train_samples), 1))
         self.model_config = replace(model_config)
-        self.network = self._build_network(init_state)
+        self.network = self._build_network(init_state, fresh_modules)
         self.bf16 = use_bf16(cfg.autocast_bf16, device)
         self.params = [p for p in self.network.parameters() if p.requires_grad]
         # the fused AdamW kernel (one pass over all parameters; same update): 27 -> 7 ms a step on 2 CPU cores
@@ -87,12 +87,14 @@ class Trainer:
         self.checkpoint_path = out / "checkpoints" / "last.pt"
         self.log_path = out / "log.jsonl"
 
-    def _build_network(self, init_state: dict | None) -> torch.nn.Module:
+    def _build_network(self, init_state: dict | None, fresh_modules: tuple[str, ...]) -> torch.nn.Module:
+        """The network, from `init_state` where given; `fresh_modules` (and a foreground head the
+        base model lacks) keep their fresh initialisation."""
         network = build_model(self.model_config).to(self.device)
         if self.cfg.channels_last:
             network.to(memory_format=torch.channels_last)
         if init_state is not None:
-            load_state_checked(network, init_state, "base model", new_modules=("foreground_head",))
+            load_state_checked(network, init_state, "base model", new_modules=("foreground_head", *fresh_modules))
         if self.cfg.train_only == "foreground":
             if network.foreground_head is None:
                 raise ValueError("train_only 'foreground' needs a model with foreground_head: true")
@@ -186,11 +188,13 @@ def train(
     device: torch.device,
     resume: bool = False,
     init_state: dict | None = None,
+    fresh_modules: tuple[str, ...] = (),
     extra_meta: dict | None = None,
     progress: Callable | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> TrainResult:
-    """Train (or fine-tune from `init_state`) and keep the best model in `out_dir`.
+    """Train (or fine-tune from `init_state`; `fresh_modules`: name prefixes it lacks on purpose)
+    and keep the best model in `out_dir`.
 
     progress(step, total, losses: dict, val_metrics: dict | None) is called after each step;
     should_stop() is polled each step (a stop keeps the last good checkpoint).
@@ -199,7 +203,7 @@ def train(
         raise ValueError("no training images")
     out = Path(out_dir)
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
-    run = Trainer(train_samples, val_samples, model_config, train_config, out, device, init_state, extra_meta)
+    run = Trainer(train_samples, val_samples, model_config, train_config, out, device, init_state, extra_meta, fresh_modules)
     cfg = run.cfg
     if resume:
         run.resume()

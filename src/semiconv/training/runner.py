@@ -24,9 +24,11 @@ class TrainingJob:
     problems: list[str] = field(default_factory=list)
     sources: dict = field(default_factory=dict)
 
-    def run(self, train_config: TrainConfig, out: Path, device: str = "auto", resume: bool = False, init_state=None, progress=None, should_stop=None):
+    def run(self, train_config: TrainConfig, out: Path, device: str = "auto", resume: bool = False, init_state=None,
+            progress=None, should_stop=None, fresh_modules: tuple[str, ...] = ()):
         return train(self.train, self.val, self.model_config, train_config, out, resolve_device(device), resume=resume,
-                     init_state=init_state, extra_meta={"data": self.sources}, progress=progress, should_stop=should_stop)
+                     init_state=init_state, fresh_modules=fresh_modules, extra_meta={"data": self.sources},
+                     progress=progress, should_stop=should_stop)
 
 
 def prepare_training(data: str | Path, model_config: ModelConfig, all_wells: bool = False, val_fraction: float = 0.2,

@@ -3,9 +3,11 @@ model to start from; choices that contradict each other are refused by name.
 
 Precedence for a new run: the model to start from (`init`: its config and weights), then the
 config file's 'model' section, then --head/--input (refused with `init` when they would change its
-head or input: its weights would not fit). A resumed run (its checkpoint exists) keeps the model
-and training settings it was started with; the config file and flags may repeat them or raise
-the step count, anything else is refused.
+head or input: its weights would not fit). `init_backbone` takes only a model's ResNet body (like
+pretrained weights): the new model is the config file's, with its own FPN and heads, trained
+fresh. A resumed run (its checkpoint exists) keeps the model and training settings it was
+started with; the config file and flags may repeat them or raise the step count, anything else
+is refused.
 """
 
 from __future__ import annotations
@@ -21,13 +23,17 @@ from ..errors import InputError
 #: a config file may name them, a resumed run keeps its own.
 CHOSEN_BY_TRAINING = (*CHOSEN_THRESHOLDS, "worm_width_px", "worm_length_px")
 SECTIONS = ("model", "train")
+#: What `init_backbone` takes from a model, and what starts fresh (state-dict name prefixes)
+BACKBONE_BODY = "backbone.body."
+FRESH_AFTER_BACKBONE = ("backbone.fpn", "rpn", "roi_heads", "foreground_head")
 
 
 @dataclass
 class TrainingSettings:
     model_config: ModelConfig
     train_config: TrainConfig
-    init_state: dict | None = None  # weights to start from (`init`)
+    init_state: dict | None = None  # weights to start from (`init`, `init_backbone`)
+    fresh_modules: tuple[str, ...] = ()  # modules the weights lack on purpose (`init_backbone`): initialised fresh
     resuming: bool = False  # a checkpoint to continue from exists
 
 
@@ -50,12 +56,15 @@ def checkpoint_of(out: str | Path) -> Path:
 
 
 def resolve_settings(sections: dict, out: str | Path, *, head: str | None = None, input_mode: str | None = None,
-                     steps: int | None = None, resume: bool = False, init: str | None = None) -> TrainingSettings:
+                     steps: int | None = None, resume: bool = False, init: str | None = None,
+                     init_backbone: str | None = None) -> TrainingSettings:
     """The model and training configs of `semiconv train` (see the module's docstring)."""
     checkpoint = checkpoint_of(out)
     if resume and checkpoint.exists():
         return _resumed(sections, checkpoint, head, input_mode, steps)
-    init_state = None
+    if init and init_backbone:
+        raise InputError("--init and --init-backbone exclude each other: --init takes the whole model, --init-backbone its ResNet body only")
+    init_state, fresh_modules = None, ()
     model_section = sections.get("model", {})
     if init:
         from ..model_folders import read_model_folder, resolve_model
@@ -71,11 +80,26 @@ def resolve_settings(sections: dict, out: str | Path, *, head: str | None = None
     else:
         model_config = ModelConfig.from_dict(model_section)
         model_config = replace(model_config, **{k: v for k, v in (("head", head), ("input_mode", input_mode)) if v})
+    if init_backbone:
+        init_state, fresh_modules = backbone_weights(init_backbone, model_config), FRESH_AFTER_BACKBONE
     train_config = TrainConfig.from_dict(sections.get("train", {}))
     if steps:
         train_config = replace(train_config, steps=steps)
     model_config.validate()
-    return TrainingSettings(model_config, train_config, init_state)
+    return TrainingSettings(model_config, train_config, init_state, fresh_modules)
+
+
+def backbone_weights(model: str, model_config: ModelConfig) -> dict:
+    """The ResNet body's weights of `model` (name or folder) for a new model of `model_config`:
+    refused by name when its depth or input channels differ."""
+    from ..model_folders import read_model_folder, resolve_model
+
+    donor, state, _ = read_model_folder(resolve_model(model))
+    differ = [f"{key} {getattr(donor, key)!r} (new model: {getattr(model_config, key)!r})"
+              for key in ("backbone_depth", "input_mode") if getattr(donor, key) != getattr(model_config, key)]
+    if differ:
+        raise InputError(f"--init-backbone {model}: its backbone does not fit the new model: {'; '.join(differ)}")
+    return {k: v for k, v in state.items() if k.startswith(BACKBONE_BODY)}
 
 
 def _resumed(sections: dict, checkpoint: Path, head, input_mode, steps) -> TrainingSettings:
