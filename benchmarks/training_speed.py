@@ -53,7 +53,7 @@ from semiconv.config import ModelConfig, TrainConfig
 from semiconv.data.bbbc010 import Bbbc010Folder
 from semiconv.data.packed import PackedWells, is_packed_file
 from semiconv.model_folders import read_model_folder
-from semiconv.training.loop import Trainer, learning_rate_factor
+from semiconv.training.loop import Trainer
 from semiconv.training.samples import make_batch, samples_from_bbbc010
 
 RECIPE = Path(__file__).parent / "configs" / "bbbc010-long.json"
@@ -101,9 +101,9 @@ class Variant:
         self.making = (time.perf_counter() - start) / steps
         self.run = Trainer(samples, [], self.model_config, replace(tc, num_threads=0), out / name, torch.device("cpu"),
                            init_state=init_state)
-        if not self.fast:  # the old recipe's optimiser: AdamW one parameter at a time (not fused), on the run's schedule
-            self.run.optimizer = torch.optim.AdamW(self.run.params, lr=tc.lr, weight_decay=tc.weight_decay)
-            self.run.scheduler = torch.optim.lr_scheduler.LambdaLR(self.run.optimizer, learning_rate_factor(tc, self.run.time_fraction))
+        if not self.fast:  # the old recipe's optimiser: AdamW one parameter at a time (not fused; as Trainer.resume sets it)
+            for group in self.run.optimizer.param_groups:
+                group["fused"], group["foreach"] = False, False
         self.run.network.train()
         self.times = []
 
