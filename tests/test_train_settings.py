@@ -15,7 +15,8 @@ from semiconv.config import ModelConfig
 from semiconv.errors import InputError
 from semiconv.model_folders import save_model_folder
 from semiconv.network import build_model
-from semiconv.training.loop import train
+from semiconv.training.loop import Trainer, train
+from semiconv.training.samples import make_batch
 from semiconv.training.settings import read_config_file, resolve_settings
 
 TINY_TRAIN = {"steps": 1, "crop_size": 96, "batch_size": 1, "val_every": 1, "warmup_steps": 1, "checkpoint_every": 1}
@@ -162,3 +163,20 @@ def test_training_leaves_the_callers_config_alone(tmp_path):
     assert config.to_dict() == before
     saved = ModelConfig.from_dict(json.loads((tmp_path / "m" / "config.json").read_text())["model"])
     assert saved.worm_width_px > 0 and config.worm_width_px == 0
+
+
+def test_frozen_backbone_stages_keep_their_weights_and_train_the_rest(tmp_path):
+    samples = synthetic_samples(2)
+    cfg = tiny_train_config(lr=1e-2, warmup_steps=0, frozen_backbone_stages=2)
+    run = Trainer(samples, [], tiny_config(), cfg, tmp_path / "run", torch.device("cpu"))
+    before = {k: v.clone() for k, v in run.network.state_dict().items()}
+    run.network.train()
+    run.step(*make_batch(samples, cfg.batch_size, cfg.crop_size, np.random.default_rng(0), {}, False))
+    after = run.network.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    stem_and_layer1 = [k for k in before if k.startswith(("backbone.body.conv1.", "backbone.body.bn1.", "backbone.body.layer1."))]
+    assert stem_and_layer1 and not changed & set(stem_and_layer1)
+    assert "backbone.body.layer2.0.conv1.weight" in changed and "backbone.fpn.inner_blocks.0.0.weight" in changed
+    assert not any(p.requires_grad for name, p in run.network.named_parameters() if name in stem_and_layer1)
+    with pytest.raises(ValueError, match="frozen_backbone_stages must be 0-5"):
+        Trainer(samples, [], tiny_config(), tiny_train_config(frozen_backbone_stages=6), tmp_path / "x", torch.device("cpu"))

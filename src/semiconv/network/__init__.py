@@ -6,7 +6,7 @@ the package (e.g. `network.embedding` for post-processing) does not load the who
 
 from importlib import import_module
 
-__all__ = ["SemiConvMaskRCNN", "build_model"]
+__all__ = ["BACKBONE_STAGES", "SemiConvMaskRCNN", "build_model", "freeze_backbone_stages"]
 
 
 def __getattr__(name: str):

@@ -44,6 +44,18 @@ def build_backbone(config: ModelConfig) -> BackboneWithFPN:
     return BackboneWithFPN(body, return_layers, in_channels, config.fpn_channels, extra_blocks=LastLevelMaxPool())
 
 
+BACKBONE_STAGES = (("conv1", "bn1"), ("layer1",), ("layer2",), ("layer3",), ("layer4",))  # the ResNet body, input first
+
+
+def freeze_backbone_stages(model: nn.Module, stages: int) -> None:
+    """Stop gradients in the first `stages` stages of the ResNet body (1: the stem; 2: the stem and
+    layer1; ...): their backward is skipped, as torchvision's `trainable_layers` does."""
+    frozen = tuple(f"backbone.body.{module}." for stage in BACKBONE_STAGES[:stages] for module in stage)
+    for name, parameter in model.named_parameters():
+        if name.startswith(frozen):
+            parameter.requires_grad_(False)
+
+
 class SemiConvMaskRCNN(MaskRCNN):
     """torchvision MaskRCNN whose forward also passes the padded batch size to the ROI heads
     and, with a foreground head, adds its loss (training) or its probability map (inference).

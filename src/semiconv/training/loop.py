@@ -25,7 +25,7 @@ from ..config import ModelConfig, TrainConfig
 from ..errors import CheckpointError
 from ..io import atomic_path
 from ..model_folders import load_state_checked, save_model_folder
-from ..network import build_model
+from ..network import BACKBONE_STAGES, build_model, freeze_backbone_stages
 from ..precision import use_bf16
 from ..scale import typical_worm_length, typical_worm_width
 from .samples import Sample, batch_stream
@@ -63,6 +63,8 @@ class Trainer:
         self.val_samples, self.out, self.device = val_samples, out, device
         if cfg.train_only not in ("", "foreground"):
             raise ValueError(f"train_only must be '' or 'foreground', not {cfg.train_only!r}")
+        if not 0 <= cfg.frozen_backbone_stages <= len(BACKBONE_STAGES):
+            raise ValueError(f"frozen_backbone_stages must be 0-{len(BACKBONE_STAGES)}, not {cfg.frozen_backbone_stages}")
         if cfg.num_threads:
             torch.set_num_threads(cfg.num_threads)
         torch.manual_seed(cfg.seed)
@@ -101,6 +103,7 @@ class Trainer:
             network.foreground_only = True
             for name, p in network.named_parameters():
                 p.requires_grad_(name.startswith("foreground_head."))
+        freeze_backbone_stages(network, self.cfg.frozen_backbone_stages)
         return network
 
     def train_seconds(self) -> float:
