@@ -1,6 +1,7 @@
 """`semiconv train` settings: config file, flags, --init, --resume, --fold, --all-wells; choices
 that contradict each other are refused by name; training never changes the caller's config."""
 
+import hashlib
 import json
 
 import numpy as np
@@ -112,6 +113,12 @@ def test_init_backbone_takes_the_resnet_body_and_starts_the_rest_fresh(tiny_mode
     body = [k for k in donor if k.startswith("backbone.body.")]
     assert body and all(torch.equal(new[k].float(), donor[k].float()) for k in body)
     assert new["backbone.fpn.inner_blocks.0.0.weight"].shape[0] == 48
+    donor_digest = hashlib.sha256((donor_folder / "weights.pt").read_bytes()).hexdigest()
+    started = json.loads((tmp_path / "m" / "config.json").read_text())["started_from"]
+    assert started == {"init_backbone": str(donor_folder), "folder": str(donor_folder.resolve()), "weights_sha256": donor_digest}
+    r = train_cli("--data", plate, "--out", tmp_path / "m", "--resume", "--steps", "2")  # without the flag: kept
+    assert r.exit_code == 0, r.output
+    assert torch.load(tmp_path / "m" / "checkpoints" / "last.pt", weights_only=False)["started_from"] == started
     same_shape = "roi_heads.box_predictor.cls_score.weight"  # fits, but belongs to other features: fresh
     assert new[same_shape].shape == donor[same_shape].shape and not torch.equal(new[same_shape].float(), donor[same_shape].float())
     with pytest.raises(InputError, match="backbone_depth 18 \\(new model: 34\\)"):

@@ -136,7 +136,7 @@ def train(
                            f"(score >= {val['score_threshold']})", file=sys.stderr)
 
         result = job.run(train_cfg, out, device, resume=resume, init_state=init_state, progress=progress,
-                         fresh_modules=settings.fresh_modules)
+                         fresh_modules=settings.fresh_modules, started_from=settings.started_from)
         bar.close()
     except (SemiconvError, ValueError) as exc:
         _fail(str(exc))

@@ -144,7 +144,7 @@ class Trainer:
                 "scheduler": self.scheduler.state_dict(), "step": self.step_count, "best": self.best,
                 "best_metrics": self.best_metrics, "torch_rng": torch.get_rng_state(),
                 "model_config": self.model_config.to_dict(), "train_config": self.cfg.to_dict(),
-                "train_seconds": self.train_seconds(), "done": done,
+                "train_seconds": self.train_seconds(), "done": done, "started_from": self.meta.get("started_from"),
             }, tmp)
 
     def validate(self) -> dict | None:

@@ -35,6 +35,8 @@ class TrainingSettings:
     init_state: dict | None = None  # weights to start from (`init`, `init_backbone`)
     fresh_modules: tuple[str, ...] = ()  # modules the weights lack on purpose (`init_backbone`): initialised fresh
     resuming: bool = False  # a checkpoint to continue from exists
+    # the model it started from, for the run's config.json: {"init" or "init_backbone": name, "folder", "weights_sha256"}
+    started_from: dict | None = None
 
 
 def read_config_file(path: str | Path | None) -> dict:
@@ -64,7 +66,7 @@ def resolve_settings(sections: dict, out: str | Path, *, head: str | None = None
         return _resumed(sections, checkpoint, head, input_mode, steps)
     if init and init_backbone:
         raise InputError("--init and --init-backbone exclude each other: --init takes the whole model, --init-backbone its ResNet body only")
-    init_state, fresh_modules = None, ()
+    init_state, fresh_modules, started_from = None, (), None
     model_section = sections.get("model", {})
     if init:
         from ..model_folders import read_model_folder, resolve_model
@@ -77,16 +79,30 @@ def resolve_settings(sections: dict, out: str | Path, *, head: str | None = None
             raise InputError(f"--init {init}: its weights are for head {model_config.head!r} and input "
                              f"{model_config.input_mode!r}; {' and '.join(changed)} would not fit them")
         model_config = ModelConfig.from_dict({**model_config.to_dict(), **model_section})
+        started_from = starting_model("init", init)
     else:
         model_config = ModelConfig.from_dict(model_section)
         model_config = replace(model_config, **{k: v for k, v in (("head", head), ("input_mode", input_mode)) if v})
     if init_backbone:
         init_state, fresh_modules = backbone_weights(init_backbone, model_config), FRESH_AFTER_BACKBONE
+        started_from = starting_model("init_backbone", init_backbone)
     train_config = TrainConfig.from_dict(sections.get("train", {}))
     if steps:
         train_config = replace(train_config, steps=steps)
     model_config.validate()
-    return TrainingSettings(model_config, train_config, init_state, fresh_modules)
+    return TrainingSettings(model_config, train_config, init_state, fresh_modules, started_from=started_from)
+
+
+def starting_model(flag: str, model: str) -> dict:
+    """What a run started from, as its config.json records it: the flag's name and value, the
+    model folder and its weights' SHA-256 (a bundled name may later hold other weights)."""
+    import hashlib
+
+    from ..model_folders import WEIGHTS_FILE, resolve_model
+
+    folder = resolve_model(model)
+    digest = hashlib.sha256((folder / WEIGHTS_FILE).read_bytes()).hexdigest()
+    return {flag: str(model), "folder": str(folder.resolve()), "weights_sha256": digest}
 
 
 def backbone_weights(model: str, model_config: ModelConfig) -> dict:
@@ -122,7 +138,7 @@ def _resumed(sections: dict, checkpoint: Path, head, input_mode, steps) -> Train
                          "Leave them out or train into a new folder")
     if wanted:
         train_config = replace(train_config, steps=wanted)
-    return TrainingSettings(model_config, train_config, resuming=True)
+    return TrainingSettings(model_config, train_config, resuming=True, started_from=saved.get("started_from"))
 
 
 def _differences(section: str, asked: dict, saved: dict, skip: tuple[str, ...]) -> list[str]:
