@@ -143,6 +143,27 @@ def test_moving_worms_start_as_annotated_and_crawl(moving_c01):
     assert seq.crossings() > 0
 
 
+def test_painted_out_background_leaves_no_ghost_where_a_worm_lay():
+    """A worm lying beside the dark edge of the well, another in a clump on a bright slope: the
+    painted-out background continues its surroundings (within a few noise levels of the truth), so
+    a worm that crawls away leaves nothing worm-shaped behind."""
+    from semiconv.data.moving import painted_out
+
+    rows, cols = np.mgrid[0:SHAPE[0], 0:SHAPE[1]].astype(np.float32)
+    inside = 1 / (1 + np.exp((rows - 100) / 2))  # the well's edge at row 100, a few pixels wide
+    truth = (100 + (900 + 3 * cols) * inside).astype(np.float32)
+    masks = np.array([tube_mask(np.array([[93, 20], [93, 140]]), 3, SHAPE),  # 4 px inside the edge
+                      tube_mask(np.array([[30, 20], [30, 140]]), 4, SHAPE),  # a clump of three
+                      tube_mask(np.array([[40, 20], [40, 140]]), 4, SHAPE),
+                      tube_mask(np.array([[50, 20], [50, 140]]), 4, SHAPE)])
+    image = np.where(masks.any(0), 0.5 * truth, truth) + np.random.default_rng(1).normal(0, 5, SHAPE)
+    background, noise = painted_out(image, masks, np.random.default_rng(2))
+    assert 3 < noise < 10
+    for worm in masks:
+        error = np.abs(background[worm] - truth[worm])
+        assert np.median(error) < 4 * noise, np.median(error)
+
+
 def test_linking_true_masks_of_moving_worms_keeps_every_identity(moving_c01):
     _, _, seq = moving_c01
     rng = np.random.default_rng(0)
