@@ -10,7 +10,7 @@ def test_manifest_validates():
     manifest = PluginManifest.from_distribution("napari-semiconv")
     assert manifest.name == "napari-semiconv"
     keys = {s.key for s in manifest.contributions.sample_data}
-    assert keys == {"bbbc010_c01", "bbbc010_c02", "bbbc010_b20", "synthetic"}  # one entry per well
+    assert keys == {"bbbc010_c01", "bbbc010_c02", "bbbc010_b20", "crawling_c01", "synthetic"}  # one entry per well
 
 
 def test_reader_and_writers_roundtrip(tmp_path):
@@ -45,3 +45,12 @@ def test_sample_data_opens_in_viewer(make_napari_viewer):
     assert "B20 bright-field" in viewer.layers and len(viewer.layers) == 8
     viewer.open_sample("napari-semiconv", "synthetic")
     assert viewer.layers["synthetic worms"].data.ndim == 3
+    viewer.open_sample("napari-semiconv", "crawling_c01")  # a time-lapse to track
+    movie, truth = viewer.layers["C01 crawling"], viewer.layers["C01 crawling true identities"]
+    assert movie.data.shape == truth.data.shape == (12, 520, 696)
+    assert movie.visible and not truth.visible
+    first, last = (set(np.unique(truth.data[t])) - {0} for t in (0, -1))
+    assert len(first) >= 10 and first == last  # every worm is there to the last frame
+    area = np.array([[np.count_nonzero(truth.data[t] == k) for k in sorted(first)] for t in (0, -1)])
+    assert (np.abs(area[1] / area[0] - 1) < 0.2).all()  # under its own label (worms differ in size)
+    assert not np.array_equal(truth.data[0], truth.data[-1])  # and the worms moved
