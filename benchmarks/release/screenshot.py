@@ -1,6 +1,7 @@
 """The README pictures, regenerated, and the first Segment click timed as a biologist meets it.
 
     xvfb-run -a -s "-screen 0 1600x1000x24" python benchmarks/release/screenshot.py [--model bbbc010-brightfield] [--well C01]
+        [--only-tracking]
 
 1. docs/images/napari-segment.png: a sample well opened from File > Open Sample, the Segment
    widget docked, Segment clicked; the view zoomed on the crossing pair of worms that overlap
@@ -11,6 +12,10 @@
    of the worm under the pointer).
 3. docs/images/napari-finetune.png: the Fine-tune widget docked under the Segment widget, a
    short fine-tune on the well's corrected instances, its live loss / validation plot.
+4. docs/images/napari-tracking.png: the C01 time-lapse sample (its worms crawling, 12 frames)
+   segmented with "track worms across frames", the last frame with each worm's path (Tracks),
+   and the Worm table plotting one steadily crawling worm's length and speed over frames
+   (`--only-tracking`: this picture alone).
 Prints JSON: seconds from the click to the layers (model load included: first use in the
 process), once clicked as soon as the widget opened, once after its background work (model
 loaded, the chosen plane segmented ahead with the model's own thresholds, which the click
@@ -82,17 +87,64 @@ viewer.close()
     return float(r.stdout.split("SECONDS")[1].split()[0])
 
 
+def tracking_picture(app, model: str) -> dict:
+    """docs/images/napari-tracking.png (see the module docstring); its own viewer."""
+    import napari
+    import numpy as np
+
+    from napari_semiconv._segment_widget import SegmentWidget
+    from napari_semiconv._table_widget import WormTableWidget
+
+    viewer = napari.Viewer(show=True)
+    viewer.window.resize(1600, 1000)
+    viewer.open_sample("napari-semiconv", "crawling_c01")
+    widget = SegmentWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Segment", area="right")
+    widget.image.value, widget.model.value, widget.track.value = "C01 crawling", model, True
+    widget.run()
+    _wait(app, lambda: widget.worker is None)
+    name = f"C01 crawling [{model}]"
+    inst, tracks = viewer.layers[f"{name} instances"], viewer.layers[f"{name} tracks"]
+    for layer in viewer.layers:
+        layer.visible = layer.name in {"C01 crawling", inst.name, tracks.name}
+    tracks.tail_length, tracks.tail_width = 12, 4
+    table = WormTableWidget(viewer)
+    viewer.window.add_dock_widget(table, name="Worm table", area="right")
+    table.layer.value = inst.name
+    per_worm = inst.features.groupby("track_id")
+    frames = viewer.layers["C01 crawling"].data.shape[0]
+    steady = ((per_worm["length_px"].std() / per_worm["length_px"].mean() < 0.03) & (per_worm.size() == frames)
+              & (per_worm["speed_px_per_frame"].max() < 8))  # found in every frame, whole, no jump
+    worm = int(per_worm["speed_px_per_frame"].sum()[steady].idxmax())  # the farthest of those
+    table.select_row(int(np.flatnonzero(inst.features["track_id"].to_numpy() == worm)[-1]))
+    inst.show_selected_label = False  # every worm shown, the plotted one selected
+    viewer.dims.set_current_step(0, frames - 1)
+    viewer.camera.center, viewer.camera.zoom = (0, 330, 340), 1.7
+    _settle(app, 2.0)
+    viewer.screenshot(str(DOCS / "napari-tracking.png"), canvas_only=False)
+    result = {"tracking_status": widget.status.value, "tracks": int(inst.features["track_id"].nunique()),
+              "plotted_track": worm}
+    viewer.close()
+    return result
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default="bbbc010-brightfield")
     parser.add_argument("--well", default="C01")
     parser.add_argument("--finetune-steps", type=int, default=12)
     parser.add_argument("--no-timing", action="store_true")
+    parser.add_argument("--only-tracking", action="store_true", help="the tracking picture alone")
     args = parser.parse_args()
     import warnings
 
     warnings.filterwarnings("ignore", message=".*PyQt5 backend is deprecated.*")
     result = {}
+    if args.only_tracking:
+        from qtpy.QtWidgets import QApplication
+
+        print(json.dumps(tracking_picture(QApplication.instance() or QApplication([]), args.model)))
+        return
     if not args.no_timing:
         result["click_to_layers_s_clicked_at_once"] = round(click_timing(args.model, args.well, False), 2)
         result["click_to_layers_s_after_background_load"] = round(click_timing(args.model, args.well, True), 2)
@@ -191,8 +243,9 @@ def main():
     from semiconv.training.finetune import output_folder
 
     shutil.rmtree(output_folder(tune.name.value), ignore_errors=True)
-    print(json.dumps(result))
     viewer.close()
+    result.update(tracking_picture(app, args.model))
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":
