@@ -53,6 +53,12 @@ def _stackify(arrays):
     return arrays[0] if len(arrays) == 1 else np.stack(arrays)
 
 
+def stack_axis_labels(multi: bool) -> tuple[str, ...]:
+    """Axis names of an instance stack layer, (frame,) worm, y, x: its worm axis gets a slider of its
+    own, which the viewer then names "worm" beside the "frame" slider."""
+    return ("frame", "worm", "y", "x") if multi else ("worm", "y", "x")
+
+
 def instance_layers(masks: np.ndarray, name: str, scores=None, visible_stack: bool = False) -> list[tuple]:
     """Ground truth or loaded stacks (N x H x W bool): `plane_layers` of one plane, worms 1..N
     measured here."""
@@ -85,6 +91,7 @@ def plane_layers(planes: list, rows: list[dict], name: str, metadata: dict | Non
                                           "metadata": {**meta, "role": "instances"}}, "labels"),
         (stack if multi else stack[0], {"name": stack_name or f"{name} instance stack (one plane per worm)",
                                         "visible": visible_stack, "features": features,
+                                        "axis_labels": stack_axis_labels(multi),
                                         "metadata": {**meta, "role": "instance stack"}}, "labels"),
     ]
 
@@ -117,6 +124,7 @@ def prediction_layers(preds: list, name: str, metadata: dict, rows: list[dict] |
         stack[: len(p)] = p.masks * ids[:, None, None]
         planes.append(stack)
     layers.append((_stackify(planes), {"name": f"{name} instance stack (one plane per worm)", "visible": False,
+                                       "axis_labels": stack_axis_labels(multi),
                                        "metadata": {**metadata, "role": "instance stack"}}, "labels"))
     if all(p.displacement is not None for p in preds):
         layers.append(displacement_layer(preds, name, metadata, vector_step))

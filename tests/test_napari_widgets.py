@@ -70,6 +70,7 @@ def test_segment_adds_inspection_layers(make_napari_viewer, qtbot, tiny_models, 
     assert set(np.unique(inst.data[inst.data > 0])) <= set(inst.features["label"])
     stack = viewer.layers[f"{name} instance stack (one plane per worm)"]
     assert isinstance(stack, Labels) and stack.data.shape[1:] == (520, 696) and not stack.visible
+    assert viewer.dims.axis_labels[0] == "worm"  # the stack's own slider says what it scrolls
     vec = viewer.layers[f"{name} displacement"]
     assert isinstance(vec, Vectors) and vec.data.ndim == 3 and vec.data.shape[1:] == (2, 2)
     starts = vec.data[:, 0].astype(int)
@@ -520,6 +521,7 @@ def test_track_worms_in_a_stack_correct_an_identity_and_plot_a_worm(make_napari_
     result = widget.results[inst.name]
     ids, preds = result["track_ids"], result["preds"]
     assert inst.metadata["tracked"] and inst.data.shape == seq.frames.shape
+    assert viewer.dims.axis_labels[:2] == ("frame", "worm")  # two sliders, each named
     for t, pred in enumerate(preds):  # the labels are track ids, and each worm keeps one through the frames
         for mask, track in zip(pred.masks, ids[t], strict=True):
             assert np.bincount(inst.data[t][mask]).argmax() == track
