@@ -127,6 +127,25 @@ def test_init_backbone_takes_the_resnet_body_and_starts_the_rest_fresh(tiny_mode
         resolve_settings({}, tmp_path / "x", init=str(tiny_model), init_backbone=str(tiny_model))
 
 
+def test_init_with_a_reshaped_mask_head_starts_that_head_fresh_and_keeps_the_rest(tiny_model, plate, tmp_path):
+    config = tiny_config_file(tmp_path / "cfg.json", lr=0.0)  # lr 0: the saved weights are the initial ones
+    sections = json.loads(config.read_text())
+    sections["model"]["mask_head_layers"] = [48, 48, 48]  # the tiny model's is 32, 32
+    config.write_text(json.dumps(sections))
+    r = train_cli("--data", plate, "--out", tmp_path / "m", "--config", config, "--init", tiny_model)
+    assert r.exit_code == 0, r.output
+    assert "reshapes roi_heads.mask_head, roi_heads.mask_predictor: those start fresh" in r.output
+    donor = torch.load(tiny_model / "weights.pt", map_location="cpu")
+    new = torch.load(tmp_path / "m" / "weights.pt", map_location="cpu")
+    assert new["roi_heads.mask_head.2.0.weight"].shape[0] == 48
+    kept = [k for k in donor if not k.startswith(("roi_heads.mask_head.", "roi_heads.mask_predictor."))]
+    assert kept and all(torch.equal(new[k].float(), donor[k].float()) for k in kept)
+    started = json.loads((tmp_path / "m" / "config.json").read_text())["started_from"]
+    assert started["init"] == str(tiny_model) and started["fresh_modules"] == ["roi_heads.mask_head", "roi_heads.mask_predictor"]
+    with pytest.raises(InputError, match="changes its ResNet body"):
+        resolve_settings({"model": {"backbone_depth": 34}}, tmp_path / "x", init=str(tiny_model))
+
+
 def test_resume_keeps_the_run_settings_and_refuses_others_by_name(plate, tmp_path):
     config = tiny_config_file(tmp_path / "cfg.json")
     out = tmp_path / "run"

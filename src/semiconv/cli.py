@@ -103,7 +103,7 @@ def train(
     steps: Optional[int] = typer.Option(None, "--steps", help="Training steps (overrides the config)."),
     all_wells: bool = typer.Option(False, "--all-wells", help="BBBC010 wells: train on all wells, the validation wells (or --fold's) included; thresholds still chosen on those (final model)."),
     fold: Optional[int] = typer.Option(None, "--fold", help="Cross-validation: validate on fold 0-4 of semiconv.data.folds, train on the other 40 wells."),
-    init: Optional[str] = typer.Option(None, "--init", help="Start from this model's weights and config (name or folder), e.g. to train the bundled model further; --config's model section may add to it, --head/--input may not change it."),
+    init: Optional[str] = typer.Option(None, "--init", help="Start from this model's weights and config (name or folder), e.g. to train the bundled model further; --config's model section may add to it (a part it reshapes, e.g. a wider mask head, starts fresh), --head/--input may not change it."),
     init_backbone: Optional[str] = typer.Option(None, "--init-backbone", help="Start the ResNet body from this model (name or folder), like pretrained weights; the model is --config's, its FPN and heads start fresh (e.g. a lighter model from the bundled one)."),
     threads: int = typer.Option(0, "--threads", help="CPU threads (0: torch default)."),
 ):
@@ -124,6 +124,9 @@ def train(
         job = prepare_training(data, model_cfg, all_wells=all_wells, fold=fold)
         for line in job.problems:
             typer.secho(f"warning: {line}", fg=typer.colors.YELLOW, err=True)
+        if settings.started_from and settings.started_from.get("fresh_modules"):
+            typer.echo(f"--init {init}: the config reshapes {', '.join(settings.started_from['fresh_modules'])}: "
+                       "those start fresh, the rest from its weights", err=True)
         typer.echo(f"training on {len(job.train)} images, validating on {len(job.val)}; device {resolve_device(device)}", err=True)
         bar = tqdm(total=train_cfg.final_step, desc="training", unit="step", file=sys.stderr, mininterval=2 if sys.stderr.isatty() else 60)
 

@@ -3,7 +3,9 @@ model to start from; choices that contradict each other are refused by name.
 
 Precedence for a new run: the model to start from (`init`: its config and weights), then the
 config file's 'model' section, then --head/--input (refused with `init` when they would change its
-head or input: its weights would not fit). `init_backbone` takes only a model's ResNet body (like
+head or input: its weights would not fit); a config file that reshapes a part of the `init` model
+(a wider mask head, say) starts that part fresh, the rest from its weights (`reshaped_modules`).
+`init_backbone` takes only a model's ResNet body (like
 pretrained weights): the new model is the config file's, with its own FPN and heads, trained
 fresh. A resumed run (its checkpoint exists) keeps the model and training settings it was
 started with; the config file and flags may repeat them or raise the step count, anything else
@@ -79,7 +81,14 @@ def resolve_settings(sections: dict, out: str | Path, *, head: str | None = None
             raise InputError(f"--init {init}: its weights are for head {model_config.head!r} and input "
                              f"{model_config.input_mode!r}; {' and '.join(changed)} would not fit them")
         model_config = ModelConfig.from_dict({**model_config.to_dict(), **model_section})
+        model_config.validate()
         started_from = starting_model("init", init)
+        fresh_modules = reshaped_modules(init_state, model_config)
+        if fresh_modules:
+            if any(m.startswith(BACKBONE_BODY.rstrip(".")) for m in fresh_modules):
+                raise InputError(f"--init {init}: the config changes its ResNet body ({', '.join(fresh_modules)}); "
+                                 "use --init-backbone with a body of the same depth, or train from scratch")
+            started_from = {**started_from, "fresh_modules": list(fresh_modules)}
     else:
         model_config = ModelConfig.from_dict(model_section)
         model_config = replace(model_config, **{k: v for k, v in (("head", head), ("input_mode", input_mode)) if v})
@@ -103,6 +112,18 @@ def starting_model(flag: str, model: str) -> dict:
     folder = resolve_model(model)
     digest = hashlib.sha256((folder / WEIGHTS_FILE).read_bytes()).hexdigest()
     return {flag: str(model), "folder": str(folder.resolve()), "weights_sha256": digest}
+
+
+def reshaped_modules(state: dict, model_config: ModelConfig) -> tuple[str, ...]:
+    """Modules (two-level state-dict prefixes such as 'roi_heads.mask_head') of `model_config`'s
+    network whose weights `state` lacks, or holds in another shape or as extra entries."""
+    from ..network import build_model
+
+    own = build_model(model_config).state_dict()
+    prefix = lambda key: ".".join(key.split(".")[:2])  # noqa: E731
+    reshaped = {prefix(k) for k, v in own.items() if k not in state or tuple(state[k].shape) != tuple(v.shape)}
+    reshaped |= {prefix(k) for k in state if k not in own}
+    return tuple(sorted(reshaped))
 
 
 def backbone_weights(model: str, model_config: ModelConfig) -> dict:
