@@ -61,6 +61,19 @@ def test_training_losses_and_empty_images(head):
         assert model.roi_heads.embedding_head.net[2].weight.grad.abs().sum() > 0
 
 
+def test_mask_branch_trains_on_at_most_mask_rois_per_image_positive_rois():
+    masks = toy_masks()
+    images = [torch.rand(1, 128, 128), torch.rand(1, 128, 128)]
+    seen = {}
+    for cap in (0, 1):
+        torch.manual_seed(0)
+        model = build_model(tiny_config(mask_rois_per_image=cap)).train()
+        model.roi_heads.mask_head.register_forward_hook(lambda m, inputs, out, cap=cap: seen.__setitem__(cap, len(inputs[0])))
+        losses = model(images, [to_target(masks), to_target(masks)])
+        assert torch.isfinite(losses["loss_mask"])
+    assert seen[0] >= 2 * len(masks) and seen[1] == 2  # every positive RoI (the true boxes among them), then 1 an image
+
+
 def test_native_resolution_no_upscaling():
     model = build_model(tiny_config()).eval()
     with torch.no_grad():

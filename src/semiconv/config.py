@@ -82,6 +82,9 @@ class ModelConfig:
     rpn_post_nms_test: int = 200
     rpn_batch_per_image: int = 128
     box_batch_per_image: int = 64
+    # training: positive RoIs per image that reach the mask branch (a random subset; 0: all of
+    # them, up to a quarter of box_batch_per_image). Many are near-copies around the same worm.
+    mask_rois_per_image: int = 0
     # thresholds (chosen on validation after training)
     score_threshold: float = 0.5
     mask_threshold: float = 0.5
@@ -108,6 +111,8 @@ class ModelConfig:
             raise ValueError(f"input_mode must be one of {sorted(INPUT_CHANNELS)}, not {self.input_mode!r}")
         if self.foreground_arch not in ("shallow", "unet"):
             raise ValueError(f"foreground_arch must be 'shallow' or 'unet', not {self.foreground_arch!r}")
+        if self.mask_rois_per_image < 0:
+            raise ValueError("mask_rois_per_image must be >= 0 (0: every positive RoI)")
         if self.backbone_depth not in (18, 34, 50):
             raise ValueError("backbone_depth must be 18, 34 or 50")
         if len(self.anchor_sizes) != len(self.returned_layers) + 1:

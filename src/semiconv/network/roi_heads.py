@@ -64,6 +64,14 @@ class SemiConvRoIHeads(RoIHeads):
         log_k = self.kernel.log_affinity(seed, psi)
         return s + log_k, log_k, seed, position
 
+    def mask_samples(self, positive: torch.Tensor) -> torch.Tensor:
+        """The positive RoIs (indices) of one image the mask branch trains on: all, or a random
+        `mask_rois_per_image` of them."""
+        cap = self.config.mask_rois_per_image
+        if cap and len(positive) > cap:
+            positive = positive[torch.randperm(len(positive), device=positive.device)[:cap]]
+        return positive
+
     # -- forward -----------------------------------------------------------------------------
     def forward(self, features, proposals, image_shapes, targets=None, padded_size=None):
         proposals = [p.float() for p in proposals]  # bf16 under autocast: box coordinates stay exact
@@ -80,7 +88,7 @@ class SemiConvRoIHeads(RoIHeads):
             losses = {"loss_classifier": loss_classifier, "loss_box_reg": loss_box_reg}
             mask_boxes, pos_matched = [], []
             for props, lab, idx in zip(proposals, labels, matched_idxs, strict=True):
-                pos = torch.where(lab > 0)[0]
+                pos = self.mask_samples(torch.where(lab > 0)[0])
                 mask_boxes.append(props[pos])
                 pos_matched.append(idx[pos])
         else:
