@@ -99,6 +99,15 @@ def read_model_folder(folder: Path) -> tuple[ModelConfig, dict, dict]:
     return config, state, meta
 
 
+def mismatched_weights(own: dict, state: dict) -> tuple[list[str], list[str], list[str]]:
+    """Where weights `state` do not fit a network's state dict `own`: the keys it lacks, the keys
+    it has that the network lacks, and the keys it holds in another shape."""
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shape = [k for k in own if k in state and own[k].shape != state[k].shape]
+    return missing, unexpected, shape
+
+
 def load_state_checked(model: torch.nn.Module, state: dict, source: str, new_modules: tuple[str, ...] = ()) -> None:
     """load_state_dict with a clear error when weights and config disagree.
 
@@ -113,9 +122,7 @@ def load_state_checked(model: torch.nn.Module, state: dict, source: str, new_mod
     state = {k: v for k, v in state.items() if not (k.startswith(prefixes) and (k not in own or own[k].shape != v.shape))}
     fresh = [k for k in own if k not in state and k.startswith(prefixes)]
     state.update({k: own[k] for k in fresh})
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    shape = [k for k in own if k in state and own[k].shape != state[k].shape]
+    missing, unexpected, shape = mismatched_weights(own, state)
     if missing or unexpected or shape:
         detail = []
         if missing:

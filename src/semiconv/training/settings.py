@@ -117,13 +117,11 @@ def starting_model(flag: str, model: str) -> dict:
 def reshaped_modules(state: dict, model_config: ModelConfig) -> tuple[str, ...]:
     """Modules (two-level state-dict prefixes such as 'roi_heads.mask_head') of `model_config`'s
     network whose weights `state` lacks, or holds in another shape or as extra entries."""
+    from ..model_folders import mismatched_weights
     from ..network import build_model
 
-    own = build_model(model_config).state_dict()
-    prefix = lambda key: ".".join(key.split(".")[:2])  # noqa: E731
-    reshaped = {prefix(k) for k, v in own.items() if k not in state or tuple(state[k].shape) != tuple(v.shape)}
-    reshaped |= {prefix(k) for k in state if k not in own}
-    return tuple(sorted(reshaped))
+    missing, unexpected, shape = mismatched_weights(build_model(model_config).state_dict(), state)
+    return tuple(sorted({".".join(key.split(".")[:2]) for key in (*missing, *unexpected, *shape)}))
 
 
 def backbone_weights(model: str, model_config: ModelConfig) -> dict:
