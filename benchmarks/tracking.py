@@ -5,13 +5,17 @@
 
 Each well (default: the bundled model's 10 validation wells, never trained on) becomes a sequence
 of its own annotated worms crawling over its background (semiconv.data.moving; some worms never
-move, some stop). Every frame is segmented on its own (`model.predict`), then identities are
-(a) the per-frame labels (what `semiconv segment` gave before tracking) and (b) the track ids of
-semiconv.tracking.link_frames. Reported per well and pooled: usual_label (share of the frames where
-a worm is found in which it carries its most frequent identity), found, IDF1, MOTA, identity
-switches (motmetrics; semiconv.track_metrics), the crossings in the sequence, the time of
-segmentation vs linking (link_frames + the centre lines of semiconv.tracking.track_rows), and the
-dead-by-movement call against the frames each worm truly stops from.
+move, some stop). Each sequence is segmented twice: every frame on its own (`model.predict`), and
+as `semiconv segment --track` does, each frame with the previous frame's worm boxes carried into
+it (semiconv.tracking.carried_boxes). Identities: (a) per_frame: the labels of the frames
+segmented on their own (what `semiconv segment` gave before tracking); (b) linked_alone: those
+frames linked by semiconv.tracking.link_frames; (c) tracked: the carried segmentation linked (the
+product). Reported per well and pooled: usual_label (share of the frames where a worm is found
+in which it carries its most frequent identity), found, IDF1, MOTA, identity switches
+(motmetrics; semiconv.track_metrics), the crossings in the sequence, the time of the carried
+segmentation against the plain one (carried_boxes_time_ratio), of segmentation vs linking
+(link_frames + the centre lines of semiconv.tracking.track_rows), and the dead-by-movement call
+against the frames each worm truly stops from.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -29,7 +34,7 @@ from semiconv.data.packed import PackedWells, is_packed_file
 from semiconv.inference import load_model
 from semiconv.result_files import prediction_rows
 from semiconv.track_metrics import frame_iou, frame_matches, tracking_scores
-from semiconv.tracking import TrackingSettings, link_frames, track_rows
+from semiconv.tracking import TrackingSettings, carried_boxes, link_frames, track_rows
 
 
 def dead_call_accuracy(seq, pred_stacks, rows_by_frame, settings: TrackingSettings) -> tuple[int, int]:
@@ -66,7 +71,7 @@ def main() -> None:
     source = PackedWells(args.data) if is_packed_file(args.data) else Bbbc010Folder(args.data)
     model = load_model(args.model, device="cpu")
     settings = TrackingSettings(max_gap=args.max_gap[0])
-    results, pooled = [], {"segment_s": 0.0, "link_s": 0.0, "dead_ok": 0, "dead_n": 0}
+    results, pooled = [], {"segment_s": 0.0, "alone_segment_s": 0.0, "link_s": 0.0, "dead_ok": 0, "dead_n": 0}
     for well_name in args.wells:
         well = source.load(well_name)
         for seed in args.seeds:
@@ -74,9 +79,15 @@ def main() -> None:
             true_stacks = list(seq.masks)
             true_ids = [np.arange(1, seq.masks.shape[1] + 1)] * len(true_stacks)
             start = time.perf_counter()
-            preds = [model.predict(frame, dense=False) for frame in seq.frames]
+            alone = [model.predict(frame, dense=False) for frame in seq.frames]
+            alone_s = time.perf_counter() - start
+            start = time.perf_counter()
+            preds = []  # what `semiconv segment --track` segments: each frame with the previous frame's boxes
+            for frame in seq.frames:
+                preds.append(model.predict(frame, dense=False, carried_boxes=carried_boxes(preds[-1].masks, settings) if preds else None))
             segment_s = time.perf_counter() - start
             stacks = [p.masks for p in preds]
+            alone_stacks = [p.masks for p in alone]
             rows = prediction_rows(preds)
             start = time.perf_counter()
             ids = link_frames(stacks, settings)
@@ -85,24 +96,27 @@ def main() -> None:
             by_frame = [[r for r in tracked if r["frame"] == t] for t in range(len(preds))]
             for frame_rows in by_frame:
                 frame_rows.sort(key=lambda r: r["label"])
-            per_frame = [np.arange(1, len(s) + 1) for s in stacks]
+            per_frame = [np.arange(1, len(s) + 1) for s in alone_stacks]
             ok, n = dead_call_accuracy(seq, stacks, by_frame, settings)
             others = {f"tracked_gap{k}": tracking_scores(true_stacks, true_ids, stacks,
-                                                         link_frames(stacks, TrackingSettings(max_gap=k)))
+                                                         link_frames(stacks, replace(settings, max_gap=k)))
                       for k in args.max_gap[1:]}
             entry = {"well": well_name, "seed": seed, "worms": int(seq.masks.shape[1]),
-                     "crossings": seq.crossings(), "segment_s": round(segment_s, 2), "link_s": round(link_s, 3),
-                     "per_frame": tracking_scores(true_stacks, true_ids, stacks, per_frame),
+                     "crossings": seq.crossings(), "segment_s": round(segment_s, 2), "alone_segment_s": round(alone_s, 2),
+                     "link_s": round(link_s, 3),
+                     "per_frame": tracking_scores(true_stacks, true_ids, alone_stacks, per_frame),
+                     "linked_alone": tracking_scores(true_stacks, true_ids, alone_stacks, link_frames(alone_stacks, settings)),
                      "tracked": tracking_scores(true_stacks, true_ids, stacks, ids),
                      **others, "dead_by_movement_accuracy": round(ok / n, 3) if n else None}
             results.append(entry)
             pooled["segment_s"] += segment_s
+            pooled["alone_segment_s"] += alone_s
             pooled["link_s"] += link_s
             pooled["dead_ok"] += ok
             pooled["dead_n"] += n
             print(json.dumps(entry), flush=True)
     summary = {}
-    for kind in ["per_frame", "tracked"] + [f"tracked_gap{k}" for k in args.max_gap[1:]]:
+    for kind in ["per_frame", "linked_alone", "tracked"] + [f"tracked_gap{k}" for k in args.max_gap[1:]]:
         matched = sum(r[kind]["matched"] for r in results)
         summary[kind] = {
             "usual_label": round(sum(r[kind]["usual_label"] * r[kind]["matched"] for r in results) / matched, 3),
@@ -113,6 +127,7 @@ def main() -> None:
         }
     summary.update(sequences=len(results), frames=args.frames, crossings=int(sum(r["crossings"] for r in results)),
                    link_share_of_segmentation=round(pooled["link_s"] / pooled["segment_s"], 4),
+                   carried_boxes_time_ratio=round(pooled["segment_s"] / pooled["alone_segment_s"], 3),
                    segment_s_per_frame=round(pooled["segment_s"] / (len(results) * args.frames), 3),
                    dead_by_movement_accuracy=round(pooled["dead_ok"] / pooled["dead_n"], 3) if pooled["dead_n"] else None,
                    settings=settings.__dict__, model=args.model, threads=args.threads)

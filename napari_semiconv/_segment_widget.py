@@ -39,6 +39,7 @@ from semiconv.scale import rescale_for_next_plane, scale_notes, segment_plane
 from semiconv.segment import tabulate
 from semiconv.tracking import (
     TrackingSettings,
+    carried_boxes,
     join_tracks,
     split_track,
     swap_tracks,
@@ -84,10 +85,13 @@ def segment_worker(model_name: str, device: str, planes: list, sources: list[tup
         if feed and fluorescence is None:
             raise SemiconvError(f"model {model.name!r} also takes the fluorescence image: choose its layer")
         yield ("model", model)
+        firsts = set(np.cumsum([0] + [count for _, count in sources])[:-1].tolist())  # each source's first plane
         for k, plane in enumerate(planes):
+            carried = carried_boxes(preds[-1].masks) if track and k not in firsts else None
             pred, notes, factor = PREDICTOR.submit(predict_plane, model, plane, fluorescence[k] if feed else None,
                                                    score_threshold, mask_threshold, rescale=rescale, pixel_size=pixel_size,
-                                                   keep_outputs=len(planes) <= KEEP_OUTPUTS_PLANES).result()
+                                                   keep_outputs=len(planes) <= KEEP_OUTPUTS_PLANES,
+                                                   carried_boxes=carried).result()
             preds.append(pred)
             rescale = rescale_for_next_plane(rescale, factor, pred)
             for note in notes:
@@ -157,13 +161,15 @@ def _fingerprint(plane: np.ndarray) -> tuple:
 
 def predict_plane(model, plane: np.ndarray, fluorescence: np.ndarray | None = None, score_threshold: float | None = None,
                   mask_threshold: float | None = None, ahead: bool = False, rescale: float | str | None = None,
-                  pixel_size: float | None = None, keep_outputs: bool = True) -> tuple:
+                  pixel_size: float | None = None, keep_outputs: bool = True, carried_boxes: np.ndarray | None = None) -> tuple:
     """(Prediction, warning messages, factor segmented at) of one plane at the model's scale
     (semiconv.scale.segment_plane: `rescale` None (auto), "auto" or a factor); runs on PREDICTOR. A plane segmented ahead (`ahead`:
     kept) with the model's own thresholds and scale is not segmented again: same model object,
     same pixels, same thresholds give the same prediction. `keep_outputs`: the Prediction keeps
-    the network's outputs (a threshold change is then post-processing only)."""
-    plain = fluorescence is None and score_threshold is None and mask_threshold is None and rescale is None and not pixel_size
+    the network's outputs (a threshold change is then post-processing only). `carried_boxes`: a
+    time-lapse's previous frame's worm boxes (semiconv.tracking.carried_boxes)."""
+    plain = (fluorescence is None and score_threshold is None and mask_threshold is None and rescale is None
+             and not pixel_size and carried_boxes is None)
     key = (id(model), _fingerprint(plane)) if plain else None
     if key is not None and key in _AHEAD and (_AHEAD[key][1][0].kept is not None or not keep_outputs):
         return _AHEAD[key][1]
@@ -171,7 +177,7 @@ def predict_plane(model, plane: np.ndarray, fluorescence: np.ndarray | None = No
         warnings.simplefilter("always")
         pred, factor, scale_note = segment_plane(model, plane, rescale, pixel_size, fluorescence=fluorescence,
                                                  score_threshold=score_threshold, mask_threshold=mask_threshold,
-                                                 keep_outputs=keep_outputs)
+                                                 keep_outputs=keep_outputs, carried_boxes=carried_boxes)
     result = pred, [str(w.message) for w in caught] + scale_notes(factor, scale_note), factor
     if ahead and key is not None:
         _AHEAD[key] = model, result

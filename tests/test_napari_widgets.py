@@ -526,6 +526,9 @@ def test_track_worms_in_a_stack_correct_an_identity_and_plot_a_worm(make_napari_
         for mask, track in zip(pred.masks, ids[t], strict=True):
             assert np.bincount(inst.data[t][mask]).argmax() == track
     assert all(len(i) == len(set(i)) for i in ids)
+    # frames after the first were segmented with the previous frame's worm boxes carried in
+    carried = [pred.kept.raw.tiles[0].carried for pred in preds]
+    assert carried[0] is None and all(c is not None and c.any() for c in carried[1:])
     tracks = viewer.layers[f"{name} tracks"]
     assert isinstance(tracks, Tracks) and len(tracks.data) == sum(len(p) for p in preds)
     assert set(tracks.data[:, 0].astype(int)) == {int(i) for frame in ids for i in frame}

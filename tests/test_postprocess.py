@@ -155,3 +155,48 @@ def test_post_processing_loads_only_what_it_uses():
     assert "semiconv.postprocess" in loaded
     assert not loaded & {"semiconv.network.build", "semiconv.network.roi_heads", "semiconv.data.bbbc010",
                          "semiconv.data.synthetic", "semiconv.inference"}, loaded
+
+
+def test_carried_boxes_are_scored_segmented_and_kept_apart_from_box_nms(model):
+    """A previous frame's worm boxes given to the network come back as detections of their own,
+    flagged as carried, even two identical boxes (box NMS would keep one); the detector's own
+    detections are those of a plain pass."""
+    from semiconv.data.synthetic import generate
+
+    x, _ = model.network_input(generate((130, 170), 3).image)
+    plain = model.raw_outputs(x, min_score=0.01).tiles[0]
+    carried = np.array([[20, 30, 90, 60], [20, 30, 90, 60], [100, 10, 160, 120]], np.float32)
+    tile = model.raw_outputs(x, min_score=0.01, carried=carried).tiles[0]
+    assert plain.carried is None and tile.carried.dtype == bool
+    assert tile.carried.sum() == 3 and len(tile.scores) == len(plain.scores) + 3
+    assert (np.diff(tile.scores) <= 0).all()  # one list, highest score first
+    assert np.allclose(np.sort(tile.scores[~tile.carried]), np.sort(plain.scores), atol=1e-5)
+    twins = tile.boxes[tile.carried]
+    assert np.isclose(twins[:, None], twins[None]).all(-1).sum() >= 4  # the two identical boxes both kept
+    assert (tile.mask_probability[tile.carried].reshape(3, -1).max(1) > 0).all()
+
+
+def test_a_carried_worm_outranks_a_fresh_detection_that_pairs_two_crossing_worms():
+    """Two worms cross; the detector finds one mask pairing an arm of each (score 0.99), the boxes
+    carried from the frame before give each worm whole (0.9). Without the carried flags NMS and
+    containment keep the paired mask; with them, the two worms."""
+    from semiconv.network_outputs import RawOutputs, TileOutputs
+    from semiconv.postprocess import detections
+
+    a, b = np.zeros((100, 100), np.float32), np.zeros((100, 100), np.float32)
+    a[47:53, 10:90] = 1  # horizontal worm
+    b[10:90, 47:53] = 1  # vertical worm
+    paired = np.maximum(a * (np.arange(100) < 50)[None], b * (np.arange(100) < 50)[:, None])
+    probability = np.stack([paired, a, b])
+    scores = np.array([0.99, 0.9, 0.9], np.float32)
+
+    def tile(carried):
+        return TileOutputs((0, 0), (0, 0, 100, 100), scores, np.zeros((3, 4), np.float32), probability,
+                           np.zeros((3, 2), np.float32), np.zeros((3, 2), np.float32), carried=carried)
+
+    thresholds = Thresholds(score=0.5, mask=0.5, foreground=0.5, nms=0.5, containment=0.4)
+    alone = detections(RawOutputs((100, 100), [tile(None)]), thresholds, 1.0)
+    assert np.array_equal(alone.masks, paired[None] > 0.5)
+    carried = detections(RawOutputs((100, 100), [tile(np.array([False, True, True]))]), thresholds, 1.0)
+    assert len(carried.masks) == 2 and np.array_equal(carried.masks, np.stack([a, b]) > 0.5)
+    assert np.allclose(carried.scores, [0.9, 0.9]) and carried.carried.all()

@@ -292,3 +292,19 @@ def test_segment_track_bad_and_odd_stacks(moving_c01, tmp_path):
     assert len(first & last) >= 0.8 * len(first)  # worms keep their identity across the empty frame
     rgb = pd.read_csv(out / "rgb_tracks.csv")
     assert set(rgb.frame) == {0, 1} and tifffile.imread(out / "rgb_labels.tif").shape == (2, *seq.frames.shape[1:])
+
+
+def test_carried_boxes_are_the_worms_boxes_grown_and_cut_to_each_tile():
+    from semiconv.network_outputs import boxes_in_region
+    from semiconv.tracking import carried_boxes
+
+    masks = np.zeros((3, 50, 60), bool)
+    masks[0, 10:20, 5:25] = True
+    masks[2, 40:50, 50:60] = True  # worm 1 has no pixels (nothing to carry)
+    boxes = carried_boxes(masks, TrackingSettings(carry_margin_px=4))
+    assert np.array_equal(boxes, [[1, 6, 29, 24], [46, 36, 64, 54]])
+    assert carried_boxes(masks, TrackingSettings(carry_boxes=False)) is None
+    with pytest.raises(InputError, match="carry_margin_px"):
+        TrackingSettings(carry_margin_px=-1)
+    # a tile (rows 0-30, columns 20-60) gets the boxes that reach it, in its pixels, clipped
+    assert np.array_equal(boxes_in_region(boxes, (0, 20, 30, 60)), [[0, 6, 9, 24]])  # the second lies below it

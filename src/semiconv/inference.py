@@ -76,12 +76,14 @@ class SemiConvModel:
             raise InputError(f"image of {plane.shape[0]} x {plane.shape[1]} pixels is larger than the {MAX_PIXELS // 1_000_000} MP this tool segments at once; crop or downscale it")
         return network_input(channels, self.config, notes), notes
 
-    def raw_outputs(self, x: np.ndarray, min_score: float = 0.05, dense: bool = True) -> RawOutputs:
+    def raw_outputs(self, x: np.ndarray, min_score: float = 0.05, dense: bool = True,
+                    carried: np.ndarray | None = None) -> RawOutputs:
         """The network's outputs for a normalised C x H x W input, no thresholds applied
         (`min_score` only spares the mask branch detections nobody will keep). The network runs
-        under bf16 autocast when the model's `precision` is "bf16"."""
+        under bf16 autocast when the model's `precision` is "bf16". `carried`: K x 4 boxes of a
+        previous frame's worms in the input's pixels (semiconv.network_outputs.raw_outputs)."""
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
-            return raw_outputs(self.network, self.config, x, self.device, min_score, dense)
+            return raw_outputs(self.network, self.config, x, self.device, min_score, dense, carried)
 
     def run_network(self, x: np.ndarray, min_score: float = 0.05) -> dict:
         """The detection network's own output dict for one normalised C x H x W input (no tiling;
@@ -95,7 +97,7 @@ class SemiConvModel:
     @torch.no_grad()
     def predict(self, image: np.ndarray, fluorescence: np.ndarray | None = None, score_threshold: float | None = None,
                 mask_threshold: float | None = None, dense: bool = True, clean_from: float | None = None,
-                scale: float = 1.0, keep_outputs: bool = False) -> Prediction:
+                scale: float = 1.0, keep_outputs: bool = False, carried_boxes: np.ndarray | None = None) -> Prediction:
         """Segment one 2-D image (H x W; RGB is converted to grey with a warning). Thresholds left
         at None are the model's own. `dense`: also the embedding, displacement and affinities.
         `clean_from`: masks scoring at least this are cleaned (default: the score threshold;
@@ -106,7 +108,11 @@ class SemiConvModel:
         is segmented resampled by that factor and the results brought back to its pixels
         (semiconv.scale; `segment_plane` there chooses the factor). `keep_outputs`: the network's
         outputs down to score KEPT_MIN_SCORE stay with the Prediction (`pred.kept`), so that
-        `rethreshold` gives the Prediction at other thresholds without a network pass."""
+        `rethreshold` gives the Prediction at other thresholds without a network pass.
+        `carried_boxes`: K x 4 boxes (x1, y1, x2, y2 in the image's pixels) of the worms of a
+        time-lapse's previous frame (semiconv.tracking.carried_boxes): each is also scored and
+        segmented, and a worm so carried outranks fresh detections in NMS (two crossing worms the
+        detector finds as one stay two)."""
         start = time.perf_counter()
         x, notes = self.network_input(image, fluorescence)
         for note in notes:
@@ -116,7 +122,8 @@ class SemiConvModel:
             x = resample_plane(x, scale)
         thresholds = self.thresholds(score=score_threshold, mask=mask_threshold)
         min_score = min(thresholds.score, KEPT_MIN_SCORE) if keep_outputs else thresholds.score
-        raw = self.raw_outputs(x, min_score=min_score, dense=dense)
+        carried = None if carried_boxes is None else np.asarray(carried_boxes, np.float32).reshape(-1, 4) * scale
+        raw = self.raw_outputs(x, min_score=min_score, dense=dense, carried=carried)
         pred = postprocess(raw, thresholds, self.config.coord_scale, clean_from=clean_from)
         if scale != 1.0:
             pred = prediction_to_image(pred, scale, shape)

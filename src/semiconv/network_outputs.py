@@ -30,7 +30,8 @@ class TileOutputs:
     (each detection's mask probability pasted at native resolution), seeds_xy N x 2 (x, y of each
     detection's seed, tile pixels), seed_embeddings N x D (Psi at the seed, coordinates relative to
     the tile), foreground h x w probability (None without a foreground head), embedding D x h x w
-    (Psi, tile coordinates; None unless dense outputs were asked for), sigma (kernel bandwidth)."""
+    (Psi, tile coordinates; None unless dense outputs were asked for), sigma (kernel bandwidth),
+    carried N bool (the detections made from carried boxes, `raw_outputs`; None: none given)."""
 
     origin: tuple[int, int]
     core: tuple[int, int, int, int]
@@ -42,6 +43,7 @@ class TileOutputs:
     foreground: np.ndarray | None = None
     embedding: np.ndarray | None = None
     sigma: float | None = None
+    carried: np.ndarray | None = None
 
 
 @dataclass
@@ -112,17 +114,22 @@ def pixel_coordinates(h: int, w: int, stride: float = 1.0) -> np.ndarray:
     return np.stack([np.broadcast_to(xs[None], (h, w)), np.broadcast_to(ys[:, None], (h, w))])
 
 
-def run_network(network: torch.nn.Module, x: np.ndarray, device: torch.device, min_score: float) -> dict:
+def run_network(network: torch.nn.Module, x: np.ndarray, device: torch.device, min_score: float,
+                carried: np.ndarray | None = None) -> dict:
     """The detection network's output dict for one normalised C x H x W array (torchvision style:
     boxes, scores, masks N x 1 x H' x W', plus the semi-convolutional and foreground outputs), with
     detections scoring below `min_score` dropped before the mask branch (the costly part per
-    detection). Tiny images are zero-padded to 64 px so every FPN level exists."""
+    detection). Tiny images are zero-padded to 64 px so every FPN level exists. `carried`: K x 4
+    boxes (x1, y1, x2, y2 pixels) of a previous frame's worms, also scored and segmented
+    (SemiConvMaskRCNN's `carried_boxes`)."""
     H, W = x.shape[1:]
     pad_h, pad_w = max(0, 64 - H), max(0, 64 - W)
     tensor = torch.from_numpy(np.pad(x, ((0, 0), (0, pad_h), (0, pad_w)))).to(device)
     network.roi_heads.score_thresh = max(0.01, float(min_score))
     with torch.no_grad():
-        return network([tensor])[0]
+        if carried is None:
+            return network([tensor])[0]
+        return network([tensor], carried_boxes=[torch.from_numpy(np.asarray(carried, np.float32)).reshape(-1, 4)])[0]
 
 
 def dense_embedding(psi4: torch.Tensor, config: ModelConfig, H: int, W: int) -> np.ndarray:
@@ -141,10 +148,11 @@ def dense_embedding(psi4: torch.Tensor, config: ModelConfig, H: int, W: int) -> 
 
 
 def tile_outputs(network, config: ModelConfig, x: np.ndarray, device, min_score: float, dense: bool,
-                 origin=(0, 0), core=None) -> TileOutputs:
-    """One network pass over a normalised C x h x w region (see `TileOutputs`)."""
+                 origin=(0, 0), core=None, carried: np.ndarray | None = None) -> TileOutputs:
+    """One network pass over a normalised C x h x w region (see `TileOutputs`); `carried`: K x 4
+    boxes in the region's pixels (`run_network`)."""
     h, w = x.shape[1:]
-    out = run_network(network, x, device, min_score)
+    out = run_network(network, x, device, min_score, carried)
     keep = out["scores"].float() >= min_score
     tile = TileOutputs(
         origin=origin,
@@ -155,6 +163,7 @@ def tile_outputs(network, config: ModelConfig, x: np.ndarray, device, min_score:
         seeds_xy=out["seed_positions"][keep].float().cpu().numpy().reshape(-1, 2),
         seed_embeddings=out["seed_embeddings"][keep].float().cpu().numpy(),
         foreground=out["foreground"][:h, :w].float().cpu().numpy() if "foreground" in out else None,
+        carried=out["carried"][keep].cpu().numpy() if carried is not None else None,
     )
     if dense and "embedding_stride4" in out:
         tile.embedding = dense_embedding(out["embedding_stride4"], config, h, w)
@@ -185,10 +194,22 @@ def tile_grid(H: int, W: int, config: ModelConfig) -> list[tuple[tuple[int, int,
 
 
 def raw_outputs(network, config: ModelConfig, x: np.ndarray, device, min_score: float = 0.05,
-                dense: bool = True) -> RawOutputs:
+                dense: bool = True, carried: np.ndarray | None = None) -> RawOutputs:
     """The network's outputs for a normalised C x H x W image (tiled when large). `min_score` only
-    saves work: detections below it never reach the mask branch. `dense`: also Psi at every pixel."""
+    saves work: detections below it never reach the mask branch. `dense`: also Psi at every pixel.
+    `carried`: K x 4 boxes (x1, y1, x2, y2 pixels) of a previous frame's worms, given to every tile
+    they reach (in its pixels, clipped to it)."""
     H, W = x.shape[1:]
-    tiles = [tile_outputs(network, config, x[:, r0:r1, c0:c1], device, min_score, dense, (r0, c0), core)
+    tiles = [tile_outputs(network, config, x[:, r0:r1, c0:c1], device, min_score, dense, (r0, c0), core,
+                          None if carried is None else boxes_in_region(carried, (r0, c0, r1, c1)))
              for (r0, c0, r1, c1), core in tile_grid(H, W, config)]
     return RawOutputs((H, W), tiles)
+
+
+def boxes_in_region(boxes: np.ndarray, region: tuple[int, int, int, int]) -> np.ndarray:
+    """The K x 4 boxes (x1, y1, x2, y2 pixels) that overlap `region` (row0, col0, row1, col1), in
+    its pixels and clipped to it."""
+    r0, c0, r1, c1 = region
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4) - np.array([c0, r0, c0, r0], np.float32)
+    boxes = np.clip(boxes, 0, np.array([c1 - c0, r1 - r0] * 2, np.float32))
+    return boxes[(boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])]

@@ -96,17 +96,26 @@ class Thresholds:
 @dataclass
 class Candidates:
     """Detections over the whole image before NMS: masks N x H x W bool, scores N, boxes N x 4,
-    seeds_xy N x 2 (x, y pixels), seed_embeddings N x D (absolute coordinates)."""
+    seeds_xy N x 2 (x, y pixels), seed_embeddings N x D (absolute coordinates), carried N bool
+    (made from a previous frame's worm boxes; None: none were given)."""
 
     masks: np.ndarray
     scores: np.ndarray
     boxes: np.ndarray
     seeds_xy: np.ndarray
     seed_embeddings: np.ndarray
+    carried: np.ndarray | None = None
 
     def take(self, index: np.ndarray) -> Candidates:
         return Candidates(self.masks[index], self.scores[index], self.boxes[index], self.seeds_xy[index],
-                          self.seed_embeddings[index])
+                          self.seed_embeddings[index], None if self.carried is None else self.carried[index])
+
+    @property
+    def rank(self) -> np.ndarray:
+        """The order of NMS and containment (higher first): the score, with the worms carried from
+        the previous frame ahead of every fresh detection (a worm that was one worm a frame ago
+        stays one where the detector now finds two crossing worms as one, Tracktor's rule)."""
+        return self.scores if self.carried is None else self.scores + self.carried
 
 
 def binary_masks(mask_probability: np.ndarray, foreground: np.ndarray | None, mask: float, foreground_threshold: float) -> np.ndarray:
@@ -143,11 +152,12 @@ def candidates(raw: RawOutputs, score: float, mask: float, foreground: float, co
         if seed_embeddings.shape[1] >= 2:
             seed_embeddings[:, :2] += np.array([c0, r0], np.float32) / coord_scale
         parts.append(Candidates(tile_masks, tile.scores[keep], boxes, tile.seeds_xy[keep] + np.array([c0, r0], np.float32),
-                                seed_embeddings))
+                                seed_embeddings, None if tile.carried is None else tile.carried[keep]))
     if len(parts) == 1:
         return parts[0]
+    carried = None if any(p.carried is None for p in parts) else np.concatenate([p.carried for p in parts])
     return Candidates(*(np.concatenate([getattr(p, f) for p in parts]) for f in
-                        ("masks", "scores", "boxes", "seeds_xy", "seed_embeddings")))
+                        ("masks", "scores", "boxes", "seeds_xy", "seed_embeddings")), carried)
 
 
 def dense_maps(raw: RawOutputs, coord_scale: float) -> tuple[np.ndarray | None, np.ndarray | None, float | None]:
@@ -235,22 +245,23 @@ def nms_order(masks: np.ndarray, scores: np.ndarray, nms: float, containment: fl
 
 
 def after_nms(raw: RawOutputs, thresholds: Thresholds, coord_scale: float) -> Candidates:
-    """Candidates at the score threshold that survive mask NMS, highest score first (containment
-    not yet applied: calibration reuses this for every containment value)."""
+    """Candidates at the score threshold that survive mask NMS, highest rank first (`Candidates.rank`;
+    containment not yet applied: calibration reuses this for every containment value)."""
     found = candidates(raw, thresholds.score, thresholds.mask, thresholds.foreground, coord_scale)
-    return found.take(nms_order(found.masks, found.scores, thresholds.nms, 1.0))
+    return found.take(nms_order(found.masks, found.rank, thresholds.nms, 1.0))
 
 
 def without_contained(found: Candidates, thresholds: Thresholds) -> Candidates:
-    """`found` (highest score first) without the masks lying mostly under higher-scoring ones
+    """`found` (highest rank first) without the masks lying mostly under higher-ranked ones
     (`suppress_contained` at thresholds.containment); order kept."""
-    return found.take(suppress_contained(found.masks, found.scores, thresholds.containment))
+    return found.take(suppress_contained(found.masks, found.rank, thresholds.containment))
 
 
 def detections(raw: RawOutputs, thresholds: Thresholds, coord_scale: float) -> Candidates:
     """The detections kept: candidates at the score threshold, mask NMS, then containment
-    suppression; highest score first. Masks not yet cleaned."""
-    return without_contained(after_nms(raw, thresholds, coord_scale), thresholds)
+    suppression (both in `Candidates.rank` order); highest score first. Masks not yet cleaned."""
+    found = without_contained(after_nms(raw, thresholds, coord_scale), thresholds)
+    return found.take(np.argsort(-found.scores, kind="stable"))
 
 
 def cleaned(masks: np.ndarray, scores: np.ndarray, foreground: np.ndarray | None, thresholds: Thresholds,

@@ -17,7 +17,7 @@ from .inference import SemiConvModel
 from .planes import grey_planes, split_planes
 from .result_files import output_paths, prediction_rows, write_outputs
 from .scale import rescale_for_next_plane, scale_notes, segment_plane
-from .tracking import TrackingSettings, link_frames, track_rows, tracked_labels
+from .tracking import TrackingSettings, carried_boxes, link_frames, track_rows, tracked_labels
 
 
 class SegmentNote(UserWarning):
@@ -53,7 +53,8 @@ def segment_file(model: SemiConvModel, path: Path, out_dir: Path, overwrite: boo
     every table row (e.g. well, image); `rescale`: None, a factor or "auto" (semiconv.scale:
     segmented at the model's training scale; the factor chosen and worms far from the model's
     scale are reported as ScaleNote warnings); `track`: link a stack's worms across frames
-    (semiconv.tracking): the label image then holds track ids and <stem>_tracks.csv is written;
+    (semiconv.tracking; each frame is segmented with the previous frame's worm boxes carried into
+    it): the label image then holds track ids and <stem>_tracks.csv is written;
     `rois`: also <stem>_rois.zip, one ImageJ/Fiji ROI per worm (semiconv.rois).
     Returns (files written, table rows, seconds)."""
     path = Path(path)
@@ -77,7 +78,8 @@ def segment_file(model: SemiConvModel, path: Path, out_dir: Path, overwrite: boo
         try:
             pred, factor, warning = segment_plane(model, plane, rescale, pixel_size,
                                                   fluorescence=fl_planes[t] if feed else None,
-                                                  score_threshold=score_threshold, mask_threshold=mask_threshold, dense=False)
+                                                  score_threshold=score_threshold, mask_threshold=mask_threshold, dense=False,
+                                                  carried_boxes=carried_boxes(preds[-1].masks, track) if track and preds else None)
         except (InputError, ValueError) as exc:
             raise InputError(f"{path}{where}: {exc}") from exc
         pred.foreground = None  # not written: a long stack keeps only what its outputs need

@@ -1,6 +1,11 @@
 """Worm identities across the frames of a time-lapse (T x H x W) stack, and movement.
 
-Each frame is segmented on its own (whole per-worm masks, overlaps kept). Linking one frame's worms
+Each frame is segmented with the boxes of the previous frame's worms carried into it
+(`carried_boxes`, the scheme of Tracktor, Bergmann et al. 2019): the network scores, regresses and
+segments each carried box as well as its own proposals, and a carried worm outranks fresh
+detections in NMS. Where two worms cross, the detector alone often finds one box, or one mask
+pairing an arm of each worm; a box carried from the frame before, when the two were apart, gives
+each worm its own mask (whole per-worm masks, overlaps kept). Linking one frame's worms
 to the next frame's is a linear assignment problem solved by laptrack (Jaqaman et al. 2008, the
 TrackMate scheme) with cost 1 - IoU of the two worms' masks, each grown by `tolerance_px` (so that
 a worm that moved sideways by a few pixels still overlaps itself). Because every worm keeps its
@@ -27,7 +32,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from scipy import sparse
 
-from .data.instances import stack_to_labels
+from .data.instances import boxes_from_masks, stack_to_labels
 from .errors import InputError
 from .tracking_settings import TrackingSettings
 
@@ -69,6 +74,17 @@ def mask_iou(a: sparse.csr_matrix, b: sparse.csr_matrix) -> np.ndarray:
     area_b = np.asarray(b.sum(1), dtype=np.float64).reshape(1, -1)
     union = area_a + area_b - inter
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def carried_boxes(masks: np.ndarray, settings: TrackingSettings = TrackingSettings()) -> np.ndarray | None:
+    """The boxes (K x 4 float32: x1, y1, x2, y2 pixels, grown by settings.carry_margin_px on every
+    side) of one frame's worms (N x H x W bool) that the next frame's segmentation is given
+    (SemiConvModel.predict's `carried_boxes`); None when settings.carry_boxes is off."""
+    if not settings.carry_boxes:
+        return None
+    boxes = boxes_from_masks(masks)
+    boxes = boxes[(boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])]
+    return boxes + np.float32(settings.carry_margin_px) * np.array([-1, -1, 1, 1], np.float32)
 
 
 def check_frames(stacks: Sequence[np.ndarray]) -> tuple[int, int]:

@@ -13,16 +13,20 @@ class TrackingSettings:
     """max_gap: frames a worm may be missing and keep its identity; min_iou: the lowest IoU of two
     grown masks that can link them; tolerance_px: masks grown by this (pixels) before the IoU;
     still_px: speed (pixels per frame) below which a frame step is still; still_frames: still
-    frame steps up to the last frame that call a worm dead by movement."""
+    frame steps up to the last frame that call a worm dead by movement; carry_boxes: each frame's
+    worm boxes, grown by carry_margin_px pixels, are given to the next frame's segmentation
+    (semiconv.tracking.carried_boxes)."""
 
     max_gap: int = 5
     min_iou: float = 0.1
     tolerance_px: int = 3
     still_px: float = 1.5
     still_frames: int = 3
+    carry_boxes: bool = True
+    carry_margin_px: int = 8
 
     def __post_init__(self):
-        if self.max_gap < 0 or self.still_frames < 1 or self.tolerance_px < 0:
-            raise InputError("tracking: max_gap and tolerance_px must be >= 0, still_frames >= 1")
+        if self.max_gap < 0 or self.still_frames < 1 or self.tolerance_px < 0 or self.carry_margin_px < 0:
+            raise InputError("tracking: max_gap, tolerance_px and carry_margin_px must be >= 0, still_frames >= 1")
         if not 0 < self.min_iou < 1:
             raise InputError(f"tracking: min_iou must be between 0 and 1, not {self.min_iou}")

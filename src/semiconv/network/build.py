@@ -67,9 +67,16 @@ class SemiConvMaskRCNN(MaskRCNN):
     foreground_only: bool = False
     foreground_loss_weight: float = 1.0
 
-    def forward(self, images, targets=None):
+    def forward(self, images, targets=None, carried_boxes=None):
+        """torchvision's MaskRCNN.forward; `carried_boxes` (inference only): per image K x 4 boxes
+        (x1, y1, x2, y2 in its pixels; a previous frame's worms) also given to the ROI heads
+        (SemiConvRoIHeads.carried_detections)."""
         original_sizes = [tuple(img.shape[-2:]) for img in images]
         images, targets = self.transform(images, targets)
+        if carried_boxes is not None:  # into the transformed images' pixels
+            carried_boxes = [torch.as_tensor(b, dtype=torch.float32, device=images.tensors.device).reshape(-1, 4)
+                             * torch.tensor([w / ow, h / oh, w / ow, h / oh], device=images.tensors.device)
+                             for b, (h, w), (oh, ow) in zip(carried_boxes, images.image_sizes, original_sizes, strict=True)]
         if self.training and self.foreground_only:
             with torch.no_grad():
                 features = self.backbone(images.tensors)
@@ -77,7 +84,8 @@ class SemiConvMaskRCNN(MaskRCNN):
         features = self.backbone(images.tensors)
         proposals, proposal_losses = self.rpn(images, features, targets)
         padded = tuple(images.tensors.shape[-2:])
-        detections, detector_losses = self.roi_heads(features, proposals, images.image_sizes, targets, padded_size=padded)
+        detections, detector_losses = self.roi_heads(features, proposals, images.image_sizes, targets, padded_size=padded,
+                                                     carried=carried_boxes)
         if self.training:
             if self.foreground_head is not None:
                 detector_losses["loss_foreground"] = self._foreground_loss(images, features, targets)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torchvision.models.detection.roi_heads import RoIHeads, fastrcnn_loss
+from torchvision.ops import boxes as box_ops
 
 from ..config import ModelConfig
 from .embedding import (
@@ -73,12 +74,36 @@ class SemiConvRoIHeads(RoIHeads):
         return positive
 
     # -- forward -----------------------------------------------------------------------------
-    def forward(self, features, proposals, image_shapes, targets=None, padded_size=None):
+    def carried_detections(self, class_logits, box_regression, carried, image_shapes):
+        """Boxes and scores of carried boxes (inference): each of `carried` (per image K x 4, a
+        previous frame's worm boxes given as proposals) regressed and scored by the box head, as
+        Tracktor (Bergmann et al. 2019) does, with no box NMS among them or against the detector's
+        own (two crossing worms have nearly the same box); those scoring under score_thresh or of
+        no size are dropped. Returns per image (boxes K' x 4, scores K')."""
+        boxes = self.box_coder.decode(box_regression, carried)[:, -1]  # the worm class
+        scores = F.softmax(class_logits, -1)[:, -1]
+        out = []
+        for b, sc, shape in zip(boxes.split([len(c) for c in carried]), scores.split([len(c) for c in carried]),
+                                image_shapes, strict=True):
+            b = box_ops.clip_boxes_to_image(b, shape)
+            keep = torch.where(sc > self.score_thresh)[0]
+            keep = keep[box_ops.remove_small_boxes(b[keep], 1e-2)]
+            out.append((b[keep], sc[keep]))
+        return out
+
+    def forward(self, features, proposals, image_shapes, targets=None, padded_size=None, carried=None):
+        """torchvision's RoIHeads.forward with the semi-convolutional mask branch. `carried`
+        (inference only): per image K x 4 boxes (a previous frame's worms) scored, regressed and
+        kept apart from box NMS (`carried_detections`); each result then has a bool `carried`."""
         proposals = [p.float() for p in proposals]  # bf16 under autocast: box coordinates stay exact
         if self.training:
             if targets is None:
                 raise ValueError("targets are required in training mode")
             proposals, matched_idxs, labels, regression_targets = self.select_training_samples(proposals, targets)
+            carried = None
+        counts = [len(c) for c in carried] if carried is not None else [0] * len(proposals)
+        if any(counts):
+            proposals = [torch.cat([p, c.to(p)]) for p, c in zip(proposals, carried, strict=True)]
         box_features = self.box_head(self.box_roi_pool(features, proposals, image_shapes))
         class_logits, box_regression = (t.float() for t in self.box_predictor(box_features))  # boxes decoded in float32
 
@@ -92,8 +117,23 @@ class SemiConvRoIHeads(RoIHeads):
                 mask_boxes.append(props[pos])
                 pos_matched.append(idx[pos])
         else:
-            boxes, scores, det_labels = self.postprocess_detections(class_logits, box_regression, proposals, image_shapes)
-            result = [{"boxes": b, "labels": lab, "scores": sc} for b, sc, lab in zip(boxes, scores, det_labels, strict=True)]
+            theirs = torch.cat([torch.arange(len(p), device=class_logits.device) >= len(p) - k
+                                for p, k in zip(proposals, counts, strict=True)])
+            boxes, scores, det_labels = self.postprocess_detections(class_logits[~theirs], box_regression[~theirs],
+                                                                     [p[:len(p) - k] for p, k in zip(proposals, counts, strict=True)],
+                                                                     image_shapes)
+            flags = [torch.zeros(len(b), dtype=torch.bool, device=b.device) for b in boxes]
+            if any(counts):
+                found = self.carried_detections(class_logits[theirs], box_regression[theirs],
+                                                [p[len(p) - k:] for p, k in zip(proposals, counts, strict=True)], image_shapes)
+                for i, (b, sc) in enumerate(found):  # one list, highest score first, as the parent's
+                    order = torch.argsort(torch.cat([scores[i], sc]), descending=True, stable=True)
+                    boxes[i] = torch.cat([boxes[i], b])[order]
+                    scores[i] = torch.cat([scores[i], sc])[order]
+                    det_labels[i] = torch.cat([det_labels[i], torch.ones_like(sc, dtype=det_labels[i].dtype)])[order]
+                    flags[i] = torch.cat([flags[i], torch.ones(len(b), dtype=torch.bool, device=b.device)])[order]
+            result = [{"boxes": b, "labels": lab, "scores": sc, "carried": f}
+                      for b, sc, lab, f in zip(boxes, scores, det_labels, flags, strict=True)]
             mask_boxes = boxes
 
         mask_logits = self.mask_predictor(self.mask_head(self.mask_roi_pool(features, mask_boxes, image_shapes)))
