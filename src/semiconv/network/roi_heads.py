@@ -33,6 +33,11 @@ EMBEDDING_LEVEL = "0"  # the finest FPN level (stride 4) carries the dense embed
 class SemiConvRoIHeads(RoIHeads):
     """RoIHeads with a semi-convolutional (or plain) mask branch and pixel-aligned targets."""
 
+    #: with carried boxes (inference), a detection of the detector's own whose box overlaps a
+    #: carried worm's box above this IoU is that worm found twice: dropped before the mask branch
+    #: (Tracktor's rule for new detections; tracking then costs no more network time than without)
+    carried_duplicate_iou: float = 0.9
+
     def __init__(self, *args, config: ModelConfig, fpn_channels: int, featmap_names: list[str], **kwargs):
         super().__init__(*args, **kwargs)
         self.config = config
@@ -77,9 +82,9 @@ class SemiConvRoIHeads(RoIHeads):
     def carried_detections(self, class_logits, box_regression, carried, image_shapes):
         """Boxes and scores of carried boxes (inference): each of `carried` (per image K x 4, a
         previous frame's worm boxes given as proposals) regressed and scored by the box head, as
-        Tracktor (Bergmann et al. 2019) does, with no box NMS among them or against the detector's
-        own (two crossing worms have nearly the same box); those scoring under score_thresh or of
-        no size are dropped. Returns per image (boxes K' x 4, scores K')."""
+        Tracktor (Bergmann et al. 2019) does, with no box NMS among them (two crossing worms have
+        nearly the same box); those scoring under score_thresh or of no size are dropped. Returns
+        per image (boxes K' x 4, scores K')."""
         boxes = self.box_coder.decode(box_regression, carried)[:, -1]  # the worm class
         scores = F.softmax(class_logits, -1)[:, -1]
         out = []
@@ -91,10 +96,23 @@ class SemiConvRoIHeads(RoIHeads):
             out.append((b[keep], sc[keep]))
         return out
 
+    def with_carried(self, boxes, scores, labels, carried_boxes, carried_scores):
+        """One image's detections (boxes N x 4, scores N, labels N) and its carried ones (K x 4, K)
+        as one list, highest score first, less the detections whose box overlaps a carried box
+        above `carried_duplicate_iou`; returns boxes, scores, labels and the bool carried flags."""
+        if len(carried_boxes) and len(boxes):
+            fresh = box_ops.box_iou(boxes, carried_boxes).max(1).values <= self.carried_duplicate_iou
+            boxes, scores, labels = boxes[fresh], scores[fresh], labels[fresh]
+        flags = torch.arange(len(boxes) + len(carried_boxes), device=boxes.device) >= len(boxes)
+        order = torch.argsort(torch.cat([scores, carried_scores]), descending=True, stable=True)
+        labels = torch.cat([labels, torch.ones(len(carried_boxes), dtype=labels.dtype, device=labels.device)])
+        return torch.cat([boxes, carried_boxes])[order], torch.cat([scores, carried_scores])[order], labels[order], flags[order]
+
     def forward(self, features, proposals, image_shapes, targets=None, padded_size=None, carried=None):
         """torchvision's RoIHeads.forward with the semi-convolutional mask branch. `carried`
         (inference only): per image K x 4 boxes (a previous frame's worms) scored, regressed and
-        kept apart from box NMS (`carried_detections`); each result then has a bool `carried`."""
+        kept apart from box NMS (`carried_detections`), the detector's own detections of the same
+        worms dropped (`carried_duplicate_iou`); each result then has a bool `carried`."""
         proposals = [p.float() for p in proposals]  # bf16 under autocast: box coordinates stay exact
         if self.training:
             if targets is None:
@@ -126,12 +144,8 @@ class SemiConvRoIHeads(RoIHeads):
             if any(counts):
                 found = self.carried_detections(class_logits[theirs], box_regression[theirs],
                                                 [p[len(p) - k:] for p, k in zip(proposals, counts, strict=True)], image_shapes)
-                for i, (b, sc) in enumerate(found):  # one list, highest score first, as the parent's
-                    order = torch.argsort(torch.cat([scores[i], sc]), descending=True, stable=True)
-                    boxes[i] = torch.cat([boxes[i], b])[order]
-                    scores[i] = torch.cat([scores[i], sc])[order]
-                    det_labels[i] = torch.cat([det_labels[i], torch.ones_like(sc, dtype=det_labels[i].dtype)])[order]
-                    flags[i] = torch.cat([flags[i], torch.ones(len(b), dtype=torch.bool, device=b.device)])[order]
+                for i, (b, sc) in enumerate(found):
+                    boxes[i], scores[i], det_labels[i], flags[i] = self.with_carried(boxes[i], scores[i], det_labels[i], b, sc)
             result = [{"boxes": b, "labels": lab, "scores": sc, "carried": f}
                       for b, sc, lab, f in zip(boxes, scores, det_labels, flags, strict=True)]
             mask_boxes = boxes
