@@ -193,7 +193,7 @@ def test_large_images_are_tiled_and_merged(tmp_path, monkeypatch):
 
     real = network_outputs.tile_outputs
 
-    def oracle(network, config, x, device, min_score, dense, origin=(0, 0), core=None):
+    def oracle(network, config, x, device, min_score, dense, origin=(0, 0), core=None, carried=None):
         tile = real(network, config, x, device, min_score, dense, origin, core)
         (r0, c0), (h, w) = origin, x.shape[1:]
         inside = [m[r0:r0 + h, c0:c0 + w] for m in gt if m[r0:r0 + h, c0:c0 + w].sum() == m.sum()]
