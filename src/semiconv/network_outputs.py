@@ -127,9 +127,7 @@ def run_network(network: torch.nn.Module, x: np.ndarray, device: torch.device, m
     tensor = torch.from_numpy(np.pad(x, ((0, 0), (0, pad_h), (0, pad_w)))).to(device)
     network.roi_heads.score_thresh = max(0.01, float(min_score))
     with torch.no_grad():
-        if carried is None:
-            return network([tensor])[0]
-        return network([tensor], carried_boxes=[torch.from_numpy(np.asarray(carried, np.float32)).reshape(-1, 4)])[0]
+        return network([tensor], carried_boxes=None if carried is None else [carried])[0]
 
 
 def dense_embedding(psi4: torch.Tensor, config: ModelConfig, H: int, W: int) -> np.ndarray:
