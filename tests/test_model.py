@@ -74,6 +74,29 @@ def test_mask_branch_trains_on_at_most_mask_rois_per_image_positive_rois():
     assert seen[0] >= 2 * len(masks) and seen[1] == 2  # every positive RoI (the true boxes among them), then 1 an image
 
 
+def test_foreground_head_trains_on_the_first_foreground_images_per_batch_images():
+    masks = toy_masks()
+    images = [torch.rand(1, 128, 128) for _ in range(3)]
+    targets = [to_target(masks), to_target(masks[:1]), to_target(masks[:0])]
+
+    def fresh_model(n):
+        torch.manual_seed(0)
+        return build_model(tiny_config(foreground_head=True, foreground_arch="unet", foreground_images_per_batch=n)).train()
+
+    seen, losses = {}, {}
+    for n in (0, 1):
+        model = fresh_model(n)
+        model.foreground_head.register_forward_hook(lambda m, inputs, out, n=n: seen.__setitem__(n, len(inputs[0])))
+        losses[n] = model(images, targets)["loss_foreground"]
+        losses[n].backward()
+        assert model.foreground_head.out.weight.grad.abs().sum() > 0
+    assert seen == {0: 3, 1: 1}
+    assert not torch.allclose(losses[0], losses[1])
+    # with 1, the other images' truth does not enter the loss
+    other_truth = [targets[0], to_target(masks), to_target(masks)]
+    assert torch.allclose(fresh_model(1)(images, other_truth)["loss_foreground"], losses[1])
+
+
 def test_native_resolution_no_upscaling():
     model = build_model(tiny_config()).eval()
     with torch.no_grad():

@@ -85,6 +85,9 @@ class ModelConfig:
     # training: positive RoIs per image that reach the mask branch (a random subset; 0: all of
     # them, up to a quarter of box_batch_per_image). Many are near-copies around the same worm.
     mask_rois_per_image: int = 0
+    # training: images of each batch whose foreground head is run and trained (the first ones of a
+    # shuffled batch; 0: all). The head is dense, so one crop gives it ~10^5 labelled pixels a step.
+    foreground_images_per_batch: int = 0
     # thresholds (chosen on validation after training)
     score_threshold: float = 0.5
     mask_threshold: float = 0.5
@@ -113,6 +116,8 @@ class ModelConfig:
             raise ValueError(f"foreground_arch must be 'shallow' or 'unet', not {self.foreground_arch!r}")
         if self.mask_rois_per_image < 0:
             raise ValueError("mask_rois_per_image must be >= 0 (0: every positive RoI)")
+        if self.foreground_images_per_batch < 0:
+            raise ValueError("foreground_images_per_batch must be >= 0 (0: every image of a batch)")
         if self.backbone_depth not in (18, 34, 50):
             raise ValueError("backbone_depth must be 18, 34 or 50")
         if len(self.anchor_sizes) != len(self.returned_layers) + 1:

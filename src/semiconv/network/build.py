@@ -66,6 +66,7 @@ class SemiConvMaskRCNN(MaskRCNN):
 
     foreground_only: bool = False
     foreground_loss_weight: float = 1.0
+    foreground_images_per_batch: int = 0
 
     def forward(self, images, targets=None, carried_boxes=None):
         """torchvision's MaskRCNN.forward; `carried_boxes` (inference only): per image K x 4 boxes
@@ -97,8 +98,10 @@ class SemiConvMaskRCNN(MaskRCNN):
         return self.transform.postprocess(detections, images.image_sizes, original_sizes)
 
     def _foreground_loss(self, images, features, targets):
-        logits = self.foreground_head(images.tensors, features["0"])
-        return self.foreground_loss_weight * foreground_loss(logits, targets)
+        """The foreground head's loss on the first `foreground_images_per_batch` images (0: all)."""
+        n = self.foreground_images_per_batch or len(targets)
+        logits = self.foreground_head(images.tensors[:n], features["0"][:n])
+        return self.foreground_loss_weight * foreground_loss(logits, targets[:n])
 
 
 def build_model(config: ModelConfig) -> SemiConvMaskRCNN:
@@ -143,4 +146,5 @@ def build_model(config: ModelConfig) -> SemiConvMaskRCNN:
         if config.foreground_head else None
     )
     model.foreground_loss_weight = config.foreground_loss_weight
+    model.foreground_images_per_batch = config.foreground_images_per_batch
     return model
