@@ -206,3 +206,26 @@ def test_frozen_backbone_stages_keep_their_weights_and_train_the_rest(tmp_path):
     assert not any(p.requires_grad for name, p in run.network.named_parameters() if name in stem_and_layer1)
     with pytest.raises(ValueError, match="frozen_backbone_stages must be 0-5"):
         Trainer(samples, [], tiny_config(), tiny_train_config(frozen_backbone_stages=6), tmp_path / "x", torch.device("cpu"))
+
+
+def test_backbone_stages_train_until_freeze_from_step_then_keep_their_weights(tmp_path):
+    samples = synthetic_samples(2)
+    cfg = tiny_train_config(lr=1e-2, warmup_steps=0, frozen_backbone_stages=2, freeze_from_step=1)
+    run = Trainer(samples, [], tiny_config(), cfg, tmp_path / "run", torch.device("cpu"))
+    run.network.train()
+    stem = "backbone.body.conv1.weight"
+    states = [{k: v.clone() for k, v in run.network.state_dict().items()}]
+    for i in range(2):
+        run.step(*make_batch(samples, cfg.batch_size, cfg.crop_size, np.random.default_rng(i), {}, False))
+        states.append({k: v.clone() for k, v in run.network.state_dict().items()})
+    assert not torch.equal(states[0][stem], states[1][stem])  # step 0 trains the stem
+    assert torch.equal(states[1][stem], states[2][stem])  # from step 1 on it is frozen
+    assert not torch.equal(states[1]["backbone.body.layer2.0.conv1.weight"], states[2]["backbone.body.layer2.0.conv1.weight"])
+    run.save_checkpoint(done=False)
+    resumed = Trainer(samples, [], tiny_config(), cfg, tmp_path / "run", torch.device("cpu"))
+    resumed.resume()
+    resumed.network.train()
+    resumed.step(*make_batch(samples, cfg.batch_size, cfg.crop_size, np.random.default_rng(2), {}, False))
+    assert torch.equal(resumed.network.state_dict()[stem], states[2][stem])  # still frozen after a resume
+    with pytest.raises(ValueError, match="freeze_from_step must be >= 0"):
+        Trainer(samples, [], tiny_config(), tiny_train_config(freeze_from_step=-1), tmp_path / "y", torch.device("cpu"))

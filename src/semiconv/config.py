@@ -168,6 +168,9 @@ class TrainConfig:
     # ResNet stages kept as they are (no gradient): 0 none, 1 the stem, 2 the stem and layer1, ... up to 5
     # (torchvision's trainable_backbone_layers = 5 - this); for a body that is already trained
     frozen_backbone_stages: int = 0
+    # the step from which those stages are frozen (0: from the start): a run from scratch trains its
+    # whole body first, then keeps its first stages (they settle early) and saves their backward
+    freeze_from_step: int = 0
     stop_after: int = 0  # 0 = all `steps`; else stop after this many, the lr schedule still planned over `steps`
     max_minutes: float = 0.0  # 0 = no limit; else training ends after this many minutes (a resumed run counts
     # its earlier time), the lr schedule following whichever of steps and time is further along

@@ -65,6 +65,8 @@ class Trainer:
             raise ValueError(f"train_only must be '' or 'foreground', not {cfg.train_only!r}")
         if not 0 <= cfg.frozen_backbone_stages <= len(BACKBONE_STAGES):
             raise ValueError(f"frozen_backbone_stages must be 0-{len(BACKBONE_STAGES)}, not {cfg.frozen_backbone_stages}")
+        if cfg.freeze_from_step < 0:
+            raise ValueError(f"freeze_from_step must be >= 0, not {cfg.freeze_from_step}")
         if cfg.num_threads:
             torch.set_num_threads(cfg.num_threads)
         torch.manual_seed(cfg.seed)
@@ -103,8 +105,18 @@ class Trainer:
             network.foreground_only = True
             for name, p in network.named_parameters():
                 p.requires_grad_(name.startswith("foreground_head."))
-        freeze_backbone_stages(network, self.cfg.frozen_backbone_stages)
+        if self.cfg.freeze_from_step <= 0:
+            freeze_backbone_stages(network, self.cfg.frozen_backbone_stages)
         return network
+
+    def freeze_when_due(self) -> None:
+        """From step `freeze_from_step` on, the first `frozen_backbone_stages` ResNet stages train no
+        more (their gradients dropped: AdamW skips them, weight decay included)."""
+        if self.cfg.frozen_backbone_stages and 0 < self.cfg.freeze_from_step <= self.step_count:
+            freeze_backbone_stages(self.network, self.cfg.frozen_backbone_stages)
+            for p in self.params:
+                if not p.requires_grad:
+                    p.grad = None
 
     def train_seconds(self) -> float:
         """Training time so far, earlier runs of a resumed training included."""
@@ -164,6 +176,7 @@ class Trainer:
 
     def step(self, images: list[torch.Tensor], targets: list[dict]) -> dict:
         """One optimiser step on a batch; returns the losses (floats, 'loss' their sum)."""
+        self.freeze_when_due()
         images = [i.to(self.device, non_blocking=True) for i in images]
         targets = [{k: v.to(self.device, non_blocking=True) for k, v in t.items()} for t in targets]
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
