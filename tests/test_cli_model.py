@@ -166,3 +166,28 @@ def test_segment_rois_of_a_tracked_stack(tiny_model, tmp_path):
         for roi, mask in zip(frame_rois, planes, strict=True):
             filled = filled_by_roifile(roi, 96, 96)
             assert (filled & mask).sum() / (filled | mask).sum() >= 0.95
+
+
+def test_segment_track_carries_boxes_from_frame_to_frame_unless_told_not_to(tiny_model, tmp_path, monkeypatch):
+    import semiconv.segment
+    from semiconv.data.synthetic import generate
+
+    stack = tmp_path / "stack.tif"
+    tifffile.imwrite(stack, np.stack([generate((96, 96), s).image for s in (2, 2, 2)]))
+    given = []
+    segment_plane = semiconv.segment.segment_plane
+
+    def recording(*args, carried_boxes=None, **kwargs):
+        given.append(carried_boxes)
+        return segment_plane(*args, carried_boxes=carried_boxes, **kwargs)
+
+    monkeypatch.setattr(semiconv.segment, "segment_plane", recording)
+    for flag, out in ((), "carried"), (("--no-carry-boxes",), "alone"):
+        given.clear()
+        r = run("segment", str(stack), "--out", str(tmp_path / out), "--model", str(tiny_model), "--track", *flag)
+        assert r.returncode == 0, r.stderr
+        assert len(given) == 3 and given[0] is None
+        if flag:
+            assert given[1] is None and given[2] is None
+        else:
+            assert given[1] is not None and len(given[1]) > 0  # the first frame's worms, as boxes

@@ -160,6 +160,7 @@ def segment(
     track: bool = typer.Option(False, "--track", help="Stacks (T x H x W): link each worm across frames; <stem>_labels.tif then holds one label per worm in every frame (the track id) and <stem>_tracks.csv its time series (speed, movement, dead by movement)."),
     max_gap: int = typer.Option(TrackingSettings.max_gap, "--max-gap", help="With --track: frames a worm may be missing (hidden, missed) and keep its identity."),
     still_frames: int = typer.Option(TrackingSettings.still_frames, "--still-frames", help="With --track: a worm still for this many frame steps up to the last frame is called dead by movement."),
+    carry_boxes: bool = typer.Option(TrackingSettings.carry_boxes, "--carry-boxes/--no-carry-boxes", help="With --track: segment each frame also with the previous frame's worm boxes (keeps crossing worms whole; --no-carry-boxes segments every frame on its own)."),
     precision: str = typer.Option("fp32", "--precision", help="fp32, bf16 (autocast; CPUs with AVX-512 BF16 or AMX, CUDA GPUs with bf16) or auto (bf16 where native). bf16 kept fold-0 avAP within 0.0002 of fp32 (docs/benchmarks.md)."),
     rois: bool = typer.Option(False, "--rois", help="Also write <stem>_rois.zip: an ImageJ/Fiji ROI set, one ROI per worm named by its label, overlaps kept (Fiji's ROI Manager opens it)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
@@ -178,7 +179,7 @@ def segment(
 
     try:
         _set_threads(threads)
-        tracking = TrackingSettings(max_gap=max_gap, still_frames=still_frames) if track else None
+        tracking = TrackingSettings(max_gap=max_gap, still_frames=still_frames, carry_boxes=carry_boxes) if track else None
         if fluorescence == ["auto"]:
             partners = [fluorescence_partner(p) if p.exists() else None for p in images]
         elif fluorescence:
