@@ -66,11 +66,13 @@ RESCALE_CHOICES = {"auto": None, "as is": 1.0, "x0.5": 0.5, "x0.67": 0.67, "x0.8
 @thread_worker
 def segment_worker(model_name: str, device: str, planes: list, sources: list[tuple[str, int]], score_threshold: float | None,
                    mask_threshold: float | None, fluorescence: list | None = None, pixel_size: float | None = None,
-                   input_mode: str | None = None, describe=None, rescale: float | str | None = None, track: bool = False):
+                   input_mode: str | None = None, describe=None, rescale: float | str | None = None, track: bool = False,
+                   tta: bool = False):
     """Generator run in a thread: yields ('model', model) then ('plane', k) after each plane; returns
     (predictions, per-worm table rows of each source, layer-data tuples of each source, track ids
     of each source: per plane, or None where not tracked); `track`: stacks are linked across
-    frames (semiconv.tracking) and their labels are track ids;
+    frames (semiconv.tracking) and their labels are track ids; `tta`: test-time augmentation
+    (semiconv.tta: mirrored passes fused, about 4x the time);
     `sources`: (layer name, number of planes) of each source layer, in order; `describe(source,
     model)` gives the (name, metadata) of a source's result layers, which are built here, off the
     UI thread (None: no layers built). Fluorescence planes (one source only) are measured in each
@@ -78,7 +80,7 @@ def segment_worker(model_name: str, device: str, planes: list, sources: list[tup
     ('error', message) (returns None), so they reach the user as a notification, not a traceback."""
     preds = []
     try:
-        model = cached_model(model_name, device)
+        model = cached_model(model_name, device, tta=tta)
         if input_mode and input_mode != model.config.input_mode:
             raise SemiconvError(f"model {model.name!r} takes {model.config.input_mode!r} images, not {input_mode!r}")
         feed = model.config.takes_fluorescence
@@ -235,6 +237,9 @@ class SegmentWidget(QWidget):
                                         "width (resampled only when they are far from the model's; a stack keeps its "
                                         "first plane's factor); a factor enlarges (>1) or shrinks the image; results "
                                         "stay in its pixels")
+        self.tta = CheckBox(text="mirrored passes (about 4x slower, more accurate)", value=False,
+                            tooltip="test-time augmentation: the image is also segmented mirrored three ways and the "
+                                    "worms found fused; more crossing worms found whole, finer borders")
         self.run_button = PushButton(text="Segment")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.status = Label(value="")
@@ -252,7 +257,7 @@ class SegmentWidget(QWidget):
         self.corrections = Container(label="identities", widgets=[self.track_a, self.track_b, self.from_frame, self.swap_button,
                                                                   self.join_button, self.split_button], visible=False)
         self.container = Container(widgets=[self.image, self.more, self.model, self.model_folder, self.device, self.input_mode, self.score, self.mask, self.fluorescence, self.pixel_size, self.rescale,
-                                            self.track, self.run_button, self.cancel_button, self.status, self.worm, self.row, self.corrections])
+                                            self.tta, self.track, self.run_button, self.cancel_button, self.status, self.worm, self.row, self.corrections])
         narrow_combo(self.image)
         narrow_combo(self.fluorescence)
         layout = QVBoxLayout()
@@ -280,6 +285,7 @@ class SegmentWidget(QWidget):
         self._own_thresholds: tuple[float, float] | None = None  # the chosen model's, as the boxes show them
         self._show_model_thresholds()
         self.model.changed.connect(self._show_model_thresholds)
+        self.tta.changed.connect(self._show_model_thresholds)
         self.score.changed.connect(self.rethreshold)
         self.mask.changed.connect(self.rethreshold)
         self._rethresholding = None
@@ -296,6 +302,8 @@ class SegmentWidget(QWidget):
         except SemiconvError:
             self._own_thresholds = None
             return
+        if self.tta.value:  # the thresholds chosen for mirrored passes, where the model has them
+            config = config.with_thresholds(config.tta_thresholds)
         self._own_thresholds = (round(config.score_threshold, 2), round(config.mask_threshold, 2))
         with self.score.changed.blocked(), self.mask.changed.blocked():
             self.score.value, self.mask.value = self._own_thresholds
@@ -439,14 +447,14 @@ class SegmentWidget(QWidget):
             return
         score, mask = self.chosen_thresholds()
         self._job = {"layer": layer.name, "sources": [(n, len(ps)) for n, ps in sources], "model": model_name,
-                     "fluorescence_planes": fluorescence, "track": self.track.value,
+                     "fluorescence_planes": fluorescence, "track": self.track.value, "tta": self.tta.value,
                      "planes": len(planes), "score": score, "mask": mask, "pixel_size": self.pixel_size.value or None,
                      "fluorescence": self.fluorescence.value if fluorescence is not None else None}
         self._progress = progress(total=len(planes), desc=f"Segmenting {', '.join(names)}")
         self._cancelled = False
         self.worker = segment_worker(model_name, self.device.value, planes, self._job["sources"], score, mask,
                                      fluorescence, self.pixel_size.value or None, self.input_mode.value, self._describe,
-                                     RESCALE_CHOICES[self.rescale.value], self.track.value)
+                                     RESCALE_CHOICES[self.rescale.value], self.track.value, self.tta.value)
         self.worker.yielded.connect(self._on_yield)
         self.worker.returned.connect(self._on_done)
         self.worker.errored.connect(self._on_error)
@@ -498,7 +506,7 @@ class SegmentWidget(QWidget):
         metadata = {"model": model.name, "score_threshold": job["score"] if job["score"] is not None else model.config.score_threshold,
                     "mask_threshold": job["mask"] if job["mask"] is not None else model.config.mask_threshold,
                     "semiconv_version": __version__, "device": str(model.device), "source_layer": source,
-                    "pixel_size": job["pixel_size"], "fluorescence_layer": job["fluorescence"]}
+                    "pixel_size": job["pixel_size"], "fluorescence_layer": job["fluorescence"], "mirrored_passes": model.tta}
         return name, metadata
 
     def _add_results(self, source: str, preds: list, layers: list, rows: list | None = None, track_ids: list | None = None,

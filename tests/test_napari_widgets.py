@@ -138,6 +138,33 @@ def test_stack_cancel_and_second_click(make_napari_viewer, qtbot, tiny_models, n
     assert viewer.layers["single [tiny-test] instances"].data.shape == (80, 70)
 
 
+def test_mirrored_passes_use_their_own_thresholds(make_napari_viewer, qtbot, tmp_path, monkeypatch, notes):
+    import torch
+
+    from napari_semiconv._segment_widget import SegmentWidget
+    from semiconv.model_folders import save_model_folder
+    from semiconv.network import build_model
+
+    torch.manual_seed(0)
+    monkeypatch.setenv("SEMICONV_MODELS_DIR", str(tmp_path / "models"))
+    cfg = tiny_config(score_threshold=0.7, max_detections=15,
+                      tta_thresholds={"score_threshold": 0.35, "mask_threshold": 0.4})
+    save_model_folder(tmp_path / "models" / "tiny-tta", build_model(cfg), cfg)
+    viewer = make_napari_viewer()
+    viewer.add_image(np.random.default_rng(0).random((96, 96)).astype(np.float32), name="well")
+    widget = SegmentWidget(viewer)
+    widget.image.value = "well"
+    widget.model.value = "tiny-tta"
+    assert widget.score.value == pytest.approx(0.7)  # the model's own threshold
+    widget.tta.value = True
+    assert widget.score.value == pytest.approx(0.35) and widget.mask.value == pytest.approx(0.4)  # those chosen for it
+    _run(widget, qtbot)
+    assert notes["error"] == []
+    inst = viewer.layers["well [tiny-tta] instances"]
+    assert inst.metadata["mirrored_passes"] is True and inst.metadata["score_threshold"] == pytest.approx(0.35)
+    assert widget.results[inst.name]["model"].tta
+
+
 def test_bad_inputs_notify(make_napari_viewer, qtbot, tiny_models, notes, tmp_path):
     from napari_semiconv._segment_widget import BROWSE, SegmentWidget
 

@@ -162,6 +162,7 @@ def segment(
     still_frames: int = typer.Option(TrackingSettings.still_frames, "--still-frames", help="With --track: a worm still for this many frame steps up to the last frame is called dead by movement."),
     carry_boxes: bool = typer.Option(TrackingSettings.carry_boxes, "--carry-boxes/--no-carry-boxes", help="With --track: segment each frame also with the previous frame's worm boxes (keeps crossing worms whole; --no-carry-boxes segments every frame on its own)."),
     precision: str = typer.Option("fp32", "--precision", help="fp32, bf16 (autocast; CPUs with AVX-512 BF16 or AMX, CUDA GPUs with bf16) or auto (bf16 where native). bf16 kept fold-0 avAP within 0.0002 of fp32 (docs/benchmarks.md)."),
+    tta: bool = typer.Option(False, "--tta", help="Test-time augmentation: the network also on three mirrored copies, the detections fused (about 4x the time; on fold 0 more crossing worms found whole and finer borders: docs/benchmarks.md)."),
     rois: bool = typer.Option(False, "--rois", help="Also write <stem>_rois.zip: an ImageJ/Fiji ROI set, one ROI per worm named by its label, overlaps kept (Fiji's ROI Manager opens it)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
     threads: int = typer.Option(0, "--threads", help="CPU threads (0: torch default)."),
@@ -193,10 +194,10 @@ def segment(
                 rescale = float(rescale)
             except ValueError:
                 raise SemiconvError(f"--rescale must be 'auto' or a number, not {rescale!r}") from None
-        net = load_model(model, device=device, precision=precision)
+        net = load_model(model, device=device, precision=precision, tta=tta)
     except SemiconvError as exc:
         _fail(str(exc))
-    typer.echo(f"model {net.name} on {net.device} ({net.precision})", err=True)
+    typer.echo(f"model {net.name} on {net.device} ({net.precision}{', mirrored passes fused' if net.tta else ''})", err=True)
     failed, worms = [], 0
     for path, partner in tqdm(list(zip(images, partners, strict=True)), desc="segmenting", unit="image", file=sys.stderr, disable=len(images) < 2):
         try:

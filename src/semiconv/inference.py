@@ -52,9 +52,12 @@ class SemiConvModel:
     """A loaded model ready to predict; `device` says where it actually runs."""
 
     def __init__(self, network: torch.nn.Module, config: ModelConfig, device: torch.device, name: str = "", meta: dict | None = None,
-                 precision: str = "fp32"):
+                 precision: str = "fp32", tta: bool = False):
         self.network = network.to(device).eval()
-        self.config = config
+        # test-time augmentation (semiconv.tta: mirrored passes fused, 4x the time), with the
+        # thresholds chosen for it where the model has them
+        self.tta = tta
+        self.config = config.with_thresholds(config.tta_thresholds) if tta else config
         self.device = device
         self.name = name
         self.meta = meta or {}
@@ -83,7 +86,7 @@ class SemiConvModel:
         under bf16 autocast when the model's `precision` is "bf16". `carried`: K x 4 boxes of a
         previous frame's worms in the input's pixels (semiconv.network_outputs.raw_outputs)."""
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
-            return raw_outputs(self.network, self.config, x, self.device, min_score, dense, carried)
+            return raw_outputs(self.network, self.config, x, self.device, min_score, dense, carried, self.tta)
 
     def run_network(self, x: np.ndarray, min_score: float = 0.05) -> dict:
         """The detection network's own output dict for one normalised C x H x W input (no tiling;
@@ -169,9 +172,11 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return precision
 
 
-def load_model(name_or_path: str | Path = "bbbc010-brightfield", device: str = "auto", precision: str = "fp32") -> SemiConvModel:
+def load_model(name_or_path: str | Path = "bbbc010-brightfield", device: str = "auto", precision: str = "fp32",
+               tta: bool = False) -> SemiConvModel:
     """Load a bundled model by name, a user model by name, or a model folder (no network).
-    `precision`: "fp32" (default), "bf16" or "auto" (`resolve_precision`)."""
+    `precision`: "fp32" (default), "bf16" or "auto" (`resolve_precision`). `tta`: test-time
+    augmentation (semiconv.tta), with the model's `tta_thresholds` where it has them."""
     from .network import build_model
 
     folder = resolve_model(name_or_path)
@@ -179,7 +184,7 @@ def load_model(name_or_path: str | Path = "bbbc010-brightfield", device: str = "
     network = build_model(config)
     load_state_checked(network, state, str(folder / "weights.pt"))
     _LOADS[0] += 1
-    return SemiConvModel(network, config, resolve_device(device), name=folder.name, meta=meta, precision=precision)
+    return SemiConvModel(network, config, resolve_device(device), name=folder.name, meta=meta, precision=precision, tta=tta)
 
 
 _LOADS = [0]  # load_model calls in this process
@@ -194,10 +199,11 @@ _CACHE: dict[tuple, tuple[tuple, SemiConvModel]] = {}
 _CACHE_LOCK = threading.Lock()
 
 
-def cached_model(name_or_path: str | Path = "bbbc010-brightfield", device: str = "auto", precision: str = "fp32") -> SemiConvModel:
+def cached_model(name_or_path: str | Path = "bbbc010-brightfield", device: str = "auto", precision: str = "fp32",
+                 tta: bool = False) -> SemiConvModel:
     """`load_model`, loaded once per process for each model and device (the napari widgets and each
     batch worker share it); a model folder whose weights or config (thresholds) changed on disk is
-    loaded again."""
+    loaded again. `tta`: the same network with test-time augmentation (`load_model`)."""
     folder = resolve_model(name_or_path)
     key = (str(folder.resolve()), str(resolve_device(device)), precision)
     stamp = tuple(f.stat().st_mtime_ns if f.exists() else 0 for f in (folder / "weights.pt", folder / "config.json"))
@@ -205,4 +211,11 @@ def cached_model(name_or_path: str | Path = "bbbc010-brightfield", device: str =
         hit = _CACHE.get(key)
         if hit is None or hit[0] != stamp:
             _CACHE[key] = (stamp, load_model(folder, device=device, precision=precision))
-        return _CACHE[key][1]
+        model = _CACHE[key][1]
+        if not tta:
+            return model
+        hit = _CACHE.get(key + ("tta",))
+        if hit is None or hit[1].network is not model.network:
+            _CACHE[key + ("tta",)] = (stamp, SemiConvModel(model.network, model.config, model.device, name=model.name,
+                                                           meta=model.meta, precision=model.precision, tta=True))
+        return _CACHE[key + ("tta",)][1]

@@ -192,13 +192,17 @@ def tile_grid(H: int, W: int, config: ModelConfig) -> list[tuple[tuple[int, int,
 
 
 def raw_outputs(network, config: ModelConfig, x: np.ndarray, device, min_score: float = 0.05,
-                dense: bool = True, carried: np.ndarray | None = None) -> RawOutputs:
+                dense: bool = True, carried: np.ndarray | None = None, tta: bool = False) -> RawOutputs:
     """The network's outputs for a normalised C x H x W image (tiled when large). `min_score` only
     saves work: detections below it never reach the mask branch. `dense`: also Psi at every pixel.
     `carried`: K x 4 boxes (x1, y1, x2, y2 pixels) of a previous frame's worms, given to every tile
-    they reach (in its pixels, clipped to it)."""
+    they reach (in its pixels, clipped to it). `tta`: each tile also mirrored three ways and the
+    passes fused (semiconv.tta; 4x the time)."""
+    from .tta import tta_tile_outputs
+
     H, W = x.shape[1:]
-    tiles = [tile_outputs(network, config, x[:, r0:r1, c0:c1], device, min_score, dense, (r0, c0), core,
+    one_tile = tta_tile_outputs if tta else tile_outputs
+    tiles = [one_tile(network, config, x[:, r0:r1, c0:c1], device, min_score, dense, (r0, c0), core,
                           None if carried is None else boxes_in_region(carried, (r0, c0, r1, c1)))
              for (r0, c0, r1, c1), core in tile_grid(H, W, config)]
     return RawOutputs((H, W), tiles)
