@@ -106,3 +106,17 @@ def test_batch_killed_then_resumed(plate, tiny_model, tmp_path):
 
     summary = json.loads(r.stdout[r.stdout.index("{"):])
     assert summary["skipped"] >= done_before and summary["processed"] + summary["skipped"] == 14
+
+
+def test_a_batch_worker_segments_with_mirrored_passes_when_asked(plate, tiny_model, tmp_path, monkeypatch):
+    import semiconv.inference
+    from semiconv.batch import process_image
+
+    loaded = []
+    cached_model = semiconv.inference.cached_model
+    monkeypatch.setattr(semiconv.inference, "cached_model", lambda *a, **k: loaded.append(cached_model(*a, **k)) or loaded[-1])
+    item = next(i for i in find_inputs(str(plate)) if i.well == "A01")
+    summary = process_image(item, str(tmp_path / "out"), str(tiny_model), tta=True)
+    assert "error" not in summary and summary["worms"] >= 0
+    assert list((tmp_path / "out").glob("plate_A01_*_instances.tif"))
+    assert len(loaded) == 1 and loaded[0].tta  # the worker segmented with mirrored passes

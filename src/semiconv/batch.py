@@ -62,9 +62,10 @@ def is_complete(item: BatchItem, out: Path, track: bool = False) -> bool:
 
 
 def process_image(item: BatchItem, out: str, model_name: str, device: str = "cpu", pixel_size: float | None = None,
-                  threads: int = 0, track: bool = False) -> dict:
+                  threads: int = 0, track: bool = False, tta: bool = False) -> dict:
     """Segment + measure one image on a worker, as `semiconv segment` does (the model is loaded once
-    per worker process; `track`: stacks linked across frames with the default TrackingSettings);
+    per worker process; `track`: stacks linked across frames with the default TrackingSettings;
+    `tta`: test-time augmentation, semiconv.tta);
     returns a summary (or {'error': ...}) naming the worker process and the models it has loaded."""
     from .errors import SemiconvError
     from .inference import cached_model, models_loaded
@@ -76,7 +77,7 @@ def process_image(item: BatchItem, out: str, model_name: str, device: str = "cpu
             import torch
 
             torch.set_num_threads(threads)
-        model = cached_model(model_name, device=device)
+        model = cached_model(model_name, device=device, tta=tta)
         _, rows, _ = segment_file(model, item.image, Path(out), overwrite=True, fluorescence=item.fluorescence,
                                   pixel_size=pixel_size, extra_columns={"well": item.well, "image": item.image.name},
                                   track=TrackingSettings() if track else None)
@@ -185,8 +186,8 @@ def plate_figure(wells: list[dict], path: Path) -> Path:
 
 def run_batch(source: str, out: str | Path, model: str = "bbbc010-brightfield", scheduler: str | None = None,
               workers: int | None = None, device: str = "cpu", pixel_size: float | None = None, progress=None,
-              track: bool = False) -> dict:
-    """Run the whole batch (`track`: stacks linked across frames; wells.csv then also says who is
+              track: bool = False, tta: bool = False) -> dict:
+    """Run the whole batch (`tta`: test-time augmentation, as `segment --tta`; `track`: stacks linked across frames; wells.csv then also says who is
     dead by movement, and survival.csv / survival.png give each well's survival over frames);
     returns counts (processed, skipped, failed; worker_processes that segmented and the
     model_loads they made: one each) and the errors."""
@@ -218,7 +219,7 @@ def run_batch(source: str, out: str | Path, model: str = "bbbc010-brightfield", 
             client = Client(cluster)
             threads = max(1, cores // n_workers)
         try:
-            futures = [client.submit(process_image, i, str(out), model, device, pixel_size, threads, track, pure=False)
+            futures = [client.submit(process_image, i, str(out), model, device, pixel_size, threads, track, tta, pure=False)
                        for i in todo]
             for future in (progress(as_completed(futures), len(futures)) if progress else as_completed(futures)):
                 r = future.result()

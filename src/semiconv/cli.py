@@ -267,6 +267,7 @@ def batch(
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto (per worker)."),
     pixel_size: Optional[float] = typer.Option(None, "--pixel-size", help="Micrometres per pixel, for lengths in um."),
     track: bool = typer.Option(False, "--track", help="Stacks (one well over time): link worms across frames as `segment --track`; adds survival.csv and survival.png (alive by movement per well and frame)."),
+    tta: bool = typer.Option(False, "--tta", help="Test-time augmentation, as `segment --tta` (about 4x the time)."),
 ):
     """Segment and measure every image on dask.distributed; per-image outputs, worms.csv, wells.csv, plate.png."""
     import json
@@ -277,7 +278,7 @@ def batch(
 
     try:
         result = run_batch(source, out, model, scheduler, workers, device, pixel_size,
-                           progress=lambda it, n: tqdm(it, total=n, desc="images", unit="image", file=sys.stderr), track=track)
+                           progress=lambda it, n: tqdm(it, total=n, desc="images", unit="image", file=sys.stderr), track=track, tta=tta)
     except SemiconvError as exc:
         _fail(str(exc))
     for line in result["errors"]:
