@@ -47,6 +47,19 @@ def test_segments_the_sample_plausibly(model, sample_wells, capsys):
     assert metrics["AP50"] >= 0.6 and metrics["score@0.5"] >= 0.5
 
 
+def test_mirrored_passes_segment_the_sample_plausibly_at_their_own_thresholds(sample_wells):
+    mirrored = semiconv.load_model("bbbc010-brightfield", device="cpu", tta=True)
+    assert mirrored.config.score_threshold == mirrored.config.tta_thresholds["score_threshold"]
+    preds, truths = [], []
+    for well in sample_wells:
+        pred = mirrored.predict(well.brightfield, dense=False)
+        assert 0.6 * len(well.masks) <= len(pred) <= 1.5 * len(well.masks)
+        preds.append((pred.masks, pred.scores))
+        truths.append(well.masks)
+    metrics = evaluate_predictions(preds, truths, mirrored.config.score_threshold)
+    assert metrics["AP50"] >= 0.6 and metrics["score@0.5"] >= 0.5
+
+
 def test_affinity_peaks_on_its_own_worm(model, sample_wells):
     well = sample_wells[0]
     pred = model.predict(well.brightfield)
