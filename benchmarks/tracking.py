@@ -1,7 +1,7 @@
 """Identities across frames: moving real worms, segmented frame by frame, linked or not.
 
     python benchmarks/tracking.py --data data/bbbc010-train.npz [--model bbbc010-brightfield]
-        [--wells B17 ...] [--frames 8] [--seeds 0] [--max-gap 2 [5 ...]] [--threads 2] [--out tracking.json]
+        [--wells B17 ...] [--frames 8] [--seeds 0] [--max-gap 2 [5 ...]] [--threads 2] [--tta] [--out tracking.json]
 
 Each well (default: the bundled model's 10 validation wells, never trained on) becomes a sequence
 of its own annotated worms crawling over its background (semiconv.data.moving; some worms never
@@ -63,13 +63,14 @@ def main() -> None:
                         help="frames a worm may be missing (TrackingSettings.max_gap); several: each is scored "
                              "on the same segmentations ('tracked' is the first, 'tracked_gap<k>' the others)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--tta", action="store_true", help="segment with test-time augmentation (semiconv.tta), as `segment --tta`")
     parser.add_argument("--out", help="write the results as JSON here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     import laptrack  # noqa: F401  (imported once per process: not counted as linking time)
 
     source = PackedWells(args.data) if is_packed_file(args.data) else Bbbc010Folder(args.data)
-    model = load_model(args.model, device="cpu")
+    model = load_model(args.model, device="cpu", tta=args.tta)
     settings = TrackingSettings(max_gap=args.max_gap[0])
     results, pooled = [], {"segment_s": 0.0, "alone_segment_s": 0.0, "link_s": 0.0, "dead_ok": 0, "dead_n": 0}
     for well_name in args.wells:
@@ -130,7 +131,7 @@ def main() -> None:
                    carried_boxes_time_ratio=round(pooled["segment_s"] / pooled["alone_segment_s"], 3),
                    segment_s_per_frame=round(pooled["segment_s"] / (len(results) * args.frames), 3),
                    dead_by_movement_accuracy=round(pooled["dead_ok"] / pooled["dead_n"], 3) if pooled["dead_n"] else None,
-                   settings=settings.__dict__, model=args.model, threads=args.threads)
+                   settings=settings.__dict__, model=args.model, tta=args.tta, threads=args.threads)
     print(json.dumps(summary, indent=1))
     if args.out:
         with open(args.out, "w") as f:
