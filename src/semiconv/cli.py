@@ -198,6 +198,9 @@ def segment(
     except SemiconvError as exc:
         _fail(str(exc))
     typer.echo(f"model {net.name} on {net.device} ({net.precision}{', mirrored passes fused' if net.tta else ''})", err=True)
+    if net.tta and not net.config.tta_thresholds:
+        typer.echo(f"note: model {net.name} has no thresholds chosen for --tta (benchmarks/release/choose_tta_thresholds.py): "
+                   "its own are used, and fused scores run lower", err=True)
     failed, worms = [], 0
     for path, partner in tqdm(list(zip(images, partners, strict=True)), desc="segmenting", unit="image", file=sys.stderr, disable=len(images) < 2):
         try:

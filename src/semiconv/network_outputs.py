@@ -203,7 +203,7 @@ def raw_outputs(network, config: ModelConfig, x: np.ndarray, device, min_score: 
     H, W = x.shape[1:]
     one_tile = tta_tile_outputs if tta else tile_outputs
     tiles = [one_tile(network, config, x[:, r0:r1, c0:c1], device, min_score, dense, (r0, c0), core,
-                          None if carried is None else boxes_in_region(carried, (r0, c0, r1, c1)))
+                      None if carried is None else boxes_in_region(carried, (r0, c0, r1, c1)))
              for (r0, c0, r1, c1), core in tile_grid(H, W, config)]
     return RawOutputs((H, W), tiles)
 
