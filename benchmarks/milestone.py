@@ -1,7 +1,7 @@
 """Where a long training run stands, on wells it never trained on and on its own training wells.
 
     python benchmarks/milestone.py RUN --data data/bbbc010-train.npz --fold 0 [--fit] [--shifted]
-        [--workers 1] [--threads 2]
+        [--threads 2] [--tta]
 
 RUN is a `semiconv train --fold K` folder. Its model (weights.pt: the best so far by held-out
 avAP, with the thresholds the training loop chose on the held-out fold) is scored on the
@@ -41,6 +41,7 @@ def main() -> None:
     parser.add_argument("--fit", action="store_true", help="also score the training wells")
     parser.add_argument("--shifted", action="store_true", help="also score the shifted copy of the held-out wells")
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--tta", action="store_true", help="segment with test-time augmentation (semiconv.tta) at the model's tta_thresholds")
     args = parser.parse_args()
 
     import torch
@@ -54,10 +55,10 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     source = PackedWells(args.data) if is_packed_file(args.data) else Bbbc010Folder(args.data)
     train_wells, held_wells = fold_split(args.fold, source.wells)
-    model = load_model(args.run, device="cpu")
+    model = load_model(args.run, device="cpu", tta=args.tta)
     meta = json.loads((args.run / "config.json").read_text())
     thresholds = model.thresholds()
-    record = {"date": time.strftime("%Y-%m-%d %H:%M"), "step": meta.get("step"), "fold": args.fold,
+    record = {"date": time.strftime("%Y-%m-%d %H:%M"), "step": meta.get("step"), "fold": args.fold, "tta": args.tta,
               "thresholds": {"score": thresholds.score, "mask": thresholds.mask, "foreground": thresholds.foreground,
                              "containment": thresholds.containment}}
     sets = {"held_out": held_wells}
