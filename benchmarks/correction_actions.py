@@ -29,8 +29,7 @@ import json
 import numpy as np
 import torch
 
-from semiconv.data.bbbc010 import Bbbc010Folder
-from semiconv.data.packed import PackedWells, is_packed_file
+from semiconv.data.packed import open_wells
 from semiconv.editing import EditedPlane, delete_worm, draw_worm, merge_worms
 from semiconv.inference import load_model
 from semiconv.measure import centre_line
@@ -146,7 +145,7 @@ def main() -> None:
     parser.add_argument("--out")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    source = PackedWells(args.data) if is_packed_file(args.data) else Bbbc010Folder(args.data)
+    source = open_wells(args.data)
     model = load_model(args.model, device="cpu")
     results, all_wrong, all_doubt, ranks, first_fifth = [], [], [], [], 0
     for name in args.wells:

@@ -46,14 +46,13 @@ def main() -> None:
 
     import torch
 
-    from semiconv.data.bbbc010 import Bbbc010Folder
     from semiconv.data.folds import fold_split
-    from semiconv.data.packed import PackedWells, is_packed_file
+    from semiconv.data.packed import open_wells
     from semiconv.inference import load_model
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    source = PackedWells(args.data) if is_packed_file(args.data) else Bbbc010Folder(args.data)
+    source = open_wells(args.data)
     train_wells, held_wells = fold_split(args.fold, source.wells)
     model = load_model(args.run, device="cpu", tta=args.tta)
     meta = json.loads((args.run / "config.json").read_text())

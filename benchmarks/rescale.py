@@ -22,8 +22,7 @@ import numpy as np
 import torch
 from scipy import ndimage as ndi
 
-from semiconv.data.bbbc010 import Bbbc010Folder
-from semiconv.data.packed import PackedWells, is_packed_file
+from semiconv.data.packed import open_wells
 from semiconv.inference import load_model
 from semiconv.metrics import evaluate_predictions
 from semiconv.normalize import normalize_percentile
@@ -59,7 +58,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    source = PackedWells(args.data) if is_packed_file(args.data) else Bbbc010Folder(args.data)
+    source = open_wells(args.data)
     model = load_model(args.model, device="cpu")
     wells = [source.load(w) for w in args.wells]
     shifted = [another_microscope(w.brightfield, w.masks, args.magnification, sum(map(ord, w.well))) for w in wells]

@@ -28,9 +28,9 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from semiconv.data.bbbc010 import VALIDATION_WELLS, Bbbc010Folder
+from semiconv.data.bbbc010 import VALIDATION_WELLS
 from semiconv.data.moving import MotionConfig, moving_worms
-from semiconv.data.packed import PackedWells, is_packed_file
+from semiconv.data.packed import open_wells
 from semiconv.inference import load_model
 from semiconv.result_files import prediction_rows
 from semiconv.track_metrics import frame_iou, frame_matches, tracking_scores
@@ -69,7 +69,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     import laptrack  # noqa: F401  (imported once per process: not counted as linking time)
 
-    source = PackedWells(args.data) if is_packed_file(args.data) else Bbbc010Folder(args.data)
+    source = open_wells(args.data)
     model = load_model(args.model, device="cpu", tta=args.tta)
     settings = TrackingSettings(max_gap=args.max_gap[0])
     results, pooled = [], {"segment_s": 0.0, "alone_segment_s": 0.0, "link_s": 0.0, "dead_ok": 0, "dead_n": 0}

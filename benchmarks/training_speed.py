@@ -50,8 +50,7 @@ from torchvision.ops import roi_align
 import semiconv.network.pooling as pooling
 from semiconv.allocator import keep_freed_memory
 from semiconv.config import ModelConfig, TrainConfig
-from semiconv.data.bbbc010 import Bbbc010Folder
-from semiconv.data.packed import PackedWells, is_packed_file
+from semiconv.data.packed import open_wells
 from semiconv.model_folders import read_model_folder
 from semiconv.training.loop import Trainer
 from semiconv.training.samples import make_batch, samples_from_bbbc010
@@ -128,7 +127,7 @@ FAST_POOLING = pooling.aligned_roi_align
 def serve_variant(connection, name: str, data: Path, threads: int, steps: int, weights: Path | None) -> None:
     """A variant's process: builds it, then runs step i for every i received; None ends it (its row is sent back)."""
     torch.set_num_threads(threads)
-    folder = PackedWells(data) if is_packed_file(data) else Bbbc010Folder(data)
+    folder = open_wells(data)
     samples = samples_from_bbbc010(folder, folder.wells[:20], ModelConfig())
     with tempfile.TemporaryDirectory() as scratch:
         variant = Variant(name, samples, steps, Path(scratch), weights=weights)

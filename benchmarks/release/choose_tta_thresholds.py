@@ -35,14 +35,13 @@ def main() -> None:
 
     from semiconv.calibration import MIN_SCORE, choose_from_outputs
     from semiconv.config import CHOSEN_THRESHOLDS, save_json
-    from semiconv.data.bbbc010 import Bbbc010Folder
     from semiconv.data.folds import fold_split
-    from semiconv.data.packed import PackedWells, is_packed_file
+    from semiconv.data.packed import open_wells
     from semiconv.inference import load_model
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    source = PackedWells(args.data) if is_packed_file(args.data) else Bbbc010Folder(args.data)
+    source = open_wells(args.data)
     trained_on = set(json.loads((args.model / "config.json").read_text()).get("data", {}).get("train", []))
     _, held = fold_split(args.fold, source.wells)
     if overlap := sorted(trained_on & set(held)):

@@ -98,3 +98,8 @@ class PackedWells:
 
     def split(self, validation=VALIDATION_WELLS) -> tuple[list[str], list[str]]:
         return split_wells(self.wells, validation)
+
+
+def open_wells(path: str | Path) -> PackedWells | Bbbc010Folder:
+    """The wells of a packed .npz (`semiconv data pack`) or of a BBBC010-layout folder, read alike."""
+    return PackedWells(path) if is_packed_file(path) else Bbbc010Folder(path)

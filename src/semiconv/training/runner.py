@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import ModelConfig, TrainConfig
-from ..data.bbbc010 import Bbbc010Folder, is_bbbc010_folder
+from ..data.bbbc010 import is_bbbc010_folder
 from ..data.folds import fold_split, held_out_split
 from ..data.generic import is_annotated_folder, list_annotated_folder, load_pair
-from ..data.packed import PackedWells, is_packed_file
+from ..data.packed import is_packed_file, open_wells
 from ..errors import InputError
 from ..inference import resolve_device
 from .loop import train
@@ -40,7 +40,7 @@ def prepare_training(data: str | Path, model_config: ModelConfig, all_wells: boo
     `fold` are refused for an annotated folder."""
     data = Path(data)
     if is_bbbc010_folder(data) or is_packed_file(data):
-        folder = PackedWells(data) if is_packed_file(data) else Bbbc010Folder(data)
+        folder = open_wells(data)
         train_wells, val_wells = folder.split() if fold is None else fold_split(fold, folder.wells)
         if all_wells:
             train_wells = train_wells + val_wells
