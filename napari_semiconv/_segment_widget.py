@@ -447,7 +447,7 @@ class SegmentWidget(QWidget):
             return
         score, mask = self.chosen_thresholds()
         self._job = {"layer": layer.name, "sources": [(n, len(ps)) for n, ps in sources], "model": model_name,
-                     "fluorescence_planes": fluorescence, "track": self.track.value, "tta": self.tta.value,
+                     "fluorescence_planes": fluorescence, "track": self.track.value,
                      "planes": len(planes), "score": score, "mask": mask, "pixel_size": self.pixel_size.value or None,
                      "fluorescence": self.fluorescence.value if fluorescence is not None else None}
         self._progress = progress(total=len(planes), desc=f"Segmenting {', '.join(names)}")

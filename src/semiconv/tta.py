@@ -113,6 +113,8 @@ def fused_tile_outputs(passes: list[TileOutputs], match_iou: float = 0.5) -> Til
         t = 0 if 0 in g else max(g, key=lambda u: passes[u].scores[g[u]])
         return passes[t], g[t]
 
+    kept = [kept_from(g) for g in groups]
+
     def stacked(rows, shape, dtype=np.float32):
         return np.stack(rows).astype(dtype) if rows else np.zeros((0, *shape), dtype)
 
@@ -120,8 +122,8 @@ def fused_tile_outputs(passes: list[TileOutputs], match_iou: float = 0.5) -> Til
         origin=first.origin, core=first.core, scores=scores[order],
         boxes=stacked([np.mean([passes[t].boxes[i] for t, i in g.items()], 0) for g in groups], (4,)),
         mask_probability=stacked([np.mean([passes[t].mask_probability[i] for t, i in g.items()], 0) for g in groups], (h, w)),
-        seeds_xy=stacked([p.seeds_xy[i] for p, i in map(kept_from, groups)], (2,)),
-        seed_embeddings=stacked([p.seed_embeddings[i] for p, i in map(kept_from, groups)], (first.seed_embeddings.shape[1],)),
+        seeds_xy=stacked([p.seeds_xy[i] for p, i in kept], (2,)),
+        seed_embeddings=stacked([p.seed_embeddings[i] for p, i in kept], (first.seed_embeddings.shape[1],)),
         foreground=None if first.foreground is None else np.mean([p.foreground for p in passes], 0).astype(np.float32),
         embedding=first.embedding, sigma=first.sigma,
         carried=None if first.carried is None else np.array([any(passes[t].carried[i] for t, i in g.items()) for g in groups], bool),
