@@ -120,3 +120,25 @@ def test_a_batch_worker_segments_with_mirrored_passes_when_asked(plate, tiny_mod
     assert "error" not in summary and summary["worms"] >= 0
     assert list((tmp_path / "out").glob("plate_A01_*_instances.tif"))
     assert len(loaded) == 1 and loaded[0].tta  # the worker segmented with mirrored passes
+
+
+def test_a_batch_folder_resumes_only_with_the_settings_its_outputs_were_made_with(plate, tiny_model, tmp_path):
+    """batch.json records model, pixel size, tracking and mirrored passes; a rerun with other
+    settings is refused by name before anything is segmented (the outputs would mix)."""
+    import json
+
+    from semiconv.errors import InputError
+
+    (plate / "plate_D01_w2_bad.tif").unlink()
+    out = tmp_path / "out"
+    first = run_batch(str(plate), out, str(tiny_model), workers=1)
+    recorded = json.loads((out / "batch.json").read_text())
+    assert recorded == {"model": str(tiny_model.resolve()), "pixel_size": None, "track": False, "tta": False}
+    before = {p.name: p.stat().st_mtime_ns for p in out.glob("*_instances.tif")}
+    with pytest.raises(InputError, match=r"tta False then, True now"):
+        run_batch(str(plate), out, str(tiny_model), workers=1, tta=True)
+    with pytest.raises(InputError, match=r"pixel_size None then, 1.5 now"):
+        run_batch(str(plate), out, str(tiny_model), workers=1, pixel_size=1.5)
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("*_instances.tif")} == before
+    again = run_batch(str(plate), out, str(tiny_model), workers=1)
+    assert first["processed"] == 6 and again["skipped"] == 6 and again["processed"] == 0

@@ -4,13 +4,16 @@ Per image (written atomically, so a killed run leaves no half file):
     <stem>_instances.tif, <stem>_labels.tif, <stem>_worms.csv   (segment's outputs + measurements)
 Per run:
     worms.csv (all worms), wells.csv (per-well summary), plate.png (fraction dead heat map),
-    errors.log (one line per image that failed; the batch goes on).
-Rerunning skips images whose outputs are complete. The model is loaded once per worker.
+    errors.log (one line per image that failed; the batch goes on),
+    batch.json (the settings the outputs were made with: model, pixel size, tracking, mirrored passes).
+Rerunning skips images whose outputs are complete, if the settings are the same (other settings in
+the same folder are refused: the outputs would mix). The model is loaded once per worker.
 """
 
 from __future__ import annotations
 
 import glob
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -85,6 +88,42 @@ def process_image(item: BatchItem, out: str, model_name: str, device: str = "cpu
                 "models_loaded": models_loaded()}
     except (SemiconvError, OSError, ValueError) as exc:
         return {"image": str(item.image), "well": item.well, "error": str(exc)}
+
+
+SETTINGS_FILE = "batch.json"
+
+
+def batch_settings(model: str, pixel_size: float | None, track: bool, tta: bool) -> dict:
+    """What a batch's outputs depend on: the model folder (its absolute path where it is found
+    here; the name as given where only the workers have it), pixel size (um), tracking, mirrored passes."""
+    from .errors import CheckpointError
+    from .model_folders import resolve_model
+
+    try:
+        model = str(resolve_model(model).resolve())
+    except CheckpointError:
+        pass
+    return {"model": model, "pixel_size": pixel_size, "track": bool(track), "tta": bool(tta)}
+
+
+def claim_folder(out: Path, settings: dict) -> None:
+    """Record `settings` in out/batch.json, or check them against those recorded: InputError naming
+    each difference, so a resumed batch never mixes outputs made two ways."""
+    from .errors import InputError
+
+    path = out / SETTINGS_FILE
+    if path.exists():
+        try:
+            recorded = json.loads(path.read_text())
+        except ValueError:
+            raise InputError(f"{path}: not a batch settings file (unreadable JSON); give another --out folder") from None
+        changed = [f"{key} {recorded.get(key)!r} then, {value!r} now" for key, value in settings.items()
+                   if recorded.get(key) != value]
+        if changed:
+            raise InputError(f"{out} holds a batch made with other settings ({'; '.join(changed)}): "
+                             "rerun with the same settings to resume, or give another --out folder")
+        return
+    write_text(path, json.dumps(settings, indent=2) + "\n")
 
 
 WELL_COLUMNS = ["well", "count", "live", "dead", "fraction_dead", "mean_length_px"]
@@ -203,6 +242,7 @@ def run_batch(source: str, out: str | Path, model: str = "bbbc010-brightfield", 
     items = find_inputs(source)
     if not items:
         raise InputError(f"{source}: no images found")
+    claim_folder(out, batch_settings(model, pixel_size, track, tta))
     todo = [i for i in items if not is_complete(i, out, track)]
     skipped = len(items) - len(todo)
     results, errors = [], []
