@@ -16,10 +16,9 @@ from semiconv.data.instances import labels_to_stack
 from semiconv.editing import EditedPlane, write_edited_result
 from semiconv.errors import InputError
 from semiconv.result_files import output_paths
-from semiconv.tracking import TrackingSettings
 
 from ._qt import narrow_combo
-from ._results import edited_planes, follow_selected_result, is_yes, stack_layer_of
+from ._results import edited_planes, follow_selected_result, is_yes, stack_layer_of, tracking_of
 
 
 def exportable_layers(viewer) -> list[Labels]:
@@ -57,7 +56,7 @@ def export_result(viewer, layer: Labels, folder: Path, stem: str, overwrite: boo
         reviewed = [{int(k) for k, p, yes in zip(features[key], plane_of, features["reviewed"], strict=True)
                      if int(p) == t and is_yes(yes)} for t in range(len(planes))]
     paths, _ = write_edited_result(folder, stem, planes, None, meta.get("pixel_size"), fluorescence, overwrite=overwrite,
-                                   reviewed=reviewed, track=TrackingSettings() if is_tracked(layer) else None)
+                                   reviewed=reviewed, track=tracking_of(layer) if is_tracked(layer) else None)
     return paths, notes
 
 

@@ -8,6 +8,7 @@ from napari.layers import Labels
 
 from semiconv.editing import EditedPlane, apply_label_edits
 from semiconv.errors import InputError
+from semiconv.tracking_settings import TrackingSettings
 
 from ._layers import show_frame_features
 
@@ -27,6 +28,13 @@ def stack_layer_of(viewer, layer: Labels) -> Labels | None:
     if (layer.metadata or {}).get("role") != "instances":
         return None
     return result_layer(viewer, layer, "instance stack")
+
+
+def tracking_of(layer) -> TrackingSettings:
+    """The tracking settings a tracked result was made with (its layers' metadata 'tracking');
+    the defaults for a result made before they were recorded."""
+    recorded = (layer.metadata or {}).get("tracking")
+    return TrackingSettings(**recorded) if recorded else TrackingSettings()
 
 
 def is_yes(value) -> bool:

@@ -9,6 +9,7 @@ import hashlib
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -55,7 +56,7 @@ from ._layers import (
     tracks_layer,
 )
 from ._qt import narrow_combo
-from ._results import result_layer, show_current_frame
+from ._results import result_layer, show_current_frame, tracking_of
 
 BROWSE = "Model folder..."
 #: the Segment widget's rescale choices -> semiconv.scale.segment_plane's `rescale`
@@ -66,12 +67,12 @@ RESCALE_CHOICES = {"auto": None, "as is": 1.0, "x0.5": 0.5, "x0.67": 0.67, "x0.8
 @thread_worker
 def segment_worker(model_name: str, device: str, planes: list, sources: list[tuple[str, int]], score_threshold: float | None,
                    mask_threshold: float | None, fluorescence: list | None = None, pixel_size: float | None = None,
-                   input_mode: str | None = None, describe=None, rescale: float | str | None = None, track: bool = False,
-                   tta: bool = False):
+                   input_mode: str | None = None, describe=None, rescale: float | str | None = None,
+                   tracking: TrackingSettings | None = None, tta: bool = False):
     """Generator run in a thread: yields ('model', model) then ('plane', k) after each plane; returns
     (predictions, per-worm table rows of each source, layer-data tuples of each source, track ids
-    of each source: per plane, or None where not tracked); `track`: stacks are linked across
-    frames (semiconv.tracking) and their labels are track ids; `tta`: test-time augmentation
+    of each source: per plane, or None where not tracked); `tracking`: stacks are linked across
+    frames with these settings (semiconv.tracking) and their labels are track ids; `tta`: test-time augmentation
     (semiconv.tta: mirrored passes fused, about 4x the time);
     `sources`: (layer name, number of planes) of each source layer, in order; `describe(source,
     model)` gives the (name, metadata) of a source's result layers, which are built here, off the
@@ -89,7 +90,8 @@ def segment_worker(model_name: str, device: str, planes: list, sources: list[tup
         yield ("model", model)
         firsts = set(np.cumsum([0] + [count for _, count in sources])[:-1].tolist())  # each source's first plane
         for k, plane in enumerate(planes):
-            carried = carried_boxes(preds[-1].masks) if track and k not in firsts else None
+            carried = (carried_boxes(preds[-1].masks, tracking) if tracking is not None and tracking.carry_boxes
+                       and k not in firsts else None)
             pred, notes, factor = PREDICTOR.submit(predict_plane, model, plane, fluorescence[k] if feed else None,
                                                    score_threshold, mask_threshold, rescale=rescale, pixel_size=pixel_size,
                                                    keep_outputs=len(planes) <= KEEP_OUTPUTS_PLANES,
@@ -103,7 +105,7 @@ def segment_worker(model_name: str, device: str, planes: list, sources: list[tup
         for source, count in sources:
             fl = fluorescence[start:start + count] if fluorescence is not None else None
             own = preds[start:start + count]
-            own_rows, ids, built = result_layers(own, fl, pixel_size, track, *describe(source, model))
+            own_rows, ids, built = result_layers(own, fl, pixel_size, tracking, *describe(source, model))
             rows.append(own_rows)
             tracks.append(ids)
             layers.append(built)
@@ -115,12 +117,12 @@ def segment_worker(model_name: str, device: str, planes: list, sources: list[tup
     return preds, rows, layers, tracks
 
 
-def result_layers(preds: list, fluorescence: list | None, pixel_size: float | None, track: bool, name: str,
-                  metadata: dict) -> tuple[list[dict], list | None, list]:
-    """The table (semiconv.segment.tabulate), track ids (stacks, with `track`) and napari layers
+def result_layers(preds: list, fluorescence: list | None, pixel_size: float | None, tracking: TrackingSettings | None,
+                  name: str, metadata: dict) -> tuple[list[dict], list | None, list]:
+    """The table (semiconv.segment.tabulate), track ids (stacks, with `tracking`) and napari layers
     (built here, off the UI thread: layers are plain models, only added in the UI thread) of one
     source's predictions."""
-    rows, ids, _ = tabulate(preds, pixel_size, fluorescence, TrackingSettings() if track and len(preds) > 1 else None)
+    rows, ids, _ = tabulate(preds, pixel_size, fluorescence, tracking if len(preds) > 1 else None)
     for t, pred in enumerate(preds):  # the review queue's doubt, in the table from the start
         plane_rows = [row for row in rows if row["plane"] == t]
         for row, (doubt, why) in zip(plane_rows, zip(*worm_doubts(plane_rows, pred.masks), strict=True), strict=True):
@@ -131,12 +133,13 @@ def result_layers(preds: list, fluorescence: list | None, pixel_size: float | No
 
 @thread_worker
 def rethreshold_worker(model, preds: list, score_threshold: float | None, mask_threshold: float | None,
-                       fluorescence: list | None, pixel_size: float | None, track: bool, name: str, metadata: dict):
+                       fluorescence: list | None, pixel_size: float | None, tracking: TrackingSettings | None, name: str,
+                       metadata: dict):
     """New thresholds for a result whose predictions kept their network outputs: post-processing
     only (SemiConvModel.rethreshold), then the same table and layers as a Segment click."""
     start = time.perf_counter()
     new = [model.rethreshold(p, score_threshold, mask_threshold) for p in preds]
-    rows, ids, layers = result_layers(new, fluorescence, pixel_size, track, name, metadata)
+    rows, ids, layers = result_layers(new, fluorescence, pixel_size, tracking, name, metadata)
     return new, rows, ids, layers, time.perf_counter() - start
 
 
@@ -245,6 +248,16 @@ class SegmentWidget(QWidget):
         self.status = Label(value="")
         self.track = CheckBox(text="track worms across frames (stacks)", value=False,
                               tooltip="a worm keeps one label in every frame, through crossings; adds a Tracks layer")
+        # the tracking settings (semiconv.tracking_settings; the CLI's --max-gap, --still-frames, --carry-boxes)
+        self.max_gap = SpinBox(label="max gap (frames)", min=0, max=100, value=TrackingSettings.max_gap,
+                               tooltip="frames a worm may be missing (hidden under another, missed) and keep its identity")
+        self.still_frames = SpinBox(label="still frames: dead", min=1, max=10000, value=TrackingSettings.still_frames,
+                                    tooltip="a worm still for this many frame steps up to the last frame is called dead "
+                                            "by movement, from the first frame of that stop")
+        self.carry_boxes = CheckBox(text="carry each frame's worm boxes to the next", value=TrackingSettings.carry_boxes,
+                                    tooltip="keeps crossing worms whole; untick to segment every frame on its own")
+        self.tracking = Container(label="tracking", widgets=[self.max_gap, self.still_frames, self.carry_boxes],
+                                  visible=False)
         self.worm = SpinBox(label="show affinity of worm", min=0, max=10000, value=0, tooltip="or click a worm in the instances layer")
         self.row = Label(value="")
         # identity corrections of the latest tracked result (semiconv.tracking)
@@ -257,13 +270,14 @@ class SegmentWidget(QWidget):
         self.corrections = Container(label="identities", widgets=[self.track_a, self.track_b, self.from_frame, self.swap_button,
                                                                   self.join_button, self.split_button], visible=False)
         self.container = Container(widgets=[self.image, self.more, self.model, self.model_folder, self.device, self.input_mode, self.score, self.mask, self.fluorescence, self.pixel_size, self.rescale,
-                                            self.tta, self.track, self.run_button, self.cancel_button, self.status, self.worm, self.row, self.corrections])
+                                            self.tta, self.track, self.tracking, self.run_button, self.cancel_button, self.status, self.worm, self.row, self.corrections])
         narrow_combo(self.image)
         narrow_combo(self.fluorescence)
         layout = QVBoxLayout()
         layout.addWidget(self.container.native)
         self.setLayout(layout)
         self.model.changed.connect(lambda v: setattr(self.model_folder, "visible", v == BROWSE))
+        self.track.changed.connect(lambda v: setattr(self.tracking, "visible", bool(v)))
         from ._registry import register
 
         register(self)
@@ -339,7 +353,7 @@ class SegmentWidget(QWidget):
         metadata.update(score_threshold=score if score is not None else model.config.score_threshold,
                         mask_threshold=mask if mask is not None else model.config.mask_threshold)
         self._rethresholding = rethreshold_worker(model, result["preds"], score, mask, result["fluorescence"],
-                                                  result["pixel_size"], result["track"], result["name"], metadata)
+                                                  result["pixel_size"], result["tracking"], result["name"], metadata)
         source = result["source"]
 
         def done(out):
@@ -421,6 +435,13 @@ class SegmentWidget(QWidget):
             return str(Path(folder))
         return self.model.value
 
+    def tracking_settings(self) -> TrackingSettings | None:
+        """The tracking settings the boxes show, or None when 'track worms' is not ticked."""
+        if not self.track.value:
+            return None
+        return TrackingSettings(max_gap=self.max_gap.value, still_frames=self.still_frames.value,
+                                carry_boxes=self.carry_boxes.value)
+
     # -- running -----------------------------------------------------------------------------
     def run(self, *_):
         if self.worker is not None:
@@ -447,14 +468,14 @@ class SegmentWidget(QWidget):
             return
         score, mask = self.chosen_thresholds()
         self._job = {"layer": layer.name, "sources": [(n, len(ps)) for n, ps in sources], "model": model_name,
-                     "fluorescence_planes": fluorescence, "track": self.track.value,
+                     "fluorescence_planes": fluorescence, "tracking": self.tracking_settings(),
                      "planes": len(planes), "score": score, "mask": mask, "pixel_size": self.pixel_size.value or None,
                      "fluorescence": self.fluorescence.value if fluorescence is not None else None}
         self._progress = progress(total=len(planes), desc=f"Segmenting {', '.join(names)}")
         self._cancelled = False
         self.worker = segment_worker(model_name, self.device.value, planes, self._job["sources"], score, mask,
                                      fluorescence, self.pixel_size.value or None, self.input_mode.value, self._describe,
-                                     RESCALE_CHOICES[self.rescale.value], self.track.value, self.tta.value)
+                                     RESCALE_CHOICES[self.rescale.value], self._job["tracking"], self.tta.value)
         self.worker.yielded.connect(self._on_yield)
         self.worker.returned.connect(self._on_done)
         self.worker.errored.connect(self._on_error)
@@ -506,7 +527,8 @@ class SegmentWidget(QWidget):
         metadata = {"model": model.name, "score_threshold": job["score"] if job["score"] is not None else model.config.score_threshold,
                     "mask_threshold": job["mask"] if job["mask"] is not None else model.config.mask_threshold,
                     "semiconv_version": __version__, "device": str(model.device), "source_layer": source,
-                    "pixel_size": job["pixel_size"], "fluorescence_layer": job["fluorescence"], "mirrored_passes": model.tta}
+                    "pixel_size": job["pixel_size"], "fluorescence_layer": job["fluorescence"], "mirrored_passes": model.tta,
+                    "tracking": asdict(job["tracking"]) if job["tracking"] is not None else None}
         return name, metadata
 
     def _add_results(self, source: str, preds: list, layers: list, rows: list | None = None, track_ids: list | None = None,
@@ -524,7 +546,8 @@ class SegmentWidget(QWidget):
         self.results.pop(instances.name, None)  # the latest result last
         self.results[instances.name] = {"preds": preds, "name": name, "rows": rows, "track_ids": track_ids,
                                         "pixel_size": instances.metadata.get("pixel_size"), "source": source,
-                                        "model": context.get("model"), "track": track_ids is not None,
+                                        "model": context.get("model"),
+                                        "tracking": tracking_of(instances) if track_ids is not None else None,
                                         "fluorescence": context.get("fluorescence"),
                                         "shown": np.array(instances.data, copy=True)}  # to tell edits apart
         self._colour_vectors(instances, added)
@@ -560,7 +583,7 @@ class SegmentWidget(QWidget):
         result["track_ids"] = ids
         preds, rows = result["preds"], result["rows"]
         stacks = [p.masks for p in preds]
-        track_rows(rows, ids, result["pixel_size"])
+        track_rows(rows, ids, result["pixel_size"], result["tracking"])
         layer = self.viewer.layers[name]
         layer.data = tracked_labels(stacks, [p.scores for p in preds], ids)
         layer.features = labels_features(rows, int(self.viewer.dims.current_step[0]))

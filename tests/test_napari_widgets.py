@@ -516,9 +516,10 @@ def test_segment_an_enlarged_image_at_the_models_scale(make_napari_viewer, qtbot
     assert labels.data.shape == big.shape and labels.data.max() >= 10
 
 
-def _segment_moving_c01(make_napari_viewer, qtbot, sample_root, frames: int):
+def _segment_moving_c01(make_napari_viewer, qtbot, sample_root, frames: int, settings: dict | None = None):
     """Sample C01's own worms crawling over `frames` frames (a crop), segmented with tracking by
-    the bundled model: (viewer, Segment widget, the true sequence)."""
+    the bundled model (`settings`: widget attribute -> value, set after 'track worms' is ticked):
+    (viewer, Segment widget, the true sequence)."""
     from napari_semiconv._segment_widget import SegmentWidget
     from semiconv.data import Bbbc010Folder
     from semiconv.data.moving import MotionConfig, moving_worms
@@ -532,6 +533,8 @@ def _segment_moving_c01(make_napari_viewer, qtbot, sample_root, frames: int):
     viewer.add_image(seq.frames, name="well over time")
     widget = SegmentWidget(viewer)
     widget.track.value = True
+    for attribute, value in (settings or {}).items():
+        getattr(widget, attribute).value = value
     _run(widget, qtbot)
     return viewer, widget, seq
 
@@ -580,6 +583,32 @@ def test_track_worms_in_a_stack_correct_an_identity_and_plot_a_worm(make_napari_
     lines = table.figure.axes[0].lines[0].get_xydata()
     series = inst.features[inst.features.track_id == a].sort_values("frame")
     assert np.allclose(lines[:, 1], series["length_px"])
+
+
+def test_tracking_uses_the_settings_the_widget_shows(make_napari_viewer, qtbot, notes, sample_root):
+    """The tracking boxes (shown once 'track worms' is ticked) reach the segmentation (no carried
+    boxes when unticked), the linking and the dead-by-movement call, and are kept in the result's
+    metadata for its export."""
+    from dataclasses import asdict
+
+    from semiconv.segment import tabulate
+    from semiconv.tracking_settings import TrackingSettings
+
+    chosen = {"max_gap": 0, "still_frames": 1, "carry_boxes": False}
+    viewer, widget, _ = _segment_moving_c01(make_napari_viewer, qtbot, sample_root, frames=3, settings=chosen)
+    assert notes["error"] == [] and not widget.tracking.native.isHidden()
+    inst = viewer.layers["well over time [bbbc010-brightfield] instances"]
+    result = widget.results[inst.name]
+    settings = TrackingSettings(**chosen)
+    assert result["tracking"] == settings and inst.metadata["tracking"] == asdict(settings)
+    assert all(pred.kept.raw.tiles[0].carried is None for pred in result["preds"])  # every frame on its own
+    rows, ids, _ = tabulate(result["preds"], None, None, settings)
+    assert all((a == b).all() for a, b in zip(ids, result["track_ids"], strict=True))
+    called = inst.features.sort_values(["plane", "label"])["dead_by_movement"].to_numpy().astype(bool)
+    expected = np.array([r["dead_by_movement"] for r in sorted(rows, key=lambda r: (r["plane"], r["label"]))], bool)
+    assert (called == expected).all()
+    widget.track.value = False
+    assert widget.tracking.native.isHidden() and widget.tracking_settings() is None
 
 
 def test_a_threshold_change_redraws_without_a_network_pass(make_napari_viewer, qtbot, notes, monkeypatch):
