@@ -466,7 +466,7 @@ def test_a_plane_segmented_ahead_is_reused_only_for_the_same_model_pixels_and_th
     """predict_plane keeps what the background segmented ahead and hands it to a click that asks
     for the same model object, the same pixels and the model's own thresholds; anything else is
     segmented again. The widget's background work fills it for the chosen image."""
-    import napari_semiconv._segment_widget as sw
+    import napari_semiconv._segment_jobs as sw
     from semiconv.data.synthetic import generate
     from semiconv.inference import load_model
 
