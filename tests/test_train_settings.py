@@ -229,3 +229,32 @@ def test_backbone_stages_train_until_freeze_from_step_then_keep_their_weights(tm
     assert torch.equal(resumed.network.state_dict()[stem], states[2][stem])  # still frozen after a resume
     with pytest.raises(ValueError, match="freeze_from_step must be >= 0"):
         Trainer(samples, [], tiny_config(), tiny_train_config(freeze_from_step=-1), tmp_path / "y", torch.device("cpu"))
+
+
+def test_keep_validated_keeps_the_model_of_every_validation_with_its_own_thresholds(plate, tmp_path):
+    """--keep-validated: each validation's model folder (loadable, with the thresholds chosen at
+    that validation, as logged), the best one still in OUT; a resumed run adds its validations."""
+    from semiconv.inference import load_model
+
+    config = tiny_config_file(tmp_path / "cfg.json", steps=2)
+    out = tmp_path / "run"
+    r = train_cli("--data", plate, "--out", out, "--config", config, "--fold", "0", "--keep-validated")
+    assert r.exit_code == 0, r.output
+    r = train_cli("--data", plate, "--out", out, "--config", config, "--fold", "0", "--keep-validated", "--resume", "--steps", "3")
+    assert r.exit_code == 0, r.output
+    logged = [json.loads(line)["validation"] for line in (out / "log.jsonl").read_text().splitlines() if '"validation"' in line]
+    assert [v["step"] for v in logged] == [1, 2, 3]
+    kept = sorted(p.name for p in (out / "validated").iterdir())
+    assert kept == ["step-000001", "step-000002", "step-000003"]
+    for name, validation in zip(kept, logged, strict=True):
+        saved = json.loads((out / "validated" / name / "config.json").read_text())
+        assert saved["step"] == validation["step"] and saved["validation"]["avAP"] == validation["avAP"]
+        assert saved["model"]["score_threshold"] == validation["score_threshold"]
+        assert saved["model"]["mask_threshold"] == validation["mask_threshold"]
+        load_model(out / "validated" / name, device="cpu")
+    best = json.loads((out / "config.json").read_text())["step"]
+    state = torch.load(out / "weights.pt", map_location="cpu")
+    same = torch.load(out / "validated" / f"step-{best:06d}" / "weights.pt", map_location="cpu")
+    assert state.keys() == same.keys() and all(torch.equal(state[k], same[k]) for k in state)
+    r = train_cli("--data", plate, "--out", tmp_path / "plain", "--config", config, "--fold", "0")
+    assert r.exit_code == 0 and not (tmp_path / "plain" / "validated").exists()  # only when asked

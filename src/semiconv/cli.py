@@ -106,6 +106,7 @@ def train(
     init: Optional[str] = typer.Option(None, "--init", help="Start from this model's weights and config (name or folder), e.g. to train the bundled model further; --config's model section may add to it (a part it reshapes, e.g. a wider mask head, starts fresh), --head/--input may not change it."),
     init_backbone: Optional[str] = typer.Option(None, "--init-backbone", help="Start the ResNet body from this model (name or folder), like pretrained weights; the model is --config's, its FPN and heads start fresh (e.g. a lighter model from the bundled one)."),
     threads: int = typer.Option(0, "--threads", help="CPU threads (0: torch default)."),
+    keep_validated: bool = typer.Option(False, "--keep-validated", help="Also keep the model of every validation (OUT/validated/step-NNNNNN/, with the thresholds chosen there), not just the best; give it again with --resume."),
 ):
     """Train a model from scratch on a dataset; keeps the best model by validation avAP."""
     import json
@@ -139,7 +140,8 @@ def train(
                            f"(score >= {val['score_threshold']})", file=sys.stderr)
 
         result = job.run(train_cfg, out, device, resume=resume, init_state=init_state, progress=progress,
-                         fresh_modules=settings.fresh_modules, started_from=settings.started_from)
+                         fresh_modules=settings.fresh_modules, started_from=settings.started_from,
+                         keep_validated=keep_validated)
         bar.close()
     except (SemiconvError, ValueError) as exc:
         _fail(str(exc))

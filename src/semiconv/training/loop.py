@@ -3,6 +3,8 @@
 Writes into a model folder:
     config.json, weights.pt      the best model so far (by validation avAP; thresholds chosen by
                                  semiconv.calibration) - loadable at any time
+    validated/step-NNNNNN/       with `keep_validated`: the model at each validation, with the
+                                 thresholds chosen there (config.json, weights.pt)
     checkpoints/last.pt          model + optimiser + scheduler + torch RNG state, for --resume
                                  (the data stream follows the step: samples.batch_rng)
     log.jsonl                    one JSON line per logged step / validation
@@ -58,9 +60,9 @@ class Trainer:
 
     def __init__(self, train_samples: list[Sample], val_samples: list[Sample], model_config: ModelConfig,
                  train_config: TrainConfig, out: Path, device: torch.device, init_state: dict | None = None,
-                 extra_meta: dict | None = None, fresh_modules: tuple[str, ...] = ()):
+                 extra_meta: dict | None = None, fresh_modules: tuple[str, ...] = (), keep_validated: bool = False):
         cfg = self.cfg = train_config
-        self.val_samples, self.out, self.device = val_samples, out, device
+        self.val_samples, self.out, self.device, self.keep_validated = val_samples, out, device, keep_validated
         if cfg.train_only not in ("", "foreground"):
             raise ValueError(f"train_only must be '' or 'foreground', not {cfg.train_only!r}")
         if not 0 <= cfg.frozen_backbone_stages <= len(BACKBONE_STAGES):
@@ -161,18 +163,26 @@ class Trainer:
 
     def validate(self) -> dict | None:
         """Choose thresholds on the validation samples; a new best avAP saves the model folder with
-        them. Without validation samples the model folder is saved as it is."""
+        them (and, with `keep_validated`, every validation saves validated/step-NNNNNN/). Without
+        validation samples the model folder is saved as it is."""
         if not self.val_samples or self.cfg.val_every <= 0:
             save_model_folder(self.out, self.network, self.model_config, {**self.meta, "step": self.step_count})
             return None
         _, metrics = choose_thresholds(self.network, self.model_config, self.val_samples, self.device)
         metrics["step"] = self.step_count
         self.log({"validation": metrics})
+        meta = {**self.meta, "step": self.step_count, "validation": metrics}
+        if self.keep_validated:
+            save_model_folder(self.validated_folder(self.step_count), self.network, self.model_config.with_thresholds(metrics), meta)
         if metrics["avAP"] > self.best:
             self.best, self.best_metrics = metrics["avAP"], metrics
             self.model_config = self.model_config.with_thresholds(metrics)
-            save_model_folder(self.out, self.network, self.model_config, {**self.meta, "step": self.step_count, "validation": metrics})
+            save_model_folder(self.out, self.network, self.model_config, meta)
         return metrics
+
+    def validated_folder(self, step: int) -> Path:
+        """The model folder a validation at `step` saves with `keep_validated`."""
+        return self.out / "validated" / f"step-{step:06d}"
 
     def step(self, images: list[torch.Tensor], targets: list[dict]) -> dict:
         """One optimiser step on a batch; returns the losses (floats, 'loss' their sum)."""
@@ -208,18 +218,21 @@ def train(
     extra_meta: dict | None = None,
     progress: Callable | None = None,
     should_stop: Callable[[], bool] | None = None,
+    keep_validated: bool = False,
 ) -> TrainResult:
     """Train (or fine-tune from `init_state`; `fresh_modules`: name prefixes it lacks on purpose)
     and keep the best model in `out_dir`.
 
     progress(step, total, losses: dict, val_metrics: dict | None) is called after each step;
-    should_stop() is polled each step (a stop keeps the last good checkpoint).
+    should_stop() is polled each step (a stop keeps the last good checkpoint). `keep_validated`:
+    the model at every validation is kept too (out_dir/validated/step-NNNNNN/), not just the best.
     """
     if not train_samples:
         raise ValueError("no training images")
     out = Path(out_dir)
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
-    run = Trainer(train_samples, val_samples, model_config, train_config, out, device, init_state, extra_meta, fresh_modules)
+    run = Trainer(train_samples, val_samples, model_config, train_config, out, device, init_state, extra_meta, fresh_modules,
+                  keep_validated)
     cfg = run.cfg
     if resume:
         run.resume()

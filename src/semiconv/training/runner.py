@@ -25,11 +25,12 @@ class TrainingJob:
     sources: dict = field(default_factory=dict)
 
     def run(self, train_config: TrainConfig, out: Path, device: str = "auto", resume: bool = False, init_state=None,
-            progress=None, should_stop=None, fresh_modules: tuple[str, ...] = (), started_from: dict | None = None):
+            progress=None, should_stop=None, fresh_modules: tuple[str, ...] = (), started_from: dict | None = None,
+            keep_validated: bool = False):
         meta = {"data": self.sources, **({"started_from": started_from} if started_from else {})}
         return train(self.train, self.val, self.model_config, train_config, out, resolve_device(device), resume=resume,
                      init_state=init_state, fresh_modules=fresh_modules, extra_meta=meta,
-                     progress=progress, should_stop=should_stop)
+                     progress=progress, should_stop=should_stop, keep_validated=keep_validated)
 
 
 def prepare_training(data: str | Path, model_config: ModelConfig, all_wells: bool = False, val_fraction: float = 0.2,
