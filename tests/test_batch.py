@@ -81,6 +81,9 @@ def test_batch_exit_codes_in_process(plate, tiny_model, tmp_path):
     (tmp_path / "empty").mkdir()
     r = CliRunner().invoke(app, ["batch", str(tmp_path / "empty"), "--out", str(tmp_path / "o2"), "--model", str(tiny_model)])
     assert r.exit_code == 2 and "no images found" in r.output and "Traceback" not in r.output
+    (tmp_path / "afile").write_text("")
+    r = CliRunner().invoke(app, ["batch", str(plate), "--out", str(tmp_path / "afile"), "--model", str(tiny_model)])
+    assert r.exit_code == 2 and "a file, not a folder" in r.output and "Traceback" not in r.output
 
 
 def test_batch_killed_then_resumed(plate, tiny_model, tmp_path):

@@ -75,3 +75,18 @@ def test_drawn_annotations_to_masks():
     stack = shapes_to_masks([np.array([[10, 5], [10, 45]]), square], ["path", "polygon"], [6, 1], (30, 60))
     assert stack.shape == (2, 30, 60) and (stack[0] & stack[1]).sum() == 0
     assert stack[1].sum() >= 70
+
+
+def test_outputs_asked_into_a_file_are_refused_by_name(tmp_path):
+    """A file where the output folder should be (or above it): InputError naming it, nothing written."""
+    from semiconv.io import output_folder
+
+    (tmp_path / "afile").write_text("keep me")
+    with pytest.raises(InputError, match="a file, not a folder"):
+        output_folder(tmp_path / "afile")
+    with pytest.raises(InputError, match="cannot make the output folder"):
+        output_folder(tmp_path / "afile" / "sub")
+    with pytest.raises(InputError, match="a file, not a folder"):
+        write_tiff(tmp_path / "afile" / "x.tif", np.zeros((2, 2), np.uint8))
+    assert (tmp_path / "afile").read_text() == "keep me"
+    assert output_folder(tmp_path / "new" / "deeper").is_dir()

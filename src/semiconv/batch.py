@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .io import IMAGE_SUFFIXES, write_text
+from .io import IMAGE_SUFFIXES, output_folder, write_text
 
 
 @dataclass
@@ -235,8 +235,7 @@ def run_batch(source: str, out: str | Path, model: str = "bbbc010-brightfield", 
     from .errors import InputError
     from .result_files import rows_to_csv
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_folder(out)
     for stale in out.glob(".*.part*"):  # temporary files of a killed run
         stale.unlink()
     items = find_inputs(source)

@@ -67,6 +67,18 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
     return array > 0
 
 
+def output_folder(path: str | os.PathLike) -> Path:
+    """The folder `path`, made (with its parents) where missing; InputError where it is a file."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{path}: a file, not a folder: give a folder for the outputs")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot make the output folder ({exc.strerror})") from None
+    return path
+
+
 @contextmanager
 def atomic_path(target: str | os.PathLike, overwrite: bool = False):
     """Yield a temporary path next to `target`; move it into place on success.
@@ -77,7 +89,7 @@ def atomic_path(target: str | os.PathLike, overwrite: bool = False):
     target = Path(target)
     if target.exists() and not overwrite:
         raise FileExistsError(f"{target}: exists already (pass overwrite to replace it)")
-    target.parent.mkdir(parents=True, exist_ok=True)
+    output_folder(target.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part" + target.suffix, dir=target.parent)
     os.close(fd)
     try:
