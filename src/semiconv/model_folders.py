@@ -55,8 +55,7 @@ def save_model_folder(folder: Path, model: torch.nn.Module, config: ModelConfig,
     """Write weights and config atomically into `folder` (created if needed)."""
     from .io import atomic_path
 
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = Path(folder)  # made by atomic_path (semiconv.io.output_folder)
     state = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu() for k, v in model.state_dict().items()}
     with atomic_path(folder / WEIGHTS_FILE, overwrite=True) as tmp:
         torch.save(state, tmp)

@@ -25,7 +25,7 @@ from ..allocator import freed_memory_kept
 from ..calibration import choose_thresholds
 from ..config import ModelConfig, TrainConfig
 from ..errors import CheckpointError
-from ..io import atomic_path
+from ..io import atomic_path, output_folder
 from ..model_folders import load_state_checked, save_model_folder
 from ..network import BACKBONE_STAGES, build_model, freeze_backbone_stages
 from ..precision import use_bf16
@@ -230,7 +230,7 @@ def train(
     if not train_samples:
         raise ValueError("no training images")
     out = Path(out_dir)
-    (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+    output_folder(out / "checkpoints")
     run = Trainer(train_samples, val_samples, model_config, train_config, out, device, init_state, extra_meta, fresh_modules,
                   keep_validated)
     cfg = run.cfg
