@@ -97,6 +97,28 @@ def test_evaluate_on_sample_wells(tiny_model, sample_root, tmp_path):
     assert metrics["images"] == 2
 
 
+def test_evaluate_reads_a_packed_file_and_a_folds_held_out_wells(tiny_model, sample_root, tmp_path):
+    from semiconv.data.folds import FOLDS
+    from semiconv.data.packed import pack_folder
+
+    packed = pack_folder(sample_root / "bbbc010", tmp_path / "wells.npz")
+    fold = next(k for k, wells in enumerate(FOLDS) if "C01" in wells)
+    by_file = run("evaluate", "--data", str(packed), "--model", str(tiny_model), "--fold", str(fold), "--json", str(tmp_path / "f.json"))
+    assert by_file.returncode == 0, by_file.stderr
+    by_folder = run("evaluate", "--data", str(sample_root / "bbbc010"), "--model", str(tiny_model), "--wells", "C01", "--json", str(tmp_path / "w.json"))
+    from_file, from_folder = (json.loads((tmp_path / n).read_text()) for n in ("f.json", "w.json"))
+    # the fold's wells the sample lacks are skipped by name; the one it has is scored as from the folder
+    assert from_file["wells"] == ["C01"] and sorted(from_file["skipped_wells"]) == sorted(w for w in FOLDS[fold] if w != "C01")
+    for key in ("AP", "avAP", "score@0.5"):
+        assert from_file[key] == pytest.approx(from_folder[key], nan_ok=True), key
+    both = run("evaluate", "--data", str(packed), "--model", str(tiny_model), "--fold", "0", "--wells", "C01")
+    assert both.returncode == 2 and "not both" in both.stderr
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("x")
+    named = run("evaluate", "--data", str(a_file), "--model", str(tiny_model))
+    assert named.returncode == 2 and "a file, not a data folder" in named.stderr and "Traceback" not in named.stderr
+
+
 def test_train_on_folder_without_masks_fails_cleanly(tmp_path):
     (tmp_path / "BBBC010_v1_images").mkdir()
     r = run("train", "--data", str(tmp_path), "--out", str(tmp_path / "m"))

@@ -233,9 +233,10 @@ def segment(
 
 @app.command()
 def evaluate(
-    data: Path = typer.Option(..., "--data", help="BBBC010-layout folder."),
+    data: Path = typer.Option(..., "--data", help="BBBC010-layout folder or packed .npz (semiconv data pack)."),
     model: str = typer.Option("bbbc010-brightfield", "--model", help="Model name or folder."),
     wells: Optional[str] = typer.Option(None, "--wells", help="Comma-separated wells, 'validation' (default) or 'all'."),
+    fold: Optional[int] = typer.Option(None, "--fold", help="Score the 10 held-out wells of fold 0-4 (semiconv.data.folds) instead of --wells."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the metrics here."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     score_threshold: Optional[float] = typer.Option(None, "--score-threshold", help="Default: the model's."),
@@ -250,7 +251,7 @@ def evaluate(
     try:
         _set_threads(threads)
         net = load_model(model, device=device)
-        metrics = evaluate_model(net, data, wells, score_threshold=score_threshold,
+        metrics = evaluate_model(net, data, wells, score_threshold=score_threshold, fold=fold,
                                  warn=lambda m: typer.secho(f"warning: {m}", fg=typer.colors.YELLOW, err=True))
     except SemiconvError as exc:
         _fail(str(exc))

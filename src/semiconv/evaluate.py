@@ -1,4 +1,4 @@
-"""Evaluate a model on BBBC010-layout wells (the `semiconv evaluate` command's core)."""
+"""Evaluate a model on BBBC010 wells, from a folder or a packed .npz (the `semiconv evaluate` command's core)."""
 
 from __future__ import annotations
 
@@ -7,24 +7,35 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .data.bbbc010 import VALIDATION_WELLS, Bbbc010Folder
+from .data.bbbc010 import VALIDATION_WELLS
+from .data.folds import FOLDS
+from .data.packed import PackedWells, open_wells
 from .errors import InputError
 from .inference import SemiConvModel
 from .metrics import evaluate_predictions
 
 
-def select_wells(folder: Bbbc010Folder, wells: str | None) -> list[str]:
+def select_wells(source, wells: str | None, fold: int | None = None) -> list[str]:
+    """The wells to score: fold `fold`'s held-out wells, else 'validation' (the default), 'all' or a comma list."""
+    if fold is not None:
+        if wells not in (None, ""):
+            raise InputError("give either --wells or --fold, not both")
+        if not 0 <= fold < len(FOLDS):
+            raise InputError(f"--fold must be 0-{len(FOLDS) - 1}, not {fold}")
+        return list(FOLDS[fold])
     if wells in (None, "", "validation"):
         return list(VALIDATION_WELLS)
     if wells == "all":
-        return list(folder.all_wells)
+        return list(source.wells if isinstance(source, PackedWells) else source.all_wells)
     return [w.strip().upper() for w in wells.split(",") if w.strip()]
 
 
-def evaluate_model(model: SemiConvModel, data: str | Path, wells: str | None = None, score_threshold: float | None = None, warn=print) -> dict:
-    """Metrics on the chosen wells; wells with missing files are skipped, counted and named."""
-    folder = Bbbc010Folder(data)
-    chosen = select_wells(folder, wells)
+def evaluate_model(model: SemiConvModel, data: str | Path, wells: str | None = None, score_threshold: float | None = None,
+                   warn=print, fold: int | None = None) -> dict:
+    """Metrics on the chosen wells (see `select_wells`) of a BBBC010-layout folder or packed .npz;
+    wells with missing files are skipped, counted and named."""
+    folder = open_wells(data)
+    chosen = select_wells(folder, wells, fold)
     threshold = model.config.score_threshold if score_threshold is None else score_threshold
     preds, truths, skipped, seconds = [], [], [], 0.0
     for name in tqdm(chosen, desc="evaluating", unit="well"):

@@ -133,6 +133,16 @@ def align_foreground(foreground: np.ndarray, shift: int = FOREGROUND_ROW_SHIFT) 
     return aligned
 
 
+def require_data_folder(root: str | Path) -> Path:
+    """`root` as a Path; InputError naming it when it is missing or a file."""
+    root = Path(root)
+    if root.is_file():
+        raise InputError(f"{root}: a file, not a data folder")
+    if not root.is_dir():
+        raise InputError(f"{root}: data folder not found")
+    return root
+
+
 def is_bbbc010_folder(root: str | Path) -> bool:
     """True when `root` has the BBBC010 image folder."""
     return (Path(root) / IMAGES_DIR).is_dir()
@@ -147,9 +157,7 @@ class Bbbc010Folder:
     """
 
     def __init__(self, root: str | Path):
-        self.root = Path(root)
-        if not self.root.is_dir():
-            raise InputError(f"{self.root}: data folder not found")
+        self.root = require_data_folder(root)
         if not is_bbbc010_folder(self.root):
             raise InputError(f"{self.root}: no {IMAGES_DIR}/ folder; not in the BBBC010 layout")
         self.problems: list[str] = []

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from .bbbc010 import VALIDATION_WELLS, Bbbc010Folder, is_bbbc010_folder
+from .bbbc010 import VALIDATION_WELLS, Bbbc010Folder, is_bbbc010_folder, require_data_folder
 from .generic import is_annotated_folder, list_annotated_folder, load_pair
 from .instances import overlap_pixels
 
@@ -46,9 +46,7 @@ class DatasetReport:
 
 def check_dataset(root: str | Path, progress=None) -> DatasetReport:
     """Read every image and mask under `root`; count and report problems (never raises for a bad well)."""
-    root = Path(root)
-    if not root.is_dir():
-        raise InputError(f"{root}: data folder not found")
+    root = require_data_folder(root)
     if is_bbbc010_folder(root):
         return _check_bbbc010(root, progress)
     if is_annotated_folder(root):
