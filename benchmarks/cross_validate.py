@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 KEYS = ("AP", "AP50", "AP75", "score@0.5", "score@0.9", "avAP", "overlap_recall@0.5", "overlap_recall@0.8")
-CENSUS = ("missed", "merged", "rough", "not_found", "missed_touching", "false_positives", "fragment", "merge", "off_worm",
+CENSUS = ("missed", "merged", "rough", "not_found", "missed_touching", "false_positives", "fragment", "merge", "off_worm", "other",
           "matched_iou_0.8_fraction")
 
 
