@@ -106,6 +106,7 @@ def test_evaluate_reads_a_packed_file_and_a_folds_held_out_wells(tiny_model, sam
     by_file = run("evaluate", "--data", str(packed), "--model", str(tiny_model), "--fold", str(fold), "--json", str(tmp_path / "f.json"))
     assert by_file.returncode == 0, by_file.stderr
     by_folder = run("evaluate", "--data", str(sample_root / "bbbc010"), "--model", str(tiny_model), "--wells", "C01", "--json", str(tmp_path / "w.json"))
+    assert by_folder.returncode == 0, by_folder.stderr
     from_file, from_folder = (json.loads((tmp_path / n).read_text()) for n in ("f.json", "w.json"))
     # the fold's wells the sample lacks are skipped by name; the one it has is scored as from the folder
     assert from_file["wells"] == ["C01"] and sorted(from_file["skipped_wells"]) == sorted(w for w in FOLDS[fold] if w != "C01")
