@@ -9,14 +9,14 @@ from tqdm import tqdm
 
 from .data.bbbc010 import VALIDATION_WELLS
 from .data.folds import FOLDS
-from .data.packed import PackedWells, open_wells
+from .data.packed import open_wells
 from .errors import InputError
 from .inference import SemiConvModel
 from .metrics import evaluate_predictions
 
 
 def select_wells(source, wells: str | None, fold: int | None = None) -> list[str]:
-    """The wells to score: fold `fold`'s held-out wells, else 'validation' (the default), 'all' or a comma list."""
+    """The wells of `source` (`open_wells`) to score: fold `fold`'s held-out wells, else 'validation' (the default), 'all' or a comma list."""
     if fold is not None:
         if wells not in (None, ""):
             raise InputError("give either --wells or --fold, not both")
@@ -26,7 +26,7 @@ def select_wells(source, wells: str | None, fold: int | None = None) -> list[str
     if wells in (None, "", "validation"):
         return list(VALIDATION_WELLS)
     if wells == "all":
-        return list(source.wells if isinstance(source, PackedWells) else source.all_wells)
+        return list(source.all_wells)
     return [w.strip().upper() for w in wells.split(",") if w.strip()]
 
 

@@ -89,6 +89,7 @@ class PackedWells:
         self.path = Path(path)
         self._wells = {w.well: w for w in load_packed(self.path)}
         self.wells = list(self._wells)
+        self.all_wells = self.wells  # a packed file holds complete wells only
         self.problems: list[str] = []
 
     def load(self, well: str) -> Well:
