@@ -253,7 +253,7 @@ def evaluate(
         net = load_model(model, device=device)
         metrics = evaluate_model(net, data, wells, score_threshold=score_threshold, fold=fold,
                                  warn=lambda m: typer.secho(f"warning: {m}", fg=typer.colors.YELLOW, err=True))
-    except SemiconvError as exc:
+    except (SemiconvError, ValueError) as exc:  # ValueError: a fold number out of range
         _fail(str(exc))
     text = json.dumps(metrics, indent=2)
     typer.echo(text)

@@ -8,7 +8,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .data.bbbc010 import VALIDATION_WELLS
-from .data.folds import FOLDS
+from .data.folds import held_out_wells
 from .data.packed import open_wells
 from .errors import InputError
 from .inference import SemiConvModel
@@ -20,9 +20,7 @@ def select_wells(source, wells: str | None, fold: int | None = None) -> list[str
     if fold is not None:
         if wells not in (None, ""):
             raise InputError("give either --wells or --fold, not both")
-        if not 0 <= fold < len(FOLDS):
-            raise InputError(f"--fold must be 0-{len(FOLDS) - 1}, not {fold}")
-        return list(FOLDS[fold])
+        return held_out_wells(fold)
     if wells in (None, "", "validation"):
         return list(VALIDATION_WELLS)
     if wells == "all":

@@ -21,11 +21,16 @@ FOLDS: tuple[tuple[str, ...], ...] = (
 )
 
 
-def fold_split(fold: int, wells: list[str]) -> tuple[list[str], list[str]]:
-    """(training wells, held-out wells) of `fold` (0-4) among `wells`."""
+def held_out_wells(fold: int) -> list[str]:
+    """The 10 wells fold `fold` (0-4) holds out; ValueError for another fold number."""
     if not 0 <= fold < len(FOLDS):
         raise ValueError(f"fold must be 0-{len(FOLDS) - 1}, not {fold}")
-    return split_wells(wells, FOLDS[fold])
+    return list(FOLDS[fold])
+
+
+def fold_split(fold: int, wells: list[str]) -> tuple[list[str], list[str]]:
+    """(training wells, held-out wells) of `fold` (0-4) among `wells`."""
+    return split_wells(wells, held_out_wells(fold))
 
 
 def held_out_count(images: int, val_fraction: float) -> int:
