@@ -164,6 +164,47 @@ def test_painted_out_background_leaves_no_ghost_where_a_worm_lay():
         assert np.median(error) < 4 * noise, np.median(error)
 
 
+def test_a_clump_starts_as_imaged_and_carries_nothing_of_its_neighbours():
+    """Three worms in a clump on a flat well (two crossing, one lying against them), one with a rim
+    brighter than the background: frame 0 is the image (a crossing is not darkened twice), and a
+    worm that crawls off carries neither its neighbours' darkness nor the bright rim along."""
+    shape = (160, 200)
+    level, sd = 1000.0, 4.0
+    masks = np.array([tube_mask(np.array([[80, 30], [80, 170]]), 4, shape),
+                      tube_mask(np.array([[40, 100], [120, 100]]), 4, shape),  # crosses the first
+                      tube_mask(np.array([[89, 30], [89, 90]]), 4, shape)])  # lies against the first
+    rng = np.random.default_rng(0)
+    image = level * 0.5 ** masks.sum(0)  # absorbers: the crossing twice as dark
+    image[masks[2] & ~ndi_erosion(masks[2])] = 1.3 * level  # a bright rim
+    image = image + rng.normal(0, sd, shape)
+    still = moving_worms(image, masks, seed=0, config=MotionConfig(frames=2, p_still=1.0))
+    worms = masks.any(0)
+    assert np.percentile(np.abs(still.frames[0][worms] - image[worms]), 99) < 6 * sd
+    moved = moving_worms(image, masks, seed=0, config=MotionConfig(frames=6, p_still=0.0, p_stop=0.0, speed=(6, 6)))
+    last, now = moved.frames[-1].astype(float), moved.masks[-1]
+    assert not (now == masks).all((1, 2)).any()  # every worm has crawled off its place
+    alone = now.sum(0) == 1
+    for n in range(3):
+        rim = now[n] & alone & ~ndi_erosion(now[n])
+        inner = now[n] & alone & ndi_erosion(now[n], 2)
+        beside = ndi_dilation(now[n], 2) & ~ndi_dilation(now[n], 1) & ~ndi_dilation(now.any(0) & ~now[n], 3)
+        assert np.percentile(last[rim], 95) < level + 6 * sd, n  # no bright rim carried along
+        assert (last[inner] < 0.375 * level).mean() < 0.02, n  # its own darkness (0.5), not a crossing's (0.25)
+        assert np.percentile(last[beside], 5) > level - 6 * sd, n  # no strip of a neighbour carried beside it
+
+
+def ndi_erosion(mask, iterations=1):
+    from scipy import ndimage
+
+    return ndimage.binary_erosion(mask, iterations=iterations)
+
+
+def ndi_dilation(mask, iterations=1):
+    from scipy import ndimage
+
+    return ndimage.binary_dilation(mask, iterations=iterations)
+
+
 def test_linking_true_masks_of_moving_worms_keeps_every_identity(moving_c01):
     _, _, seq = moving_c01
     rng = np.random.default_rng(0)

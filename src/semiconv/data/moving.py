@@ -14,7 +14,10 @@ their background and moved:
 * some worms never move (`p_still`) and some stop at a random frame (`p_stop`); the frame each stops
   from is known;
 * frame = background x the product of all worms' transmissions (crossing worms darken each
-  other, as absorbers do in bright-field), plus fresh noise per frame.
+  other, as absorbers do in bright-field), plus fresh noise per frame. Where annotated worms
+  overlap, each carries its share of the darkness (`darkness_share`), so frame 0 is the image;
+  once a worm has crawled off its place, its transmission is cut at 1 (above 1 it is a background
+  painted too dark beside the well's edge), so it carries no bright streak along.
 
 Frame 0 shows every worm where the annotation has it. Masks overlap where worms cross.
 """
@@ -86,6 +89,16 @@ def painted_out(image: np.ndarray, masks: np.ndarray, rng: np.random.Generator) 
     noise = float(residual.std()) if residual.size else 0.0
     background = np.where(covered, fill + rng.normal(0, noise, image.shape).astype(np.float32), image)
     return background.astype(np.float32), noise
+
+
+def darkness_share(mask: np.ndarray, halo: np.ndarray, mask_count: np.ndarray, halo_count: np.ndarray) -> np.ndarray:
+    """One worm's share (H x W float, 0-1) of the image's darkness: 1 / k where k annotated worms
+    overlap; in the rim around the worms (`halo`: its mask grown by 2 px) that no worm covers,
+    split among the worms whose rim it is; 0 elsewhere. The shares of all worms add up to 1
+    wherever any worm or rim lies, so frame 0 (every worm where the annotation has it) is the
+    image itself: a clump is not darkened twice, and a worm that crawls away does not carry a
+    strip of its neighbour along."""
+    return np.where(mask_count > 0, mask / np.maximum(mask_count, 1), halo / np.maximum(halo_count, 1))
 
 
 def _resample(line: np.ndarray, spacing: float) -> np.ndarray:
@@ -185,9 +198,13 @@ def moving_worms(image: np.ndarray, masks: np.ndarray, seed: int = 0, config: Mo
     out_masks = np.zeros((T, N, *shape), dtype=bool)
     absorb = np.ones((T, *shape), dtype=np.float32)
     stops = np.full(N, T)
+    halos = [ndi.binary_dilation(mask, iterations=2) for mask in masks]
+    mask_count = masks.sum(0)
+    halo_count = np.sum(halos, axis=0) if N else np.zeros(shape, int)
+    darkness = np.clip(image / safe, 0.02, 2.0)
     for n, mask in enumerate(masks):
-        near = ndi.binary_dilation(mask, iterations=2)
-        transmission = np.where(near, np.clip(image / safe, 0.02, 2.0), 1.0).astype(np.float32)
+        transmission = (darkness ** darkness_share(mask, halos[n], mask_count, halo_count)).astype(np.float32)
+        carried = np.minimum(transmission, 1.0)  # off its place: no background error carried along
         line = centre_line(mask)
         arc = float(np.hypot(*np.diff(line, axis=0).T).sum()) if len(line) > 1 else 0.0
         draw = rng.uniform()
@@ -217,7 +234,7 @@ def moving_worms(image: np.ndarray, masks: np.ndarray, seed: int = 0, config: Mo
             rows, cols, src_r, src_c = _frame_of(frame_line, source, half_width, shape)
             inside = ndi.map_coordinates(mask.astype(np.float32), [src_r, src_c], order=1, cval=0.0) > 0.5
             out_masks[t, n, rows[inside], cols[inside]] = True
-            values = ndi.map_coordinates(transmission, [src_r, src_c], order=1, cval=1.0)
+            values = ndi.map_coordinates(transmission if travelled[t] == 0 else carried, [src_r, src_c], order=1, cval=1.0)
             absorb[t, rows, cols] *= values
     frames = background[None] * absorb
     frames += rng.normal(0, noise, frames.shape).astype(np.float32)
