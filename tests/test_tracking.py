@@ -4,6 +4,7 @@ the tracking metrics, and `semiconv segment --track`."""
 import numpy as np
 import pytest
 import tifffile
+from scipy import ndimage as ndi
 
 from semiconv.data import Bbbc010Folder
 from semiconv.data.annotate import tube_mask
@@ -175,7 +176,7 @@ def test_a_clump_starts_as_imaged_and_carries_nothing_of_its_neighbours():
                       tube_mask(np.array([[89, 30], [89, 90]]), 4, shape)])  # lies against the first
     rng = np.random.default_rng(0)
     image = level * 0.5 ** masks.sum(0)  # absorbers: the crossing twice as dark
-    image[masks[2] & ~ndi_erosion(masks[2])] = 1.3 * level  # a bright rim
+    image[masks[2] & ~ndi.binary_erosion(masks[2])] = 1.3 * level  # a bright rim
     image = image + rng.normal(0, sd, shape)
     still = moving_worms(image, masks, seed=0, config=MotionConfig(frames=2, p_still=1.0))
     worms = masks.any(0)
@@ -185,24 +186,12 @@ def test_a_clump_starts_as_imaged_and_carries_nothing_of_its_neighbours():
     assert not (now == masks).all((1, 2)).any()  # every worm has crawled off its place
     alone = now.sum(0) == 1
     for n in range(3):
-        rim = now[n] & alone & ~ndi_erosion(now[n])
-        inner = now[n] & alone & ndi_erosion(now[n], 2)
-        beside = ndi_dilation(now[n], 2) & ~ndi_dilation(now[n], 1) & ~ndi_dilation(now.any(0) & ~now[n], 3)
+        rim = now[n] & alone & ~ndi.binary_erosion(now[n])
+        inner = now[n] & alone & ndi.binary_erosion(now[n], iterations=2)
+        beside = ndi.binary_dilation(now[n], iterations=2) & ~ndi.binary_dilation(now[n], iterations=1) & ~ndi.binary_dilation(now.any(0) & ~now[n], iterations=3)
         assert np.percentile(last[rim], 95) < level + 6 * sd, n  # no bright rim carried along
         assert (last[inner] < 0.375 * level).mean() < 0.02, n  # its own darkness (0.5), not a crossing's (0.25)
         assert np.percentile(last[beside], 5) > level - 6 * sd, n  # no strip of a neighbour carried beside it
-
-
-def ndi_erosion(mask, iterations=1):
-    from scipy import ndimage
-
-    return ndimage.binary_erosion(mask, iterations=iterations)
-
-
-def ndi_dilation(mask, iterations=1):
-    from scipy import ndimage
-
-    return ndimage.binary_dilation(mask, iterations=iterations)
 
 
 def test_linking_true_masks_of_moving_worms_keeps_every_identity(moving_c01):

@@ -204,7 +204,6 @@ def moving_worms(image: np.ndarray, masks: np.ndarray, seed: int = 0, config: Mo
     darkness = np.clip(image / safe, 0.02, 2.0)
     for n, mask in enumerate(masks):
         transmission = (darkness ** darkness_share(mask, halos[n], mask_count, halo_count)).astype(np.float32)
-        carried = np.minimum(transmission, 1.0)  # off its place: no background error carried along
         line = centre_line(mask)
         arc = float(np.hypot(*np.diff(line, axis=0).T).sum()) if len(line) > 1 else 0.0
         draw = rng.uniform()
@@ -216,6 +215,7 @@ def moving_worms(image: np.ndarray, masks: np.ndarray, seed: int = 0, config: Mo
             out_masks[:, n] = mask
             absorb *= transmission[None]
             continue
+        carried = np.minimum(transmission, 1.0)  # off its place: no background error carried along
         rows, cols = np.nonzero(mask)
         crop = np.pad(mask[rows.min():rows.max() + 1, cols.min():cols.max() + 1], 1)
         half_width = float(ndi.distance_transform_edt(crop).max())
