@@ -1,0 +1,84 @@
+"""Peak memory of tracking a long stack: `semiconv segment STACK --track` on a 100-frame 520 x 696
+sequence of real worms crawling (semiconv.data.moving), against the same command on its first
+frame alone, in the same run.
+
+    python benchmarks/stack_memory.py --data data/bbbc010-train.npz [--wells A11 B08] [--frames 100]
+        [--threads 2] [--model bbbc010-brightfield] [--out stack_memory.json]
+
+Each command runs as a process of its own; its peak resident memory (ru_maxrss from wait4) is
+what the user's machine needs. Prints JSON per well: worms found (worm-frames), peak MiB of the
+stack and of one frame, and the extra MiB per worm-frame (what a denser stack adds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import tifffile
+
+
+def peak_of(command: list[str]) -> tuple[float, float]:
+    """(peak resident MiB, wall seconds) of one child process; raises if it fails."""
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{' '.join(command)} failed: {process.stderr.read().decode()[-2000:]}")
+    return usage.ru_maxrss / 1024, seconds
+
+
+def worm_frames(table: Path) -> int:
+    with open(table) as handle:
+        return sum(1 for _ in handle) - 1
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", required=True, help="BBBC010-layout folder or packed .npz")
+    parser.add_argument("--wells", nargs="+", default=["A11", "B08"])
+    parser.add_argument("--frames", type=int, default=100)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--model", default="bbbc010-brightfield")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    from semiconv.data.moving import MotionConfig, moving_worms
+    from semiconv.data.packed import open_wells
+
+    source = open_wells(args.data)
+    results = {}
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        for name in args.wells:
+            well = source.load(name)
+            frames = moving_worms(well.brightfield, well.masks, seed=0, config=MotionConfig(frames=args.frames)).frames
+            row = {"frames": int(len(frames)), "shape": list(frames.shape[1:])}
+            for label, stack in (("stack", frames), ("one_frame", frames[:1])):
+                path = folder / f"{name}_{label}.tif"
+                tifffile.imwrite(path, stack)
+                out = folder / f"out_{name}_{label}"
+                command = [sys.executable, "-m", "semiconv", "segment", str(path), "--track", "--out", str(out),
+                           "--model", args.model, "--threads", str(args.threads)]
+                peak, seconds = peak_of(command)
+                row[f"{label}_peak_mib"] = round(peak, 1)
+                row[f"{label}_seconds"] = round(seconds, 1)
+                row[f"{label}_worm_frames"] = worm_frames(out / f"{path.stem}_worms.csv")
+            row["extra_mib_per_worm_frame"] = round((row["stack_peak_mib"] - row["one_frame_peak_mib"])
+                                                    / max(row["stack_worm_frames"] - row["one_frame_worm_frames"], 1), 3)
+            results[name] = row
+            print(name, json.dumps(row), flush=True)
+    text = json.dumps({"threads": args.threads, "model": args.model, "wells": results}, indent=2)
+    print(text)
+    if args.out:
+        args.out.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
