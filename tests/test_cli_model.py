@@ -214,3 +214,25 @@ def test_segment_track_carries_boxes_from_frame_to_frame_unless_told_not_to(tiny
             assert given[1] is None and given[2] is None
         else:
             assert given[1] is not None and len(given[1]) > 0  # the first frame's worms, as boxes
+
+
+def test_a_stacks_planes_come_out_as_each_plane_alone(tiny_model, tmp_path):
+    from semiconv.data.synthetic import generate
+
+    planes = [generate((96, 96), s).image for s in (3, 4)]
+    tifffile.imwrite(tmp_path / "stack.tif", np.stack(planes))
+    for t, plane in enumerate(planes):
+        tifffile.imwrite(tmp_path / f"plane{t}.tif", plane)
+    r = run("segment", str(tmp_path / "stack.tif"), str(tmp_path / "plane0.tif"), str(tmp_path / "plane1.tif"),
+            "--out", str(tmp_path / "out"), "--model", str(tiny_model))
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / "out"
+    stack_rows = list(csv.DictReader(open(out / "stack_worms.csv")))
+    labels = tifffile.imread(out / "stack_labels.tif")
+    for t in range(2):
+        alone = tifffile.imread(out / f"plane{t}_instances.tif").reshape(-1, 96, 96)
+        assert len(alone) > 0
+        assert np.array_equal(tifffile.imread(out / f"stack_t{t:03d}_instances.tif").reshape(-1, 96, 96), alone)
+        assert np.array_equal(labels[t], tifffile.imread(out / f"plane{t}_labels.tif"))
+        rows = [{k: v for k, v in row.items() if k != "plane"} for row in stack_rows if row["plane"] == str(t)]
+        assert rows == [{k: v for k, v in row.items() if k != "plane"} for row in csv.DictReader(open(out / f"plane{t}_worms.csv"))]

@@ -134,7 +134,7 @@ def measure_worm(mask: np.ndarray, pixel_size: float | None = None, fluorescence
 def fluorescence_background(fluorescence: np.ndarray, masks: np.ndarray) -> float:
     """Median w1 intensity of the well's non-worm pixels inside the well (the brighter half of the image)."""
     fl = np.asarray(fluorescence, dtype=np.float64)
-    worm = masks.any(0) if len(masks) else np.zeros(fl.shape, bool)
+    worm = np.asarray(masks, dtype=bool).any(0) if len(masks) else np.zeros(fl.shape, bool)
     grown = ndi.binary_dilation(worm, iterations=5)
     rest = fl[~grown]
     return float(np.median(rest)) if rest.size else float(np.median(fl))

@@ -14,6 +14,7 @@ import numpy as np
 from .data.generic import read_image
 from .errors import InputError
 from .inference import SemiConvModel
+from .packed_masks import PackedMasks
 from .planes import grey_planes, split_planes
 from .result_files import output_paths, prediction_rows, write_outputs
 from .scale import rescale_for_next_plane, scale_notes, segment_plane
@@ -72,17 +73,22 @@ def segment_file(model: SemiConvModel, path: Path, out_dir: Path, overwrite: boo
     existing = [t for t in targets if t.exists()]
     if existing and not overwrite:
         raise InputError(f"{existing[0]}: exists already (use --overwrite to replace)")
-    preds = []
+    preds, carried = [], None
     for t, plane in enumerate(planes):
         where = f" plane {t}" if len(planes) > 1 else ""
         try:
             pred, factor, warning = segment_plane(model, plane, rescale, pixel_size,
                                                   fluorescence=fl_planes[t] if feed else None,
                                                   score_threshold=score_threshold, mask_threshold=mask_threshold, dense=False,
-                                                  carried_boxes=carried_boxes(preds[-1].masks, track) if track and preds else None)
+                                                  carried_boxes=carried)
         except (InputError, ValueError) as exc:
             raise InputError(f"{path}{where}: {exc}") from exc
-        pred.foreground = None  # not written: a long stack keeps only what its outputs need
+        carried = carried_boxes(pred.masks, track) if track else None
+        # a long stack keeps only what its outputs need, its masks as bits, until they are written
+        pred.foreground = None
+        if len(planes) > 1:
+            pred.masks = PackedMasks(pred.masks)
+            pred.labels = None if track else pred.labels
         preds.append(pred)
         rescale = rescale_for_next_plane(rescale, factor, pred)
         for note in scale_notes(factor, warning):
@@ -91,11 +97,12 @@ def segment_file(model: SemiConvModel, path: Path, out_dir: Path, overwrite: boo
             progress(t + 1, len(planes))
     rows, ids, tracks = tabulate(preds, pixel_size, fl_planes, track, extra_columns)
     stacks = [p.masks for p in preds]
-    labels = np.asarray(preds[0].labels if len(preds) == 1 else [p.labels for p in preds])
     if track is not None:
         if len(planes) == 1:
             warnings.warn(f"{path.name}: one frame: each worm is its own track", SegmentNote, stacklevel=2)
         labels = tracked_labels(stacks, [p.scores for p in preds], ids)
         labels = labels[0] if len(planes) == 1 else labels
+    else:
+        labels = np.asarray(preds[0].labels if len(preds) == 1 else [p.labels for p in preds])
     write_outputs(targets, stacks, labels, rows, overwrite=overwrite, tracks=tracks)
     return targets, rows, sum(p.seconds for p in preds)

@@ -1,0 +1,43 @@
+"""A long stack's masks held as bits (semiconv.packed_masks) read as the bool stack they hold."""
+
+import numpy as np
+import pytest
+
+from semiconv.data.annotate import tube_mask
+from semiconv.data.instances import stack_to_labels
+from semiconv.packed_masks import PackedMasks
+from semiconv.result_files import worm_rows
+from semiconv.tracking import grown_masks
+
+SHAPE = (40, 61)  # a width that is not a whole number of bytes
+
+
+def worms() -> np.ndarray:
+    return np.array([tube_mask(np.array([[5, 3], [30, 58]]), 3, SHAPE),
+                     tube_mask(np.array([[35, 10], [8, 50]]), 3, SHAPE),  # crosses the first
+                     np.zeros(SHAPE, bool)])  # an empty mask
+
+
+def test_packed_masks_read_back_as_the_stack_in_an_eighth_of_the_bytes():
+    masks = worms()
+    packed = PackedMasks(masks)
+    assert packed.shape == masks.shape and len(packed) == 3 and np.ndim(packed) == 3
+    assert np.array_equal(np.asarray(packed), masks) and np.asarray(packed).dtype == bool
+    assert np.array_equal(np.asarray(packed, dtype=np.uint8), masks.astype(np.uint8))
+    assert all(np.array_equal(a, b) for a, b in zip(packed, masks, strict=True))
+    assert np.array_equal(packed[1], masks[1]) and np.array_equal(packed[np.int64(0)], masks[0])
+    assert np.array_equal(packed[1:], masks[1:]) and np.array_equal(packed[:, 20, 30], masks[:, 20, 30])
+    assert packed.nbytes == 3 * 40 * 8 < masks.nbytes / 7
+    empty = PackedMasks(np.zeros((0, *SHAPE), bool))
+    assert len(empty) == 0 and np.asarray(empty).shape == (0, *SHAPE)
+    with pytest.raises(ValueError, match="N x H x W"):
+        PackedMasks(masks[0])
+
+
+def test_what_a_stack_is_written_from_is_the_same_from_packed_masks():
+    masks = worms()
+    packed, scores = PackedMasks(masks), np.array([0.6, 0.9, 0.7])
+    fluorescence = np.random.default_rng(0).uniform(100, 200, SHAPE) + 500 * masks[0]
+    assert worm_rows(packed, scores, None, 2, 1.5, fluorescence) == worm_rows(masks, scores, None, 2, 1.5, fluorescence)
+    assert np.array_equal(stack_to_labels(packed, scores), stack_to_labels(masks, scores))
+    assert (grown_masks(packed, 3) != grown_masks(masks, 3)).nnz == 0
