@@ -67,3 +67,28 @@ def test_memory_kept_during_training_goes_back_after_it():
     assert kept == "True"
     assert int(inside) > 400  # freed, but still the process's: the next step reuses it
     assert int(after) < 100   # trimmed when the block ends
+
+
+HOLES = """
+import numpy as np
+from semiconv.allocator import trim_freed_memory
+
+def resident_mib():
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * 4096 / 2**20
+
+base = resident_mib()
+blocks = [np.ones(12_000) for _ in range(4_000)]  # 96 KB each, from the heap (under glibc's mmap threshold)
+del blocks[::2]  # every other one freed: holes between blocks still in use, nothing the heap's top can give back
+holes = resident_mib() - base
+trim_freed_memory()
+print(round(holes), round(resident_mib() - base))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc (Linux)")
+def test_trimming_gives_back_the_free_pages_between_blocks_in_use():
+    done = subprocess.run([sys.executable, "-c", HOLES], capture_output=True, text=True, check=True)
+    holes, trimmed = map(int, done.stdout.split())
+    assert holes > 300  # 4,000 blocks of 96 KB allocated, half of them freed: all still resident
+    assert trimmed < holes - 120  # about half of them (the freed holes' pages) returned

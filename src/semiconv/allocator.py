@@ -55,6 +55,15 @@ def release_freed_memory() -> None:
     if libc is not None:
         libc.mallopt(M_MMAP_THRESHOLD, RELEASED_MMAP)
         libc.mallopt(M_TRIM_THRESHOLD, RELEASED_TRIM)
+    trim_freed_memory()
+
+
+def trim_freed_memory() -> None:
+    """Give the free memory inside the heap back to the kernel now (glibc's malloc_trim: also the
+    free pages between blocks still in use, which a long loop of large temporary arrays leaves).
+    No-op where the C library is not glibc."""
+    libc = _glibc()
+    if libc is not None:
         libc.malloc_trim(0)
 
 
