@@ -41,3 +41,8 @@ def test_what_a_stack_is_written_from_is_the_same_from_packed_masks():
     assert worm_rows(packed, scores, None, 2, 1.5, fluorescence) == worm_rows(masks, scores, None, 2, 1.5, fluorescence)
     assert np.array_equal(stack_to_labels(packed, scores), stack_to_labels(masks, scores))
     assert (grown_masks(packed, 3) != grown_masks(masks, 3)).nnz == 0
+
+
+def test_packed_masks_refuse_to_be_read_without_a_copy():
+    with pytest.raises(ValueError, match="new array"):
+        np.asarray(PackedMasks(worms()), copy=False)

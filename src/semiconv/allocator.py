@@ -8,6 +8,8 @@ A training step on the CPU allocates and frees hundreds of MB of activations (a 
 2 cores (docs/benchmarks.md, "A faster training step"). With freed memory kept in the heap the
 faults stop after the first steps. When training ends the heap is trimmed and glibc's release
 of memory restored, so a long-lived process (napari after a fine-tuning) gives the memory back.
+`trim_freed_memory` alone hands back the free pages inside the heap (a long stack's segmentation
+calls it every few planes).
 """
 
 from __future__ import annotations

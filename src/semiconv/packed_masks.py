@@ -33,6 +33,8 @@ class PackedMasks:
             yield self[i]
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        if copy is False:
+            raise ValueError("PackedMasks: unpacking the bits makes a new array")
         masks = np.unpackbits(self.bits, axis=-1, count=self.shape[2]).view(bool)
         return masks if dtype is None else masks.astype(dtype, copy=False)
 

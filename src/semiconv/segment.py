@@ -21,7 +21,6 @@ from .result_files import output_paths, prediction_rows, write_outputs
 from .scale import rescale_for_next_plane, scale_notes, segment_plane
 from .tracking import TrackingSettings, carried_boxes, link_frames, track_rows, tracked_labels
 
-
 #: A long stack gives its freed temporary memory back every this many planes (malloc_trim: 20-40 ms).
 TRIM_EVERY_PLANES = 10
 
@@ -93,7 +92,8 @@ def segment_file(model: SemiConvModel, path: Path, out_dir: Path, overwrite: boo
         pred.foreground = None
         if len(planes) > 1:
             pred.masks = PackedMasks(pred.masks)
-            pred.labels = None if track else pred.labels
+            if track:
+                pred.labels = None  # the label image is made from the track ids
             if (t + 1) % TRIM_EVERY_PLANES == 0:  # the planes' temporary arrays: else the heap grows with the stack
                 trim_freed_memory()
         preds.append(pred)
