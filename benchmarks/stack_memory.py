@@ -1,9 +1,10 @@
 """Peak memory of tracking a long stack: `semiconv segment STACK --track` on a 100-frame 520 x 696
 sequence of real worms crawling (semiconv.data.moving), against the same command on its first
-frame alone, in the same run.
+frame alone, in the same run; with `--napari`, also the Segment widget's job (its worker run to the
+end, tracking on, every result layer built and kept as the viewer keeps them; no viewer drawn).
 
     python benchmarks/stack_memory.py --data data/bbbc010-train.npz [--wells A11 B08] [--frames 100]
-        [--threads 2] [--model bbbc010-brightfield] [--out stack_memory.json]
+        [--threads 2] [--model bbbc010-brightfield] [--napari] [--out stack_memory.json]
 
 Each command runs as a process of its own, started by this small process (the sequences are made
 and written by another child first: Linux carries a parent's resident size into its child's
@@ -49,6 +50,30 @@ def write_stack(data: str, well: str, frames: int, path: Path) -> None:
     tifffile.imwrite(path, moving_worms(source.brightfield, source.masks, seed=0, config=MotionConfig(frames=frames)).frames)
 
 
+def widget_job(stack: Path, model: str, threads: int) -> None:
+    """The Segment widget's work on a stack with "track worms" on (napari_semiconv's segment_worker,
+    run here to the end, not in a thread): predictions, table and layers, all held until exit."""
+    import torch
+
+    from napari_semiconv._segment_jobs import segment_worker
+    from semiconv.tracking import TrackingSettings
+
+    torch.set_num_threads(threads)
+    image = tifffile.imread(stack)
+    planes = list(image.reshape(-1, *image.shape[-2:]))
+    job = segment_worker.__wrapped__(model, "cpu", planes, [(stack.stem, len(planes))], None, None,
+                                     describe=lambda source, m: (f"{source} [{m.name}]", {"model": m.name}),
+                                     tracking=TrackingSettings())
+    try:
+        while True:
+            kind, value = next(job)
+            if kind == "error":
+                raise RuntimeError(value)
+    except StopIteration as done:
+        held = done.value  # noqa: F841 - kept alive to the end, as the viewer keeps the results
+    print(f"{sum(len(p) for p in held[0])} worm-frames")
+
+
 def worm_frames(table: Path) -> int:
     with open(table) as handle:
         return sum(1 for _ in handle) - 1
@@ -61,11 +86,16 @@ def main():
     parser.add_argument("--frames", type=int, default=100)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--model", default="bbbc010-brightfield")
+    parser.add_argument("--napari", action="store_true", help="also the Segment widget's job on each stack")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--write-stack", type=Path, help=argparse.SUPPRESS)  # the child that makes a sequence
+    parser.add_argument("--widget-job", type=Path, help=argparse.SUPPRESS)  # the child that runs the widget's job
     args = parser.parse_args()
     if args.write_stack:
         write_stack(args.data, args.wells[0], args.frames, args.write_stack)
+        return
+    if args.widget_job:
+        widget_job(args.widget_job, args.model, args.threads)
         return
     results = {}
     with tempfile.TemporaryDirectory() as folder:
@@ -86,6 +116,11 @@ def main():
                 row[f"{label}_peak_mib"] = round(peak, 1)
                 row[f"{label}_seconds"] = round(seconds, 1)
                 row[f"{label}_worm_frames"] = worm_frames(out / f"{path.stem}_worms.csv")
+                if args.napari:
+                    peak, seconds = peak_of([sys.executable, __file__, "--widget-job", str(path), "--model", args.model,
+                                             "--threads", str(args.threads), "--data", args.data])
+                    row[f"napari_{label}_peak_mib"] = round(peak, 1)
+                    row[f"napari_{label}_seconds"] = round(seconds, 1)
             row["extra_mib_per_worm_frame"] = round((row["stack_peak_mib"] - row["one_frame_peak_mib"])
                                                     / max(row["stack_worm_frames"] - row["one_frame_worm_frames"], 1), 3)
             results[name] = row

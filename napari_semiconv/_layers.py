@@ -53,6 +53,37 @@ def _stackify(arrays):
     return arrays[0] if len(arrays) == 1 else np.stack(arrays)
 
 
+def lazy_planes(plane, count: int, shape: tuple[int, ...], dtype) -> object:
+    """A count x shape dask array whose plane t is `plane(t)`, computed only when napari shows that
+    frame (a stack's embedding and foreground layers: nothing copied, nothing kept but the source)."""
+    import dask
+    import dask.array as da
+
+    return da.stack([da.from_delayed(dask.delayed(plane)(t), shape, dtype) for t in range(count)])
+
+
+def instance_stack(masks: list, ids: list) -> np.ndarray:
+    """T x N x H x W labels (one plane per worm, each worm's plane holding its id; uint8 while the
+    ids fit, else uint16) from each plane's N_t x H x W bool masks (or semiconv.packed_masks.PackedMasks)
+    and N_t ids; N: the most worms of any plane (at least 1)."""
+    height, width = masks[0].shape[1:]
+    top = max((int(np.max(i)) for i in ids if len(i)), default=0)
+    dtype = np.uint8 if top < 256 else np.uint16
+    stack = np.zeros((len(masks), max(max(len(m) for m in masks), 1), height, width), dtype)
+    for t, (plane_masks, plane_ids) in enumerate(zip(masks, ids, strict=True)):
+        for n, (mask, worm) in enumerate(zip(plane_masks, plane_ids, strict=True)):
+            stack[t, n][mask] = worm
+    return stack
+
+
+def per_plane(preds: list, image) -> object:
+    """`image(pred)` of one plane's Prediction; of a stack's, a lazy T x ... stack (`lazy_planes`)."""
+    if len(preds) == 1:
+        return image(preds[0])
+    first = image(preds[0])
+    return lazy_planes(lambda t: image(preds[t]), len(preds), first.shape, first.dtype)
+
+
 def stack_axis_labels(multi: bool) -> tuple[str, ...]:
     """Axis names of an instance stack layer, (frame,) worm, y, x: its worm axis gets a slider of its
     own, which the viewer then names "worm" beside the "frame" slider."""
@@ -76,13 +107,7 @@ def plane_layers(planes: list, rows: list[dict], name: str, metadata: dict | Non
     stack (each worm's plane holds its id) of per-plane worms (semiconv.editing.EditedPlane; more
     than one: a T x ... time-lapse), the table `rows` as features; linked by metadata (role, result)."""
     multi = len(planes) > 1
-    height, width = planes[0].masks.shape[1:]
-    top = max((int(p.ids.max()) for p in planes if len(p.ids)), default=0)
-    dtype = np.uint8 if top < 256 else np.uint16
-    depth = max(max(len(p.ids) for p in planes), 1)
-    stack = np.zeros((len(planes), depth, height, width), dtype)
-    for t, p in enumerate(planes):
-        stack[t, : len(p.ids)] = p.masks * p.ids[:, None, None].astype(dtype)
+    stack = instance_stack([p.masks for p in planes], [p.ids for p in planes])
     labels = np.stack([flat_labels(p.masks, p.ids, p.scores) for p in planes])
     meta = {**(metadata or {}), "result": name}
     features = labels_features(rows, 0 if multi else None)
@@ -109,29 +134,24 @@ def prediction_layers(preds: list, name: str, metadata: dict, rows: list[dict] |
     features = labels_features(rows, 0 if multi else None)
     if track_ids is not None:
         metadata = {**metadata, "tracked": True}
-        labels = _stackify(list(tracked_labels([p.masks for p in preds], [p.scores for p in preds], track_ids)))
+        labels = tracked_labels([p.masks for p in preds], [p.scores for p in preds], track_ids)
+        labels = labels if multi else labels[0]
     else:
         labels = _stackify([p.labels for p in preds])
     metadata = {**metadata, "result": name}
     layers = [(labels, {"name": f"{name} instances", "features": features, "metadata": {**metadata, "role": "instances"},
                         "opacity": 0.6}, "labels")]
-    n_max = max((len(p) for p in preds), default=0)
-    H, W = preds[0].labels.shape
-    planes = []
-    for t, p in enumerate(preds):
-        ids = np.asarray(track_ids[t] if track_ids is not None else np.arange(1, len(p) + 1), dtype=np.uint16)
-        stack = np.zeros((max(n_max, 1), H, W), np.uint16)
-        stack[: len(p)] = p.masks * ids[:, None, None]
-        planes.append(stack)
-    layers.append((_stackify(planes), {"name": f"{name} instance stack (one plane per worm)", "visible": False,
+    ids = track_ids if track_ids is not None else [np.arange(1, len(p) + 1) for p in preds]
+    stack = instance_stack([p.masks for p in preds], ids)
+    layers.append((stack if multi else stack[0], {"name": f"{name} instance stack (one plane per worm)", "visible": False,
                                        "axis_labels": stack_axis_labels(multi),
                                        "metadata": {**metadata, "role": "instance stack"}}, "labels"))
     if all(p.displacement is not None for p in preds):
         layers.append(displacement_layer(preds, name, metadata, vector_step))
-        layers.append((_stackify([embedding_rgb(p) for p in preds]), {"name": f"{name} embedding", "rgb": True,
+        layers.append((per_plane(preds, embedding_rgb), {"name": f"{name} embedding", "rgb": True,
                                                                         "visible": False, "metadata": dict(metadata)}, "image"))
     if all(p.foreground is not None for p in preds):
-        layers.append((_stackify([p.foreground for p in preds]), {"name": f"{name} foreground probability", "visible": False,
+        layers.append((per_plane(preds, lambda p: np.asarray(p.foreground, np.float32)), {"name": f"{name} foreground probability", "visible": False,
                                                                   "colormap": "magma", "contrast_limits": (0.0, 1.0),
                                                                   "metadata": dict(metadata)}, "image"))
     points, scores, ids = [], [], []

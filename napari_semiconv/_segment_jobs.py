@@ -13,11 +13,13 @@ import numpy as np
 from napari.layers import Layer
 from napari.qt.threading import thread_worker
 
+from semiconv.allocator import trim_freed_memory
 from semiconv.errors import SemiconvError
 from semiconv.inference import cached_model
+from semiconv.packed_masks import hold_in_stack
 from semiconv.review import worm_doubts
 from semiconv.scale import rescale_for_next_plane, scale_notes, segment_plane
-from semiconv.segment import tabulate
+from semiconv.segment import TRIM_EVERY_PLANES, tabulate
 from semiconv.tracking import carried_boxes
 from semiconv.tracking_settings import TrackingSettings
 
@@ -113,6 +115,10 @@ def segment_worker(model_name: str, device: str, planes: list, sources: list[tup
                                                    score_threshold, mask_threshold, rescale=rescale, pixel_size=pixel_size,
                                                    keep_outputs=len(planes) <= KEEP_OUTPUTS_PLANES,
                                                    carried_boxes=carried).result()
+            if len(planes) > 1:  # a stack's planes wait for its layers: masks as bits, maps in float16
+                pred = hold_in_stack(pred, dense=True)
+                if (k + 1) % TRIM_EVERY_PLANES == 0:
+                    trim_freed_memory()
             preds.append(pred)
             rescale = rescale_for_next_plane(rescale, factor, pred)
             for note in notes:
@@ -156,5 +162,7 @@ def rethreshold_worker(model, preds: list, score_threshold: float | None, mask_t
     only (SemiConvModel.rethreshold), then the same table and layers as a Segment click."""
     start = time.perf_counter()
     new = [model.rethreshold(p, score_threshold, mask_threshold) for p in preds]
+    if len(new) > 1:
+        new = [hold_in_stack(p, dense=True) for p in new]
     rows, ids, layers = result_layers(new, fluorescence, pixel_size, tracking, name, metadata)
     return new, rows, ids, layers, time.perf_counter() - start

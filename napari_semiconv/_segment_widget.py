@@ -40,6 +40,7 @@ from semiconv.tracking import (
 
 from ._layers import (
     affinity_layer,
+    instance_stack,
     labels_features,
     show_frame_features,
     tracks_layer,
@@ -446,9 +447,7 @@ class SegmentWidget(QWidget):
         layer.features = labels_features(rows, int(self.viewer.dims.current_step[0]))
         stack = result_layer(self.viewer, layer, "instance stack")
         if stack is not None:
-            for t, p in enumerate(preds):
-                stack.data[t][: len(p)] = p.masks * np.asarray(ids[t], dtype=stack.data.dtype)[:, None, None]
-            stack.refresh()
+            stack.data = instance_stack(stacks, ids)
         seeds = result_layer(self.viewer, layer, "seeds")
         if seeds is not None:  # points are in plane order, worms in order
             seeds.features = {**{c: seeds.features[c] for c in seeds.features}, "label": np.concatenate(ids).astype(int)}

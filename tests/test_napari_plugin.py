@@ -54,3 +54,37 @@ def test_sample_data_opens_in_viewer(make_napari_viewer):
     area = np.array([[np.count_nonzero(truth.data[t] == k) for k in sorted(first)] for t in (0, -1)])
     assert (np.abs(area[1] / area[0] - 1) < 0.2).all()  # under its own label (worms differ in size)
     assert not np.array_equal(truth.data[0], truth.data[-1])  # and the worms moved
+
+
+def test_a_stacks_layers_are_the_same_from_planes_held_compactly():
+    """The Segment widget holds a stack's planes with masks as bits and maps in float16
+    (semiconv.packed_masks.hold_in_stack); its layers show what the full planes show, the
+    embedding and foreground computed frame by frame when shown, the instance stack in uint8
+    while the ids fit."""
+    from test_packed_masks import stack_plane
+
+    from napari_semiconv._layers import instance_stack, prediction_layers
+    from semiconv.packed_masks import hold_in_stack
+    from semiconv.segment import tabulate
+    from semiconv.tracking_settings import TrackingSettings
+
+    full = [stack_plane(0), stack_plane(1)]
+    held = [hold_in_stack(p, dense=True) for p in full]
+    rows, track_ids, _ = tabulate(held, track=TrackingSettings())
+    assert [list(i) for i in track_ids] == [[1, 2, 3], [1, 2, 4]]  # the empty mask: a track of its own each frame
+    layers = {kw["name"]: data for data, kw, _ in prediction_layers(full, "w", {}, rows, track_ids=track_ids)}
+    compact = {kw["name"]: data for data, kw, _ in prediction_layers(held, "w", {}, rows, track_ids=track_ids)}
+    assert set(compact) == set(layers)
+    stack = compact["w instance stack (one plane per worm)"]
+    assert stack.dtype == np.uint8 and stack.shape == (2, 3, 40, 61)
+    assert np.array_equal(stack, layers["w instance stack (one plane per worm)"])
+    assert np.array_equal(stack[1, 1] > 0, full[1].masks[1]) and set(np.unique(stack[1, 1])) == {0, 2}
+    assert np.array_equal(compact["w instances"], layers["w instances"])
+    for name in ("w embedding", "w foreground probability"):
+        assert not isinstance(compact[name], np.ndarray) and compact[name].shape == layers[name].shape  # lazy (dask)
+    assert np.asarray(compact["w foreground probability"]).dtype == np.float32
+    assert np.abs(np.asarray(compact["w foreground probability"]) - np.asarray(layers["w foreground probability"])).max() < 1e-3
+    assert np.abs(np.asarray(compact["w embedding"]) - np.asarray(layers["w embedding"])).max() < 0.02
+    assert np.abs(compact["w displacement"] - layers["w displacement"]).max() < 1e-2
+    wide = instance_stack([full[0].masks], [np.array([1, 300, 2])])  # ids past 255: uint16
+    assert wide.dtype == np.uint16 and wide[0, 1].max() == 300

@@ -5,7 +5,8 @@ import pytest
 
 from semiconv.data.annotate import tube_mask
 from semiconv.data.instances import stack_to_labels
-from semiconv.packed_masks import PackedMasks
+from semiconv.packed_masks import PackedMasks, hold_in_stack
+from semiconv.postprocess import Prediction
 from semiconv.result_files import worm_rows
 from semiconv.tracking import grown_masks
 
@@ -46,3 +47,31 @@ def test_what_a_stack_is_written_from_is_the_same_from_packed_masks():
 def test_packed_masks_refuse_to_be_read_without_a_copy():
     with pytest.raises(ValueError, match="new array"):
         np.asarray(PackedMasks(worms()), copy=False)
+
+
+def stack_plane(seed: int = 0) -> Prediction:
+    """A Prediction with every field a napari result shows: two crossing worms, an empty mask, dense maps."""
+    rng = np.random.default_rng(seed)
+    masks, scores = worms(), np.array([0.9, 0.8, 0.7], np.float32)
+    embedding = rng.normal(0, 1, (8, *SHAPE)).astype(np.float32)
+    return Prediction(masks, scores, np.zeros((3, 4), np.float32), stack_to_labels(masks, scores), np.zeros((3, 2), np.float32),
+                      embedding=embedding, displacement=rng.normal(0, 5, (2, *SHAPE)).astype(np.float32),
+                      foreground=rng.uniform(0, 1, SHAPE).astype(np.float32),
+                      seed_embeddings=embedding[:, [10, 20, 5], [20, 30, 5]].T.copy(), sigma=2.0)
+
+
+def test_a_stack_plane_is_held_with_bits_for_masks_and_half_floats_for_maps():
+    pred = stack_plane()
+    held = hold_in_stack(pred, dense=True)
+    assert isinstance(held.masks, PackedMasks) and np.array_equal(np.asarray(held.masks), pred.masks)
+    assert held.embedding.dtype == held.displacement.dtype == held.foreground.dtype == np.float16
+    assert np.abs(held.embedding - pred.embedding).max() < 2e-3 and np.abs(held.displacement - pred.displacement).max() < 1e-2
+    assert np.abs(held.foreground - pred.foreground).max() < 1e-3
+    assert held.labels is pred.labels and held.scores is pred.scores
+    for i in range(2):  # what a click on a worm shows, computed in float32 from the half floats
+        assert held.affinity(i).dtype == np.float32
+        assert np.abs(held.affinity(i) - pred.affinity(i)).max() < 2e-3
+    assert isinstance(pred.masks, np.ndarray) and pred.embedding.dtype == np.float32  # the prediction given is left as it was
+    written = hold_in_stack(pred, labels=False)  # what the CLI keeps of a tracked stack's plane
+    assert written.embedding is None and written.displacement is None and written.foreground is None and written.labels is None
+    assert np.array_equal(np.asarray(written.masks), pred.masks)

@@ -1,7 +1,10 @@
 """One plane's N x H x W bool worm masks held as bits (np.packbits: 1/8 of the bytes), for the planes
-of a long stack whose masks wait in memory until its outputs are written (semiconv.segment)."""
+of a long stack whose masks wait in memory until its outputs are written (semiconv.segment) or
+shown (the napari plugin's result layers); `hold_in_stack` shrinks a stack plane's Prediction so."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 
@@ -41,3 +44,17 @@ class PackedMasks:
     @property
     def nbytes(self) -> int:
         return self.bits.nbytes
+
+
+def hold_in_stack(pred, dense: bool = False, labels: bool = True):
+    """One stack plane's Prediction (semiconv.postprocess) shrunk to what a stack's results hold
+    until they are written or shown (a copy; `pred` is left as it was): masks as bits
+    (`PackedMasks`); with `dense`, the embedding, displacement and foreground probability maps in
+    float16 (half the bytes; Prediction.affinity and the plugin's layers compute in float32), else
+    none of them; no label image unless `labels` (a tracked stack's labels come from its track ids)."""
+    maps = {name: getattr(pred, name) for name in ("embedding", "displacement", "foreground")}
+    if dense:
+        maps = {name: None if value is None else value.astype(np.float16) for name, value in maps.items()}
+    else:
+        maps = {"embedding": None, "displacement": None, "foreground": None}
+    return replace(pred, masks=PackedMasks(pred.masks), labels=pred.labels if labels else None, **maps)

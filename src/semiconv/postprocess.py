@@ -60,6 +60,7 @@ class Prediction:
         if not 0 <= i < len(self.masks):
             raise IndexError(f"worm index {i} out of range (0..{len(self.masks) - 1})")
         psi = self.embedding if window is None else self.embedding[(slice(None), *window)]
+        psi = np.asarray(psi, np.float32)  # a stack's planes hold it in float16 (semiconv.packed_masks.hold_in_stack)
         d = np.sqrt(((psi - self.seed_embeddings[i][:, None, None]) ** 2).sum(0))
         return np.exp(-d / self.sigma).astype(np.float32)
 

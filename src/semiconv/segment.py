@@ -15,7 +15,7 @@ from .allocator import trim_freed_memory
 from .data.generic import read_image
 from .errors import InputError
 from .inference import SemiConvModel
-from .packed_masks import PackedMasks
+from .packed_masks import hold_in_stack
 from .planes import grey_planes, split_planes
 from .result_files import output_paths, prediction_rows, write_outputs
 from .scale import rescale_for_next_plane, scale_notes, segment_plane
@@ -91,9 +91,7 @@ def segment_file(model: SemiConvModel, path: Path, out_dir: Path, overwrite: boo
         # a long stack keeps only what its outputs need, its masks as bits, until they are written
         pred.foreground = None
         if len(planes) > 1:
-            pred.masks = PackedMasks(pred.masks)
-            if track:
-                pred.labels = None  # the label image is made from the track ids
+            pred = hold_in_stack(pred, labels=not track)  # a tracked stack's label image is made from the track ids
             if (t + 1) % TRIM_EVERY_PLANES == 0:  # the planes' temporary arrays: else the heap grows with the stack
                 trim_freed_memory()
         preds.append(pred)
