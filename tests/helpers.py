@@ -114,3 +114,26 @@ def filled_by_roifile(roi, height, width):
     outlines = roi.path2coords(roi.multi_coordinates) if roi.composite else [roi.coordinates()]
     inside = sum(MplPath(o).contains_points(centres).astype(int) for o in outlines)
     return (inside % 2 == 1).reshape(height, width)
+
+
+def crossing_worms(shape=(40, 61)) -> np.ndarray:
+    """3 x H x W bool: two tube worms that cross, and an empty mask."""
+    from semiconv.data.annotate import tube_mask
+
+    return np.array([tube_mask(np.array([[5, 3], [30, 58]]), 3, shape),
+                     tube_mask(np.array([[35, 10], [8, 50]]), 3, shape),
+                     np.zeros(shape, bool)])
+
+
+def stack_plane(seed: int = 0, shape=(40, 61)):
+    """A Prediction with every field a napari result shows: `crossing_worms`, random dense maps."""
+    from semiconv.data.instances import stack_to_labels
+    from semiconv.postprocess import Prediction
+
+    rng = np.random.default_rng(seed)
+    masks, scores = crossing_worms(shape), np.array([0.9, 0.8, 0.7], np.float32)
+    embedding = rng.normal(0, 1, (8, *shape)).astype(np.float32)
+    return Prediction(masks, scores, np.zeros((3, 4), np.float32), stack_to_labels(masks, scores), np.zeros((3, 2), np.float32),
+                      embedding=embedding, displacement=rng.normal(0, 5, (2, *shape)).astype(np.float32),
+                      foreground=rng.uniform(0, 1, shape).astype(np.float32),
+                      seed_embeddings=embedding[:, [10, 20, 5], [20, 30, 5]].T.copy(), sigma=2.0)

@@ -61,7 +61,7 @@ def test_a_stacks_layers_are_the_same_from_planes_held_compactly():
     (semiconv.packed_masks.hold_in_stack); its layers show what the full planes show, the
     embedding and foreground computed frame by frame when shown, the instance stack in uint8
     while the ids fit."""
-    from test_packed_masks import stack_plane
+    from helpers import stack_plane
 
     from napari_semiconv._layers import instance_stack, prediction_layers
     from semiconv.packed_masks import hold_in_stack

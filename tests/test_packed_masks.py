@@ -2,11 +2,10 @@
 
 import numpy as np
 import pytest
+from helpers import crossing_worms, stack_plane
 
-from semiconv.data.annotate import tube_mask
 from semiconv.data.instances import stack_to_labels
 from semiconv.packed_masks import PackedMasks, hold_in_stack
-from semiconv.postprocess import Prediction
 from semiconv.result_files import worm_rows
 from semiconv.tracking import grown_masks
 
@@ -14,9 +13,7 @@ SHAPE = (40, 61)  # a width that is not a whole number of bytes
 
 
 def worms() -> np.ndarray:
-    return np.array([tube_mask(np.array([[5, 3], [30, 58]]), 3, SHAPE),
-                     tube_mask(np.array([[35, 10], [8, 50]]), 3, SHAPE),  # crosses the first
-                     np.zeros(SHAPE, bool)])  # an empty mask
+    return crossing_worms(SHAPE)
 
 
 def test_packed_masks_read_back_as_the_stack_in_an_eighth_of_the_bytes():
@@ -47,17 +44,6 @@ def test_what_a_stack_is_written_from_is_the_same_from_packed_masks():
 def test_packed_masks_refuse_to_be_read_without_a_copy():
     with pytest.raises(ValueError, match="new array"):
         np.asarray(PackedMasks(worms()), copy=False)
-
-
-def stack_plane(seed: int = 0) -> Prediction:
-    """A Prediction with every field a napari result shows: two crossing worms, an empty mask, dense maps."""
-    rng = np.random.default_rng(seed)
-    masks, scores = worms(), np.array([0.9, 0.8, 0.7], np.float32)
-    embedding = rng.normal(0, 1, (8, *SHAPE)).astype(np.float32)
-    return Prediction(masks, scores, np.zeros((3, 4), np.float32), stack_to_labels(masks, scores), np.zeros((3, 2), np.float32),
-                      embedding=embedding, displacement=rng.normal(0, 5, (2, *SHAPE)).astype(np.float32),
-                      foreground=rng.uniform(0, 1, SHAPE).astype(np.float32),
-                      seed_embeddings=embedding[:, [10, 20, 5], [20, 30, 5]].T.copy(), sigma=2.0)
 
 
 def test_a_stack_plane_is_held_with_bits_for_masks_and_half_floats_for_maps():
