@@ -53,15 +53,6 @@ def _stackify(arrays):
     return arrays[0] if len(arrays) == 1 else np.stack(arrays)
 
 
-def lazy_planes(plane, count: int, shape: tuple[int, ...], dtype) -> object:
-    """A count x shape dask array whose plane t is `plane(t)`, computed only when napari shows that
-    frame (a stack's embedding and foreground layers: nothing copied, nothing kept but the source)."""
-    import dask
-    import dask.array as da
-
-    return da.stack([da.from_delayed(dask.delayed(plane)(t), shape, dtype) for t in range(count)])
-
-
 def instance_stack(masks: list, ids: list) -> np.ndarray:
     """T x N x H x W labels (one plane per worm, each worm's plane holding its id; uint8 while the
     ids fit, else uint16) from each plane's N_t x H x W bool masks (or semiconv.packed_masks.PackedMasks)
@@ -77,11 +68,17 @@ def instance_stack(masks: list, ids: list) -> np.ndarray:
 
 
 def per_plane(preds: list, image) -> object:
-    """`image(pred)` of one plane's Prediction; of a stack's, a lazy T x ... stack (`lazy_planes`)."""
-    if len(preds) == 1:
-        return image(preds[0])
+    """`image(pred)` of one plane's Prediction; of a stack's, a T x ... dask stack whose frame t is
+    `image(preds[t])`, computed only when napari shows that frame (nothing copied; the frame index,
+    not the Prediction, goes into the task, so that dask does not walk the Prediction's fields)."""
+    import dask
+    import dask.array as da
+
     first = image(preds[0])
-    return lazy_planes(lambda t: image(preds[t]), len(preds), first.shape, first.dtype)
+    if len(preds) == 1:
+        return first
+    frame = dask.delayed(lambda t: image(preds[t]))
+    return da.stack([da.from_delayed(frame(t), first.shape, first.dtype) for t in range(len(preds))])
 
 
 def stack_axis_labels(multi: bool) -> tuple[str, ...]:

@@ -53,8 +53,5 @@ def hold_in_stack(pred, dense: bool = False, labels: bool = True):
     float16 (half the bytes; Prediction.affinity and the plugin's layers compute in float32), else
     none of them; no label image unless `labels` (a tracked stack's labels come from its track ids)."""
     maps = {name: getattr(pred, name) for name in ("embedding", "displacement", "foreground")}
-    if dense:
-        maps = {name: None if value is None else value.astype(np.float16) for name, value in maps.items()}
-    else:
-        maps = {"embedding": None, "displacement": None, "foreground": None}
+    maps = {name: value.astype(np.float16) if dense and value is not None else None for name, value in maps.items()}
     return replace(pred, masks=PackedMasks(pred.masks), labels=pred.labels if labels else None, **maps)
