@@ -31,7 +31,7 @@ from semiconv.errors import SemiconvError
 from semiconv.result_files import worm_rows
 from semiconv.review import worm_doubts
 
-from ._layers import labels_features
+from ._layers import instance_stack, labels_features
 from ._qt import narrow_combo
 from ._results import (
     edited_planes,
@@ -172,17 +172,11 @@ class CorrectWidget(QWidget):
             self._history.setdefault(layer.name, []).append((t, before))
             del self._history[layer.name][:-HISTORY]
             self._redo[layer.name] = []
-        stack = np.asarray(stack_layer.data)
-        depth = stack.shape[-3]
-        if len(plane.ids) > depth or plane.ids.max(initial=0) > np.iinfo(stack.dtype).max:
-            dtype = np.uint16 if plane.ids.max(initial=0) > 255 else stack.dtype
-            grown = np.zeros(stack.shape[:-3] + (max(len(plane.ids), depth),) + stack.shape[-2:], dtype)
-            grown[..., :depth, :, :] = stack
-            stack = grown
-        target = stack[t] if multi else stack
-        target[:] = 0
-        target[: len(plane.ids)] = plane.masks * plane.ids[:, None, None].astype(stack.dtype)
-        stack_layer.data = stack
+        if multi:  # a time-lapse's stack holds its frames apart (FrameInstanceStack): only frame t is written
+            stack_layer.data.set_frame(t, plane.masks, plane.ids)
+            stack_layer.data = stack_layer.data  # napari takes in a new depth or dtype
+        else:
+            stack_layer.data = instance_stack([plane.masks], [plane.ids])
         flat = flat_labels(plane.masks, plane.ids, plane.scores)
         data = np.asarray(layer.data)
         if multi:

@@ -9,9 +9,12 @@ from __future__ import annotations
 import numpy as np
 
 from semiconv import __version__
+from semiconv.data.instances import stack_to_labels
 from semiconv.editing import EditedPlane, flat_labels
 from semiconv.result_files import prediction_rows, table_features, worm_rows
 from semiconv.tracking import tracked_labels
+
+from ._instance_stack import FrameInstanceStack
 
 WORM_COLORS = ["#e6194b", "#3cb44b", "#ffe119", "#4363d8", "#f58231", "#911eb4", "#46f0f0", "#f032e6",
                "#bcf60c", "#fabebe", "#008080", "#e6beff", "#9a6324", "#fffac8", "#800000", "#aaffc3"]
@@ -53,18 +56,15 @@ def _stackify(arrays):
     return arrays[0] if len(arrays) == 1 else np.stack(arrays)
 
 
-def instance_stack(masks: list, ids: list) -> np.ndarray:
-    """T x N x H x W labels (one plane per worm, each worm's plane holding its id; uint8 while the
-    ids fit, else uint16) from each plane's N_t x H x W bool masks (or semiconv.packed_masks.PackedMasks)
-    and N_t ids; N: the most worms of any plane (at least 1)."""
-    height, width = masks[0].shape[1:]
-    top = max((int(np.max(i)) for i in ids if len(i)), default=0)
-    dtype = np.uint8 if top < 256 else np.uint16
-    stack = np.zeros((len(masks), max(max(len(m) for m in masks), 1), height, width), dtype)
-    for t, (plane_masks, plane_ids) in enumerate(zip(masks, ids, strict=True)):
-        for n, (mask, worm) in enumerate(zip(plane_masks, plane_ids, strict=True)):
-            stack[t, n][mask] = worm
-    return stack
+def instance_stack(masks: list, ids: list):
+    """A result's instance stack layer data (one plane per worm, each worm's plane holding its id;
+    uint8 while the ids fit, else uint16) from each plane's N_t x H x W bool masks (or
+    semiconv.packed_masks.PackedMasks) and N_t ids: of one plane, an N x H x W array (N at least
+    1); of a time-lapse, T x N x H x W that holds its frames as bits and builds the ones napari
+    shows (FrameInstanceStack)."""
+    if len(masks) > 1:
+        return FrameInstanceStack(masks, ids)
+    return FrameInstanceStack(masks, ids).frame(0)
 
 
 def per_plane(preds: list, image) -> object:
@@ -111,7 +111,7 @@ def plane_layers(planes: list, rows: list[dict], name: str, metadata: dict | Non
     return [
         (labels if multi else labels[0], {"name": f"{name} instances", "features": features,
                                           "metadata": {**meta, "role": "instances"}}, "labels"),
-        (stack if multi else stack[0], {"name": stack_name or f"{name} instance stack (one plane per worm)",
+        (stack, {"name": stack_name or f"{name} instance stack (one plane per worm)",
                                         "visible": visible_stack, "features": features,
                                         "axis_labels": stack_axis_labels(multi),
                                         "metadata": {**meta, "role": "instance stack"}}, "labels"),
@@ -140,7 +140,7 @@ def prediction_layers(preds: list, name: str, metadata: dict, rows: list[dict] |
                         "opacity": 0.6}, "labels")]
     ids = track_ids if track_ids is not None else [np.arange(1, len(p) + 1) for p in preds]
     stack = instance_stack([p.masks for p in preds], ids)
-    layers.append((stack if multi else stack[0], {"name": f"{name} instance stack (one plane per worm)", "visible": False,
+    layers.append((stack, {"name": f"{name} instance stack (one plane per worm)", "visible": False,
                                        "axis_labels": stack_axis_labels(multi),
                                        "metadata": {**metadata, "role": "instance stack"}}, "labels"))
     if all(p.displacement is not None for p in preds):
@@ -182,10 +182,11 @@ def displacement_layer(preds: list, name: str, metadata: dict, step: int = 6) ->
     multi = len(preds) > 1
     starts, vectors, worms = [], [], []
     for t, p in enumerate(preds):
-        H, W = p.labels.shape
+        labels = plane_labels(p)
+        H, W = labels.shape
         grid = np.zeros((H, W), bool)
         grid[step // 2:: step, step // 2:: step] = True
-        rows, cols = np.nonzero(grid & (p.labels > 0))
+        rows, cols = np.nonzero(grid & (labels > 0))
         d = p.displacement[:, rows, cols].T  # (dy, dx)
         pos = np.stack([rows, cols], 1).astype(float)
         if multi:
@@ -193,7 +194,7 @@ def displacement_layer(preds: list, name: str, metadata: dict, step: int = 6) ->
             d = np.concatenate([np.zeros((len(rows), 1)), d], 1)
         starts.append(pos)
         vectors.append(d)
-        worms.append(p.labels[rows, cols].astype(int))
+        worms.append(labels[rows, cols].astype(int))
     D = 3 if multi else 2
     data = np.stack([np.concatenate(starts).reshape(-1, D), np.concatenate(vectors).reshape(-1, D)], 1) if starts else np.zeros((0, 2, D))
     worm = np.concatenate(worms) if worms else np.zeros(0, int)
@@ -203,11 +204,17 @@ def displacement_layer(preds: list, name: str, metadata: dict, step: int = 6) ->
                    "metadata": {**metadata, "role": "displacement"}}, "vectors")
 
 
+def plane_labels(pred) -> np.ndarray:
+    """A plane's H x W label image (worm i+1 on top where worms overlap by score): its own, or made
+    from its masks where it holds none (a tracked stack's planes: semiconv.packed_masks.hold_in_stack)."""
+    return pred.labels if pred.labels is not None else stack_to_labels(np.asarray(pred.masks), pred.scores)
+
+
 def embedding_rgb(pred) -> np.ndarray:
     """Psi (D x H x W) projected to RGB by PCA over the foreground; background black. H x W x 3 float in [0, 1]."""
     emb = pred.embedding
     H, W = emb.shape[1:]
-    fg = pred.labels > 0
+    fg = plane_labels(pred) > 0
     rgb = np.zeros((H, W, 3), np.float32)
     if fg.sum() < 3:
         return rgb

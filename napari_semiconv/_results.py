@@ -46,7 +46,7 @@ def edited_planes(layer: Labels, stack_layer: Labels, frames: list[int] | None =
     """Each plane's (or each of `frames`') per-worm stack with the edits of `layer` (the flat view)
     carried in (semiconv.editing.apply_label_edits), score, seed and `edited` from the layer's
     table; and one-line notes (worms erased to nothing)."""
-    labels, stack = np.asarray(layer.data), np.asarray(stack_layer.data)
+    labels, stack = np.asarray(layer.data), stack_layer.data  # a time-lapse's stack: frames built when read
     multi = labels.ndim == 3
     if stack.ndim != labels.ndim + 1 or stack.shape[-2:] != labels.shape[-2:] or (multi and len(stack) != len(labels)):
         raise InputError(f"{layer.name!r} ({labels.shape}) no longer matches its worm stack ({stack.shape}): "
@@ -56,7 +56,7 @@ def edited_planes(layer: Labels, stack_layer: Labels, frames: list[int] | None =
     key = "track_id" if "track_id" in features else "label"
     planes, notes = [], []
     for t in frames if frames is not None else range(len(labels) if multi else 1):
-        worms = stack[t] if multi else stack
+        worms = np.asarray(stack[t] if multi else stack)
         worms = worms[worms.reshape(len(worms), -1).any(1)]
         ids = np.array([int(w.max()) for w in worms], dtype=np.int64)
         by_id = {int(r[key]): r for r in records if int(r.get("plane", 0)) == t and key in r}

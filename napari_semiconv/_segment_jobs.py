@@ -115,8 +115,8 @@ def segment_worker(model_name: str, device: str, planes: list, sources: list[tup
                                                    score_threshold, mask_threshold, rescale=rescale, pixel_size=pixel_size,
                                                    keep_outputs=len(planes) <= KEEP_OUTPUTS_PLANES,
                                                    carried_boxes=carried).result()
-            if len(planes) > 1:  # a stack's planes wait for its layers: masks as bits, maps in float16
-                pred = hold_in_stack(pred, dense=True)
+            if len(planes) > 1:  # a stack's planes wait for its layers: masks as bits, maps in float16, no
+                pred = hold_in_stack(pred, dense=True, labels=tracking is None)  # label image where track ids make it
                 if (k + 1) % TRIM_EVERY_PLANES == 0:
                     trim_freed_memory()
             preds.append(pred)
@@ -163,6 +163,6 @@ def rethreshold_worker(model, preds: list, score_threshold: float | None, mask_t
     start = time.perf_counter()
     new = [model.rethreshold(p, score_threshold, mask_threshold) for p in preds]
     if len(new) > 1:
-        new = [hold_in_stack(p, dense=True) for p in new]
+        new = [hold_in_stack(p, dense=True, labels=tracking is None) for p in new]
     rows, ids, layers = result_layers(new, fluorescence, pixel_size, tracking, name, metadata)
     return new, rows, ids, layers, time.perf_counter() - start

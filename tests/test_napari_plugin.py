@@ -77,7 +77,8 @@ def test_a_stacks_layers_are_the_same_from_planes_held_compactly():
     assert set(compact) == set(layers)
     stack = compact["w instance stack (one plane per worm)"]
     assert stack.dtype == np.uint8 and stack.shape == (2, 3, 40, 61)
-    assert np.array_equal(stack, layers["w instance stack (one plane per worm)"])
+    assert stack.frame(0).dtype == np.uint8  # frames built as they are read
+    assert np.array_equal(np.asarray(stack), np.asarray(layers["w instance stack (one plane per worm)"]))
     assert np.array_equal(stack[1, 1] > 0, full[1].masks[1]) and set(np.unique(stack[1, 1])) == {0, 2}
     assert np.array_equal(compact["w instances"], layers["w instances"])
     for name in ("w embedding", "w foreground probability"):
@@ -87,4 +88,47 @@ def test_a_stacks_layers_are_the_same_from_planes_held_compactly():
     assert np.abs(np.asarray(compact["w embedding"]) - np.asarray(layers["w embedding"])).max() < 0.02
     assert np.abs(compact["w displacement"] - layers["w displacement"]).max() < 1e-2
     wide = instance_stack([full[0].masks], [np.array([1, 300, 2])])  # ids past 255: uint16
-    assert wide.dtype == np.uint16 and wide[0, 1].max() == 300
+    assert wide.dtype == np.uint16 and wide.shape == (3, 40, 61) and wide[1].max() == 300
+
+
+def test_a_time_lapse_instance_stack_builds_only_the_frames_read_and_takes_writes():
+    """FrameInstanceStack: reads of one frame, a slice or integer arrays equal the dense
+    T x N x H x W stack's; napari's paint (fancy indices) and fill (slices) change only the frames
+    they touch; a frame written back with one id a plane is held as bits again, one with two ids
+    in a plane as it is; ids past 255 widen it to uint16."""
+    from napari_semiconv._instance_stack import FrameInstanceStack
+    from semiconv.packed_masks import PackedMasks
+
+    rng = np.random.default_rng(0)
+    masks = [rng.random((n, 9, 13)) < 0.3 for n in (3, 1, 0, 2)]
+    ids = [np.array([4, 1, 7]), np.array([2]), np.array([], int), np.array([9, 5])]
+    dense = np.zeros((4, 3, 9, 13), np.uint8)
+    for t, (m, i) in enumerate(zip(masks, ids, strict=True)):
+        for n in range(len(i)):
+            dense[t, n][m[n]] = i[n]
+    stack = FrameInstanceStack([PackedMasks(masks[0]), *masks[1:]], ids)
+    assert stack.shape == dense.shape and stack.dtype == np.uint8 and stack.ndim == 4 and len(stack) == 4
+    assert np.array_equal(np.asarray(stack), dense)
+    for key in (1, -1, (2, 0), slice(1, 3), (slice(None, None, -2), 1, slice(2, 5)), (3, slice(None), 4),
+                (np.array([3, 0, 3]), np.array([0, 1, 1]), np.array([2, 2, 8]), np.array([1, 5, 12]))):
+        assert np.array_equal(stack[key], dense[key]), key
+    with pytest.raises(IndexError):
+        stack[4]
+
+    where = (np.array([1, 1]), np.array([0, 0]), np.array([3, 4]), np.array([5, 5]))  # a brush stroke in frame 1
+    stack[where] = 2
+    dense[where] = 2
+    assert np.array_equal(np.asarray(stack), dense)
+    assert isinstance(stack._frames[1][0], PackedMasks)  # still one id a plane: bits
+    stack[0, 1, 0:2, 0:3] = 4  # worm 4's id painted into worm 1's plane
+    dense[0, 1, 0:2, 0:3] = 4
+    assert np.array_equal(np.asarray(stack), dense) and isinstance(stack._frames[0], np.ndarray)
+    stack[2, 0, 0, 0] = 300
+    assert stack.dtype == np.uint16 and stack[2, 0, 0, 0] == 300 and np.array_equal(stack[:2], dense[:2])
+
+    stack.set_frame(3, masks[0], [1, 2, 3])  # the Correct widget's write: one frame
+    assert stack.shape == (4, 3, 9, 13) and np.array_equal(stack[3] > 0, masks[0]) and np.array_equal(stack[1], dense[1])
+    stack.set_frame(1, np.concatenate([masks[0], masks[3]]), [1, 2, 3, 4, 5])
+    assert stack.shape == (4, 5, 9, 13) and not stack[0, 3:].any()
+    with pytest.raises(ValueError, match="2 ids"):
+        stack.set_frame(0, masks[0], [1, 2])

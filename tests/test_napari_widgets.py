@@ -876,8 +876,16 @@ def test_correct_one_frame_of_a_tracked_stack_then_export_and_reopen(make_napari
     fix.select_at(r, c)
     fix.delete()
     assert worm not in list(fix.plane().ids) and len(fix.plane().ids) == len(frame1.ids) - 1
+    stack_layer = viewer.layers[layer.name.replace(" instances", " instance stack (one plane per worm)")]
+    held = np.asarray(stack_layer.data[1])  # the time-lapse's stack builds frames as they are read
+    assert np.array_equal(held[: len(frame1.ids) - 1] > 0, fix.plane().masks) and not held[len(frame1.ids) - 1:].any()
     viewer.dims.set_current_step(0, 0)
     assert np.array_equal(fix.plane().masks, frame0.masks)  # frame 0 untouched
+    stack_layer.brush_size, was = 1, int(stack_layer.data[0, 0, 2, 3])
+    stack_layer.paint((0, 0, 2, 3), 200)  # napari's own brush in the stack layer: frame 0 only
+    assert stack_layer.data[0, 0, 2, 3] == 200 and np.array_equal(stack_layer.data[1], held)
+    stack_layer.paint((0, 0, 2, 3), was)
+    assert np.array_equal(fix.plane().masks, frame0.masks)
     export = ExportWidget(viewer)
     export.folder.value = str(tmp_path)
     export.export()

@@ -50,8 +50,13 @@ def test_a_stack_plane_is_held_with_bits_for_masks_and_half_floats_for_maps():
     pred = stack_plane()
     held = hold_in_stack(pred, dense=True)
     assert isinstance(held.masks, PackedMasks) and np.array_equal(np.asarray(held.masks), pred.masks)
-    assert held.embedding.dtype == held.displacement.dtype == held.foreground.dtype == np.float16
-    assert np.abs(held.embedding - pred.embedding).max() < 2e-3 and np.abs(held.displacement - pred.displacement).max() < 1e-2
+    assert held.embedding.dtype == held.foreground.dtype == np.float16
+    on_worms = pred.masks.any(0)  # the displacement field is held where its vectors are drawn: on worms
+    moves = np.asarray(held.displacement)
+    assert moves.dtype == np.float32 and moves.shape == pred.displacement.shape and held.displacement.nbytes == on_worms.sum() * (4 + 2 * 2)  # index + two half floats a worm pixel
+    assert np.abs(moves - pred.displacement)[:, on_worms].max() < 1e-2 and not moves[:, ~on_worms].any()
+    assert np.array_equal(held.displacement[:, 5, 7:9], moves[:, 5, 7:9])
+    assert np.abs(held.embedding - pred.embedding).max() < 2e-3
     assert np.abs(held.foreground - pred.foreground).max() < 1e-3
     assert held.labels is pred.labels and held.scores is pred.scores
     for i in range(2):  # what a click on a worm shows, computed in float32 from the half floats
