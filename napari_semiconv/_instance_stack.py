@@ -25,20 +25,19 @@ class FrameInstanceStack:
             raise ValueError("an instance stack needs at least one frame")
         self._height, self._width = masks[0].shape[1:]
         self._frames: list = [None] * len(masks)
+        self._counts = np.zeros(len(masks), np.int64)  # each frame's worm planes and highest id: shape and dtype
+        self._tops = np.zeros(len(masks), np.int64)
         for t, (frame_masks, frame_ids) in enumerate(zip(masks, ids, strict=True)):
             self.set_frame(t, frame_masks, frame_ids)
 
     # -- what napari asks of layer data --------------------------------------------------------
     @property
     def shape(self) -> tuple[int, int, int, int]:
-        depth = max(len(held) if isinstance(held, np.ndarray) else len(held[1]) for held in self._frames)
-        return len(self._frames), max(depth, 1), self._height, self._width
+        return len(self._frames), max(int(self._counts.max()), 1), self._height, self._width
 
     @property
     def dtype(self) -> np.dtype:
-        top = max(int(held.max(initial=0)) if isinstance(held, np.ndarray) else int(held[1].max(initial=0))
-                  for held in self._frames)
-        return np.dtype(np.uint8 if top < 256 else np.uint16)
+        return np.dtype(np.uint8 if self._tops.max() < 256 else np.uint16)
 
     @property
     def size(self) -> int:
@@ -81,6 +80,7 @@ class FrameInstanceStack:
             raise ValueError(f"frame {t}: {len(ids)} ids for masks of shape {tuple(masks.shape)} in a stack of "
                              f"{self._height} x {self._width} frames")
         self._frames[t] = (masks if isinstance(masks, PackedMasks) else PackedMasks(masks), ids)
+        self._counts[t], self._tops[t] = len(ids), ids.max(initial=0)
 
     def _store_dense(self, t: int, frame: np.ndarray) -> None:
         worms = frame[frame.reshape(len(frame), -1).any(1)]
@@ -89,6 +89,7 @@ class FrameInstanceStack:
             self.set_frame(t, worms > 0, [int(i[0]) for i in ids])
         else:
             self._frames[t] = frame.copy()
+            self._counts[t], self._tops[t] = len(frame), frame.max(initial=0)
 
     # -- reading -------------------------------------------------------------------------------
     def _built(self, t: int, shape: tuple, dtype) -> np.ndarray:
