@@ -112,9 +112,8 @@ def plane_layers(planes: list, rows: list[dict], name: str, metadata: dict | Non
         (labels if multi else labels[0], {"name": f"{name} instances", "features": features,
                                           "metadata": {**meta, "role": "instances"}}, "labels"),
         (stack, {"name": stack_name or f"{name} instance stack (one plane per worm)",
-                                        "visible": visible_stack, "features": features,
-                                        "axis_labels": stack_axis_labels(multi),
-                                        "metadata": {**meta, "role": "instance stack"}}, "labels"),
+                 "visible": visible_stack, "features": features, "axis_labels": stack_axis_labels(multi),
+                 "metadata": {**meta, "role": "instance stack"}}, "labels"),
     ]
 
 
@@ -141,8 +140,8 @@ def prediction_layers(preds: list, name: str, metadata: dict, rows: list[dict] |
     ids = track_ids if track_ids is not None else [np.arange(1, len(p) + 1) for p in preds]
     stack = instance_stack([p.masks for p in preds], ids)
     layers.append((stack, {"name": f"{name} instance stack (one plane per worm)", "visible": False,
-                                       "axis_labels": stack_axis_labels(multi),
-                                       "metadata": {**metadata, "role": "instance stack"}}, "labels"))
+                           "axis_labels": stack_axis_labels(multi),
+                           "metadata": {**metadata, "role": "instance stack"}}, "labels"))
     if all(p.displacement is not None for p in preds):
         layers.append(displacement_layer(preds, name, metadata, vector_step))
         layers.append((per_plane(preds, embedding_rgb), {"name": f"{name} embedding", "rgb": True,
