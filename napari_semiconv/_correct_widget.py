@@ -232,7 +232,7 @@ class CorrectWidget(QWidget):
     def _drop_vectors(self, plane: EditedPlane, t: int, multi: bool):
         """Vectors drawn from pixels of worms that are gone (the network's votes stay for the others)."""
         vectors = result_layer(self.viewer, self.instances(), "displacement")
-        if vectors is None or not len(vectors.data) or self.instances().metadata.get("tracked"):
+        if vectors is None or not len(vectors.data):
             return
         worm = vectors.features["worm"].to_numpy()
         here = vectors.data[:, 0, 0] == t if multi else np.ones(len(worm), bool)

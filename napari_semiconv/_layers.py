@@ -143,7 +143,7 @@ def prediction_layers(preds: list, name: str, metadata: dict, rows: list[dict] |
                            "axis_labels": stack_axis_labels(multi),
                            "metadata": {**metadata, "role": "instance stack"}}, "labels"))
     if all(p.displacement is not None for p in preds):
-        layers.append(displacement_layer(preds, name, metadata, vector_step))
+        layers.append(displacement_layer(preds, name, metadata, vector_step, track_ids))
         layers.append((per_plane(preds, embedding_rgb), {"name": f"{name} embedding", "rgb": True,
                                                                         "visible": False, "metadata": dict(metadata)}, "image"))
     if all(p.foreground is not None for p in preds):
@@ -176,8 +176,10 @@ def tracks_layer(rows: list[dict], name: str, metadata: dict) -> tuple:
                    "tail_length": 10, "tail_width": 3, "metadata": {**metadata, "role": "tracks"}}, "tracks")
 
 
-def displacement_layer(preds: list, name: str, metadata: dict, step: int = 6) -> tuple:
-    """Vectors (N x 2 x D): from worm pixels on a grid every `step` pixels towards the point they vote for."""
+def displacement_layer(preds: list, name: str, metadata: dict, step: int = 6, track_ids: list | None = None) -> tuple:
+    """Vectors (N x 2 x D): from worm pixels on a grid every `step` pixels towards the point they
+    vote for; feature `worm`: the label the instances layer shows there (with `track_ids`, the
+    worm's track id)."""
     multi = len(preds) > 1
     starts, vectors, worms = [], [], []
     for t, p in enumerate(preds):
@@ -193,7 +195,8 @@ def displacement_layer(preds: list, name: str, metadata: dict, step: int = 6) ->
             d = np.concatenate([np.zeros((len(rows), 1)), d], 1)
         starts.append(pos)
         vectors.append(d)
-        worms.append(labels[rows, cols].astype(int))
+        under = labels[rows, cols].astype(int)
+        worms.append(np.asarray(track_ids[t], int)[under - 1] if track_ids is not None else under)
     D = 3 if multi else 2
     data = np.stack([np.concatenate(starts).reshape(-1, D), np.concatenate(vectors).reshape(-1, D)], 1) if starts else np.zeros((0, 2, D))
     worm = np.concatenate(worms) if worms else np.zeros(0, int)

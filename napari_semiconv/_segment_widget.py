@@ -438,7 +438,7 @@ class SegmentWidget(QWidget):
         except SemiconvError as exc:
             show_error(str(exc))
             return
-        result["track_ids"] = ids
+        before, result["track_ids"] = result["track_ids"], ids
         preds, rows = result["preds"], result["rows"]
         stacks = [p.masks for p in preds]
         track_rows(rows, ids, result["pixel_size"], result["tracking"])
@@ -452,6 +452,15 @@ class SegmentWidget(QWidget):
         if seeds is not None:  # points are in plane order, worms in order
             seeds.features = {**{c: seeds.features[c] for c in seeds.features}, "label": np.concatenate(ids).astype(int)}
             seeds.refresh_text()
+        vectors = result_layer(self.viewer, layer, "displacement")
+        if vectors is not None and len(vectors.data):  # each vector keeps its worm, under the worm's new id
+            frames, worm = vectors.data[:, 0, 0].astype(int), vectors.features["worm"].to_numpy()
+            renamed = {(t, int(old)): int(new) for t in range(len(ids)) for old, new in zip(before[t], ids[t], strict=True)}
+            worm = np.array([renamed.get((t, int(w)), int(w)) for t, w in zip(frames, worm, strict=True)])
+            with vectors.events.blocker_all():
+                vectors.features = {"worm": worm}
+                vectors.edge_color = layer.colormap.map(worm)
+            vectors.refresh()
         tracks = result_layer(self.viewer, layer, "tracks")
         if tracks is not None:
             data, kwargs, _ = tracks_layer(rows, result["name"], layer.metadata)

@@ -564,11 +564,21 @@ def test_track_worms_in_a_stack_correct_an_identity_and_plot_a_worm(make_napari_
     assert set(tracks.data[:, 0].astype(int)) == {int(i) for frame in ids for i in frame}
     whole = [int(i) for i in ids[0] if all(i in frame for frame in ids)]  # worms found in every frame
     assert len(whole) >= 2
+    vectors = viewer.layers[f"{name} displacement"]
+
+    def under_vectors():  # the label the instances layer shows where each vector starts
+        t, r, c = np.round(vectors.data[:, 0]).astype(int).T
+        return inst.data[t, r, c]
+
+    assert len(vectors.data) and np.array_equal(vectors.features["worm"].to_numpy(), under_vectors())  # track ids
+    assert np.allclose(np.asarray(vectors.edge_color), inst.colormap.map(under_vectors()))  # in their worm's colour
     # identity correction: swap two tracks from frame 1 on
     a, b = whole[:2]
     before = inst.data.copy()
     widget.track_a.value, widget.track_b.value, widget.from_frame.value = a, b, 1
     widget.swap_button.changed(True)
+    assert np.array_equal(vectors.features["worm"].to_numpy(), under_vectors())  # the vectors follow the swap
+    assert np.allclose(np.asarray(vectors.edge_color), inst.colormap.map(under_vectors()))
     assert ((inst.data[0] == a) == (before[0] == a)).all()
     assert ((inst.data[1:] == b) == (before[1:] == a)).all() and ((inst.data[1:] == a) == (before[1:] == b)).all()
     assert set(inst.features.loc[inst.features.plane >= 1, "track_id"]) == set(before[1:][before[1:] > 0])
