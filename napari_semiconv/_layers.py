@@ -9,7 +9,6 @@ from __future__ import annotations
 import numpy as np
 
 from semiconv import __version__
-from semiconv.data.instances import stack_to_labels
 from semiconv.editing import EditedPlane, flat_labels
 from semiconv.result_files import prediction_rows, table_features, worm_rows
 from semiconv.tracking import tracked_labels
@@ -143,7 +142,7 @@ def prediction_layers(preds: list, name: str, metadata: dict, rows: list[dict] |
                            "axis_labels": stack_axis_labels(multi),
                            "metadata": {**metadata, "role": "instance stack"}}, "labels"))
     if all(p.displacement is not None for p in preds):
-        layers.append(displacement_layer(preds, name, metadata, vector_step, track_ids))
+        layers.append(displacement_layer(preds, labels, name, metadata, vector_step))
         layers.append((per_plane(preds, embedding_rgb), {"name": f"{name} embedding", "rgb": True,
                                                                         "visible": False, "metadata": dict(metadata)}, "image"))
     if all(p.foreground is not None for p in preds):
@@ -176,18 +175,18 @@ def tracks_layer(rows: list[dict], name: str, metadata: dict) -> tuple:
                    "tail_length": 10, "tail_width": 3, "metadata": {**metadata, "role": "tracks"}}, "tracks")
 
 
-def displacement_layer(preds: list, name: str, metadata: dict, step: int = 6, track_ids: list | None = None) -> tuple:
+def displacement_layer(preds: list, labels: np.ndarray, name: str, metadata: dict, step: int = 6) -> tuple:
     """Vectors (N x 2 x D): from worm pixels on a grid every `step` pixels towards the point they
-    vote for; feature `worm`: the label the instances layer shows there (with `track_ids`, the
-    worm's track id)."""
+    vote for; feature `worm`: the label there in `labels`, the instances layer's data ((T x) H x W:
+    a tracked stack's track ids)."""
     multi = len(preds) > 1
     starts, vectors, worms = [], [], []
     for t, p in enumerate(preds):
-        labels = plane_labels(p)
-        H, W = labels.shape
+        shown = labels[t] if multi else labels
+        H, W = shown.shape
         grid = np.zeros((H, W), bool)
         grid[step // 2:: step, step // 2:: step] = True
-        rows, cols = np.nonzero(grid & (labels > 0))
+        rows, cols = np.nonzero(grid & (shown > 0))
         d = p.displacement[:, rows, cols].T  # (dy, dx)
         pos = np.stack([rows, cols], 1).astype(float)
         if multi:
@@ -195,8 +194,7 @@ def displacement_layer(preds: list, name: str, metadata: dict, step: int = 6, tr
             d = np.concatenate([np.zeros((len(rows), 1)), d], 1)
         starts.append(pos)
         vectors.append(d)
-        under = labels[rows, cols].astype(int)
-        worms.append(np.asarray(track_ids[t], int)[under - 1] if track_ids is not None else under)
+        worms.append(shown[rows, cols].astype(int))
     D = 3 if multi else 2
     data = np.stack([np.concatenate(starts).reshape(-1, D), np.concatenate(vectors).reshape(-1, D)], 1) if starts else np.zeros((0, 2, D))
     worm = np.concatenate(worms) if worms else np.zeros(0, int)
@@ -206,17 +204,11 @@ def displacement_layer(preds: list, name: str, metadata: dict, step: int = 6, tr
                    "metadata": {**metadata, "role": "displacement"}}, "vectors")
 
 
-def plane_labels(pred) -> np.ndarray:
-    """A plane's H x W label image (worm i+1 on top where worms overlap by score): its own, or made
-    from its masks where it holds none (a tracked stack's planes: semiconv.packed_masks.hold_in_stack)."""
-    return pred.labels if pred.labels is not None else stack_to_labels(np.asarray(pred.masks), pred.scores)
-
-
 def embedding_rgb(pred) -> np.ndarray:
     """Psi (D x H x W) projected to RGB by PCA over the foreground; background black. H x W x 3 float in [0, 1]."""
     emb = pred.embedding
     H, W = emb.shape[1:]
-    fg = plane_labels(pred) > 0
+    fg = np.asarray(pred.masks).reshape(-1, H, W).any(0)  # a tracked stack's planes hold no label image
     rgb = np.zeros((H, W, 3), np.float32)
     if fg.sum() < 3:
         return rgb
