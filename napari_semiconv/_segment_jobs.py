@@ -13,13 +13,12 @@ import numpy as np
 from napari.layers import Layer
 from napari.qt.threading import thread_worker
 
-from semiconv.allocator import trim_freed_memory
 from semiconv.errors import SemiconvError
 from semiconv.inference import cached_model
 from semiconv.packed_masks import hold_in_stack
 from semiconv.review import worm_doubts
 from semiconv.scale import rescale_for_next_plane, scale_notes, segment_plane
-from semiconv.segment import TRIM_EVERY_PLANES, tabulate
+from semiconv.segment import hold_stack_plane, tabulate
 from semiconv.tracking import carried_boxes
 from semiconv.tracking_settings import TrackingSettings
 
@@ -116,9 +115,7 @@ def segment_worker(model_name: str, device: str, planes: list, sources: list[tup
                                                    keep_outputs=len(planes) <= KEEP_OUTPUTS_PLANES,
                                                    carried_boxes=carried).result()
             if len(planes) > 1:  # a stack's planes wait for its layers: masks as bits, maps in float16, no
-                pred = hold_in_stack(pred, dense=True, labels=tracking is None)  # label image where track ids make it
-                if (k + 1) % TRIM_EVERY_PLANES == 0:
-                    trim_freed_memory()
+                pred = hold_stack_plane(pred, k, dense=True, labels=tracking is None)  # label image where track ids make it
             preds.append(pred)
             rescale = rescale_for_next_plane(rescale, factor, pred)
             for note in notes:

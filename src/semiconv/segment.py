@@ -25,6 +25,17 @@ from .tracking import TrackingSettings, carried_boxes, link_frames, track_rows, 
 TRIM_EVERY_PLANES = 10
 
 
+def hold_stack_plane(pred, index: int, dense: bool = False, labels: bool = True):
+    """Plane `index` (0-based) of a stack, shrunk to what the stack's results hold until they are
+    written or shown (semiconv.packed_masks.hold_in_stack: masks as bits; with `dense` the maps in
+    float16; a label image only with `labels`); every TRIM_EVERY_PLANES planes the freed temporary
+    memory of the planes goes back to the system, else the heap grows with the stack."""
+    held = hold_in_stack(pred, dense=dense, labels=labels)
+    if (index + 1) % TRIM_EVERY_PLANES == 0:
+        trim_freed_memory()
+    return held
+
+
 class SegmentNote(UserWarning):
     """Something the user should read about how an image was segmented (the CLI prints it as a note)."""
 
@@ -91,9 +102,7 @@ def segment_file(model: SemiConvModel, path: Path, out_dir: Path, overwrite: boo
         # a long stack keeps only what its outputs need, its masks as bits, until they are written
         pred.foreground = None
         if len(planes) > 1:
-            pred = hold_in_stack(pred, labels=not track)  # a tracked stack's label image is made from the track ids
-            if (t + 1) % TRIM_EVERY_PLANES == 0:  # the planes' temporary arrays: else the heap grows with the stack
-                trim_freed_memory()
+            pred = hold_stack_plane(pred, t, labels=not track)  # a tracked stack's label image is made from the track ids
         preds.append(pred)
         rescale = rescale_for_next_plane(rescale, factor, pred)
         for note in scale_notes(factor, warning):
