@@ -438,7 +438,7 @@ class SegmentWidget(QWidget):
         except SemiconvError as exc:
             show_error(str(exc))
             return
-        before, result["track_ids"] = result["track_ids"], ids
+        result["track_ids"] = ids
         preds, rows = result["preds"], result["rows"]
         stacks = [p.masks for p in preds]
         track_rows(rows, ids, result["pixel_size"], result["tracking"])
@@ -453,10 +453,9 @@ class SegmentWidget(QWidget):
             seeds.features = {**{c: seeds.features[c] for c in seeds.features}, "label": np.concatenate(ids).astype(int)}
             seeds.refresh_text()
         vectors = result_layer(self.viewer, layer, "displacement")
-        if vectors is not None and len(vectors.data):  # each vector keeps its worm, under the worm's new id
-            frames, worm = vectors.data[:, 0, 0].astype(int), vectors.features["worm"].to_numpy()
-            renamed = {(t, int(old)): int(new) for t in range(len(ids)) for old, new in zip(before[t], ids[t], strict=True)}
-            worm = np.array([renamed.get((t, int(w)), int(w)) for t, w in zip(frames, worm, strict=True)])
+        if vectors is not None and len(vectors.data):  # each vector's worm: the label under its start (displacement_layer's rule)
+            t, r, c = vectors.data[:, 0].astype(int).T
+            worm = np.asarray(layer.data)[t, r, c].astype(int)
             with vectors.events.blocker_all():
                 vectors.features = {"worm": worm}
                 vectors.edge_color = layer.colormap.map(worm)
