@@ -115,6 +115,7 @@ def train(
 
     from .inference import resolve_device
     from .training.runner import prepare_training
+    from .training.samples import crawled_frames_asked
     from .training.settings import read_config_file, resolve_settings
 
     try:
@@ -122,7 +123,8 @@ def train(
         settings = resolve_settings(read_config_file(config), out, head=head, input_mode=input_mode, steps=steps,
                                     resume=resume, init=init, init_backbone=init_backbone)
         model_cfg, train_cfg, init_state = settings.model_config, settings.train_config, settings.init_state
-        job = prepare_training(data, model_cfg, all_wells=all_wells, fold=fold)
+        job = prepare_training(data, model_cfg, all_wells=all_wells, fold=fold,
+                               crawled_frames=crawled_frames_asked(train_cfg.augment))
         for line in job.problems:
             typer.secho(f"warning: {line}", fg=typer.colors.YELLOW, err=True)
         if settings.started_from and settings.started_from.get("fresh_modules"):

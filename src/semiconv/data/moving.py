@@ -1,5 +1,5 @@
 """Time-lapse sequences of real worms that crawl, with known identities (for tracking tests and
-benchmarks; no public annotated worm time-lapse is at hand).
+benchmarks, and crawled training frames; no public annotated worm time-lapse is at hand).
 
 The worms of one annotated well (BBBC010: bright-field image + one mask per worm) are lifted off
 their background and moved:

@@ -76,9 +76,9 @@ class Trainer:
             torch.backends.cudnn.benchmark = True
             torch.set_float32_matmul_precision("high")
         if not model_config.worm_width_px:  # the training data's scale, for images at another (semiconv.scale)
-            model_config = replace(model_config, worm_width_px=round(typical_worm_width(s.masks for s in train_samples), 2))
+            model_config = replace(model_config, worm_width_px=round(typical_worm_width(s.masks for s in train_samples if not s.crawled), 2))
         if not model_config.worm_length_px:
-            model_config = replace(model_config, worm_length_px=round(typical_worm_length(s.masks for s in train_samples), 1))
+            model_config = replace(model_config, worm_length_px=round(typical_worm_length(s.masks for s in train_samples if not s.crawled), 1))
         self.model_config = replace(model_config)
         self.network = self._build_network(init_state, fresh_modules)
         self.bf16 = use_bf16(cfg.autocast_bf16, device)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from ..config import ModelConfig, TrainConfig
 from ..data.bbbc010 import is_bbbc010_folder
@@ -13,7 +16,7 @@ from ..data.packed import is_packed_file, open_wells
 from ..errors import InputError
 from ..inference import resolve_device
 from .loop import train
-from .samples import Sample, samples_from_annotated, samples_from_bbbc010
+from .samples import Sample, crawled_samples, samples_from_annotated, samples_from_bbbc010
 
 
 @dataclass
@@ -34,11 +37,12 @@ class TrainingJob:
 
 
 def prepare_training(data: str | Path, model_config: ModelConfig, all_wells: bool = False, val_fraction: float = 0.2,
-                     seed: int = 0, fold: int | None = None) -> TrainingJob:
+                     seed: int = 0, fold: int | None = None, crawled_frames: tuple[int, ...] = ()) -> TrainingJob:
     """Load a BBBC010-layout folder or packed file (`semiconv data pack`; validation on the fixed
     validation wells, or on cross-validation fold `fold` of semiconv.data.folds) or an annotated
     folder (random held-out fraction: `semiconv.data.folds.held_out_split`). `all_wells` and
-    `fold` are refused for an annotated folder."""
+    `fold` are refused for an annotated folder. `crawled_frames` (`samples.crawled_frames_asked`):
+    each training image's worms also crawl, those frames added as crawled samples (training only)."""
     data = Path(data)
     if is_bbbc010_folder(data) or is_packed_file(data):
         folder = open_wells(data)
@@ -47,8 +51,12 @@ def prepare_training(data: str | Path, model_config: ModelConfig, all_wells: boo
             train_wells = train_wells + val_wells
         if not train_wells:
             raise InputError(f"{data}: no usable wells with masks")
-        return TrainingJob(model_config, samples_from_bbbc010(folder, train_wells, model_config),
-                           samples_from_bbbc010(folder, val_wells, model_config), folder.problems,
+        train = samples_from_bbbc010(folder, train_wells, model_config)
+        if crawled_frames:
+            loaded = ((name, folder.load(name)) for name in train_wells)
+            train += with_crawled(((name, well.brightfield, well.masks) for name, well in loaded), model_config,
+                                  crawled_frames)
+        return TrainingJob(model_config, train, samples_from_bbbc010(folder, val_wells, model_config), folder.problems,
                            {"folder": str(data), "train": train_wells, "validation": val_wells})
     if fold is not None or all_wells:
         flag = "--fold" if fold is not None else "--all-wells"
@@ -61,6 +69,19 @@ def prepare_training(data: str | Path, model_config: ModelConfig, all_wells: boo
         train_idx, held_idx = held_out_split(len(items), val_fraction, seed)
         tr = [items[i] for i in train_idx]
         va = [items[i] for i in held_idx]
-        return TrainingJob(model_config, samples_from_annotated(tr, model_config), samples_from_annotated(va, model_config), problems,
+        train = samples_from_annotated(tr, model_config)
+        if crawled_frames:
+            train += with_crawled([(i.name, i.image, i.masks) for i in tr], model_config, crawled_frames)
+        return TrainingJob(model_config, train, samples_from_annotated(va, model_config), problems,
                            {"folder": str(data), "train": [i.name for i in tr], "validation": [i.name for i in va]})
     raise InputError(f"{data}: neither a BBBC010-layout folder, a packed .npz nor an annotated folder (images/, annotations/)")
+
+
+def with_crawled(images: Iterable[tuple[str, np.ndarray, np.ndarray]], model_config: ModelConfig, frames: tuple[int, ...]) -> list[Sample]:
+    """Crawled samples (`samples.crawled_samples`) of each (name, H x W image, N x H x W masks),
+    image k's crawl seeded k + 1 (the tracking benchmark's sequences are seed 0)."""
+    out = []
+    for k, (name, image, masks) in enumerate(images):
+        if len(masks):
+            out += crawled_samples(name, image, masks, model_config, frames, seed=k + 1)
+    return out

@@ -11,17 +11,19 @@ from scipy import ndimage as ndi
 from ..config import ModelConfig
 from ..data.bbbc010 import Bbbc010Folder
 from ..data.generic import AnnotatedImage
-from ..normalize import network_input
+from ..normalize import network_input, normalize_percentile
 from ..scale import resample_plane, resize_maps
 
 
 @dataclass
 class Sample:
-    """image: C x H x W float32 (normalised); masks: N x H x W bool."""
+    """image: C x H x W float32 (normalised); masks: N x H x W bool; crawled: a frame of the
+    image's worms after crawling (`crawled_samples`), not the image as annotated."""
 
     name: str
     image: np.ndarray
     masks: np.ndarray
+    crawled: bool = False
 
 
 def samples_from_bbbc010(folder: Bbbc010Folder, wells: list[str], config: ModelConfig) -> list[Sample]:
@@ -38,6 +40,39 @@ def samples_from_annotated(items: list[AnnotatedImage], config: ModelConfig) -> 
     for item in items:
         channels = {"brightfield": item.image, "binary": item.masks.any(0) if len(item.masks) else item.image * 0}
         out.append(Sample(item.name, network_input(channels, config), item.masks))
+    return out
+
+
+def crawled_frames_asked(augment: dict) -> tuple[int, ...]:
+    """The frames of each training image's crawl (`crawled_samples`) a run's augmentation asks
+    for: augment["crawled_frames"] (default 10, 20, 29) when augment["crawled_share"] > 0, else none."""
+    if float(augment.get("crawled_share", 0.0)) <= 0:
+        return ()
+    frames = tuple(int(t) for t in augment.get("crawled_frames", (10, 20, 29)))
+    if not frames or min(frames) < 1:
+        raise ValueError(f"crawled_frames must be frame numbers >= 1 (frame 0 is the image itself), not {list(frames)}")
+    return frames
+
+
+def crawled_samples(name: str, image: np.ndarray, masks: np.ndarray, config: ModelConfig, frames: tuple[int, ...],
+                    seed: int) -> list[Sample]:
+    """Training samples of one annotated bright-field image (H x W, masks N x H x W bool) whose
+    worms have crawled (`semiconv.data.moving`, seeded `seed`): frames `frames` of a sequence of
+    max(frames) + 1, each with its worms' masks. Worms come to lie along each other, in clumps and
+    across each other in poses the annotation never has; the network sees them with whole masks."""
+    from ..data.moving import MotionConfig, moving_worms
+
+    if config.input_mode != "brightfield":
+        raise ValueError(f"crawled frames are bright-field only; this model's input is {config.input_mode!r}")
+    if not np.issubdtype(np.asarray(image).dtype, np.integer):  # the generator renders integer grey levels
+        image = normalize_percentile(image, 0.0, 100.0) * 50000.0
+    sequence = moving_worms(image, masks, seed=seed, config=MotionConfig(frames=max(frames) + 1))
+    out = []
+    for t in frames:
+        frame_masks = sequence.masks[t]
+        frame_masks = frame_masks[frame_masks.any((1, 2))]
+        out.append(Sample(f"{name} crawled t{t}", network_input({"brightfield": sequence.frames[t]}, config),
+                          frame_masks, crawled=True))
     return out
 
 
@@ -206,13 +241,19 @@ def to_target(masks: np.ndarray) -> dict:
 def make_batch(samples: list[Sample], batch_size: int, crop: int, rng: np.random.Generator, params: dict, binary_input: bool):
     """A batch of augmented crops: images (C x crop x crop tensors) and torchvision targets.
     params["scale"] (default (1, 1)): magnification range of the crops (`scaled_crop`);
-    params["copy_paste"] (default 0): worms from other training images pasted over each crop."""
+    params["copy_paste"] (default 0): worms from other training images pasted over each crop;
+    params["crawled_share"] (default 0): share of crops taken from the crawled samples among
+    `samples` (`crawled_samples`), the rest from the annotated images."""
     images, targets = [], []
+    annotated = [s for s in samples if not s.crawled]
+    crawled = [s for s in samples if s.crawled]
+    share = float(params.get("crawled_share", 0.0))
     for _ in range(batch_size):
-        sample = samples[int(rng.integers(len(samples)))]
+        pool = crawled if crawled and rng.random() < share else annotated
+        sample = pool[int(rng.integers(len(pool)))]
         img, masks = scaled_crop(sample, crop, rng, tuple(params.get("scale", (1.0, 1.0))))
         if params.get("copy_paste", 0) and not binary_input:
-            img, masks = paste_worms(img, masks, samples, rng, int(params["copy_paste"]))
+            img, masks = paste_worms(img, masks, annotated, rng, int(params["copy_paste"]))
         img, masks = augment(img, masks, rng, params, binary_input)
         images.append(torch.from_numpy(img))
         targets.append(to_target(masks))
