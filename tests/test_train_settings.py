@@ -12,7 +12,7 @@ from helpers import synthetic_samples, tiny_config, tiny_train_config
 from typer.testing import CliRunner
 
 from semiconv.cli import app
-from semiconv.config import ModelConfig
+from semiconv.config import ModelConfig, TrainConfig
 from semiconv.errors import InputError
 from semiconv.model_folders import save_model_folder
 from semiconv.network import build_model
@@ -258,3 +258,14 @@ def test_keep_validated_keeps_the_model_of_every_validation_with_its_own_thresho
     assert state.keys() == same.keys() and all(torch.equal(state[k], same[k]) for k in state)
     r = train_cli("--data", plate, "--out", tmp_path / "plain", "--config", config, "--fold", "0")
     assert r.exit_code == 0 and not (tmp_path / "plain" / "validated").exists()  # only when asked
+
+
+def test_a_config_with_crawled_frames_trains_on_them_too(plate, tmp_path):
+    """augment.crawled_share in a config makes `semiconv train` crawl each training well's worms."""
+    augment = {**TrainConfig().augment, "crawled_share": 0.5, "crawled_frames": [2, 3]}
+    config = tiny_config_file(tmp_path / "cfg.json", augment=augment)
+    r = train_cli("--data", plate, "--out", tmp_path / "m", "--config", config, "--fold", "0")
+    assert r.exit_code == 0, r.output
+    assert "training on 2 images and 4 crawled frames of them, validating on 1" in r.output
+    saved = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert saved["train"]["augment"]["crawled_share"] == 0.5

@@ -130,7 +130,10 @@ def train(
         if settings.started_from and settings.started_from.get("fresh_modules"):
             typer.echo(f"--init {init}: the config reshapes {', '.join(settings.started_from['fresh_modules'])}: "
                        "those start fresh, the rest from its weights", err=True)
-        typer.echo(f"training on {len(job.train)} images, validating on {len(job.val)}; device {resolve_device(device)}", err=True)
+        crawled = sum(s.crawled for s in job.train)
+        also = f" and {crawled} crawled frames of them" if crawled else ""
+        typer.echo(f"training on {len(job.train) - crawled} images{also}, validating on {len(job.val)}; "
+                   f"device {resolve_device(device)}", err=True)
         bar = tqdm(total=train_cfg.final_step, desc="training", unit="step", file=sys.stderr, mininterval=2 if sys.stderr.isatty() else 60)
 
         def progress(step, total, losses, val):
