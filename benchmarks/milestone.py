@@ -10,7 +10,7 @@ worms touching another (crossing) at IoU 0.5 and 0.8, and the error census (miss
 rough / not found, and how many touch another worm; false positives: fragment / merge /
 off-worm); with --fit the same on its 40 training wells, with --shifted on the shifted copy of
 the held-out wells (benchmarks/finetune_domain_shift.py's "moderate" shift). Appends one
-record to RUN/milestones.jsonl and prints it with the run's held-out learning curve (every
+record to RUN/milestones.jsonl (only in a training run's folder, never a bundled model's) and prints it with the run's held-out learning curve (every
 validation in RUN/log.jsonl).
 """
 
@@ -75,8 +75,11 @@ def main() -> None:
             preds = predictions(model, [image for image, _ in moved], thresholds)
             record["held_out_shifted"] = scored(preds, [m for _, m in moved], thresholds.score)
     record["seconds"] = round(time.perf_counter() - start, 1)
-    with open(args.run / "milestones.jsonl", "a") as fh:
-        fh.write(json.dumps(record, default=float) + "\n")
+    if (args.run / "log.jsonl").exists():  # a training run's folder, not a bundled model's (the package's files)
+        with open(args.run / "milestones.jsonl", "a") as fh:
+            fh.write(json.dumps(record, default=float) + "\n")
+    else:
+        print(f"not recorded: {args.run} is not a training run's folder (no log.jsonl)", file=sys.stderr)
 
     print(f"step {record['step']}, fold {args.fold}, thresholds {record['thresholds']}")
     print("| wells | " + " | ".join(KEYS) + " |")
