@@ -1,13 +1,13 @@
 """Identities across frames: moving real worms, segmented frame by frame, linked or not.
 
     python benchmarks/tracking.py --data data/bbbc010-train.npz [--model bbbc010-brightfield]
-        [--wells B17 ...] [--frames 8] [--seeds 0] [--max-gap 2 [5 ...]] [--threads 2] [--tta] [--out tracking.json]
+        [--wells B17 ...] [--frames 8] [--seeds 0] [--max-gap 2 [5 ...]] [--no-join-fragments] [--threads 2] [--tta] [--out tracking.json]
 
 Each well (default: the bundled model's 10 validation wells, never trained on) becomes a sequence
 of its own annotated worms crawling over its background (semiconv.data.moving; some worms never
 move, some stop). Each sequence is segmented twice: every frame on its own (`model.predict`), and
 as `semiconv segment --track` does, each frame with the previous frame's worm boxes carried into
-it (semiconv.tracking.carried_boxes). Identities: (a) per_frame: the labels of the frames
+it and the pieces of one worm of the frame before joined (semiconv.tracking.tracked_frame). Identities: (a) per_frame: the labels of the frames
 segmented on their own (what `semiconv segment` gave before tracking); (b) linked_alone: those
 frames linked by semiconv.tracking.link_frames; (c) tracked: the carried segmentation linked (the
 product). Reported per well and pooled: usual_label (share of the frames where a worm is found
@@ -34,7 +34,7 @@ from semiconv.data.packed import open_wells
 from semiconv.inference import load_model
 from semiconv.result_files import prediction_rows
 from semiconv.track_metrics import frame_iou, frame_matches, tracking_scores
-from semiconv.tracking import TrackingSettings, carried_boxes, link_frames, track_rows
+from semiconv.tracking import TrackingSettings, link_frames, track_rows, tracked_frame
 
 
 def dead_call_accuracy(seq, pred_stacks, rows_by_frame, settings: TrackingSettings) -> tuple[int, int]:
@@ -62,6 +62,8 @@ def main() -> None:
     parser.add_argument("--max-gap", type=int, nargs="+", default=[TrackingSettings.max_gap],
                         help="frames a worm may be missing (TrackingSettings.max_gap); several: each is scored "
                              "on the same segmentations ('tracked' is the first, 'tracked_gap<k>' the others)")
+    parser.add_argument("--no-join-fragments", action="store_true",
+                        help="tracking without joining the pieces of one worm (TrackingSettings.join_fragments off)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--tta", action="store_true", help="segment with test-time augmentation (semiconv.tta), as `segment --tta`")
     parser.add_argument("--out", help="write the results as JSON here")
@@ -71,7 +73,7 @@ def main() -> None:
 
     source = open_wells(args.data)
     model = load_model(args.model, device="cpu", tta=args.tta)
-    settings = TrackingSettings(max_gap=args.max_gap[0])
+    settings = TrackingSettings(max_gap=args.max_gap[0], join_fragments=not args.no_join_fragments)
     results, pooled = [], {"segment_s": 0.0, "alone_segment_s": 0.0, "link_s": 0.0, "dead_ok": 0, "dead_n": 0}
     for well_name in args.wells:
         well = source.load(well_name)
@@ -83,9 +85,11 @@ def main() -> None:
             alone = [model.predict(frame, dense=False) for frame in seq.frames]
             alone_s = time.perf_counter() - start
             start = time.perf_counter()
-            preds = []  # what `semiconv segment --track` segments: each frame with the previous frame's boxes
-            for frame in seq.frames:
-                preds.append(model.predict(frame, dense=False, carried_boxes=carried_boxes(preds[-1].masks, settings) if preds else None))
+            preds, carried = [], None  # what `semiconv segment --track` does: each frame with the previous frame's
+            for frame in seq.frames:      # boxes, pieces of one worm of the frame before joined
+                pred, carried = tracked_frame(model.predict(frame, dense=False, carried_boxes=carried),
+                                              preds[-1].masks if preds else None, settings)
+                preds.append(pred)
             segment_s = time.perf_counter() - start
             stacks = [p.masks for p in preds]
             alone_stacks = [p.masks for p in alone]

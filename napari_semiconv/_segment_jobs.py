@@ -19,7 +19,7 @@ from semiconv.packed_masks import hold_in_stack
 from semiconv.review import worm_doubts
 from semiconv.scale import rescale_for_next_plane, scale_notes, segment_plane
 from semiconv.segment import hold_stack_plane, tabulate
-from semiconv.tracking import carried_boxes
+from semiconv.tracking import joined_in_sequence, tracked_frame
 from semiconv.tracking_settings import TrackingSettings
 
 from ._layers import prediction_layers
@@ -107,13 +107,17 @@ def segment_worker(model_name: str, device: str, planes: list, sources: list[tup
             raise SemiconvError(f"model {model.name!r} also takes the fluorescence image: choose its layer")
         yield ("model", model)
         firsts = set(np.cumsum([0] + [count for _, count in sources])[:-1].tolist())  # each source's first plane
+        carried = previous = None
         for k, plane in enumerate(planes):
-            carried = (carried_boxes(preds[-1].masks, tracking) if tracking is not None and tracking.carry_boxes
-                       and k not in firsts else None)
+            if k in firsts:  # a source's first frame: nothing carried from another source
+                carried = previous = None
             pred, notes, factor = PREDICTOR.submit(predict_plane, model, plane, fluorescence[k] if feed else None,
                                                    score_threshold, mask_threshold, rescale=rescale, pixel_size=pixel_size,
                                                    keep_outputs=len(planes) <= KEEP_OUTPUTS_PLANES,
                                                    carried_boxes=carried).result()
+            if tracking is not None:  # pieces of one worm joined, this frame's boxes carried into the next
+                pred, carried = tracked_frame(pred, previous, tracking)
+                previous = pred.masks
             if len(planes) > 1:  # a stack's planes wait for its layers: masks as bits, maps in float16, no
                 pred = hold_stack_plane(pred, k, dense=True, labels=tracking is None)  # label image where track ids make it
             preds.append(pred)
@@ -159,6 +163,8 @@ def rethreshold_worker(model, preds: list, score_threshold: float | None, mask_t
     only (SemiConvModel.rethreshold), then the same table and layers as a Segment click."""
     start = time.perf_counter()
     new = [model.rethreshold(p, score_threshold, mask_threshold) for p in preds]
+    if tracking is not None:
+        new = joined_in_sequence(new, tracking)
     if len(new) > 1:
         new = [hold_in_stack(p, dense=True, labels=tracking is None) for p in new]
     rows, ids, layers = result_layers(new, fluorescence, pixel_size, tracking, name, metadata)

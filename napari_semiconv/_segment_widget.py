@@ -106,7 +106,8 @@ class SegmentWidget(QWidget):
         self.status = Label(value="")
         self.track = CheckBox(text="track worms across frames (stacks)", value=False,
                               tooltip="a worm keeps one label in every frame, through crossings; adds a Tracks layer")
-        # the tracking settings (semiconv.tracking_settings; the CLI's --max-gap, --still-frames, --carry-boxes)
+        # the tracking settings (semiconv.tracking_settings; the CLI's --max-gap, --still-frames, --carry-boxes,
+        # --join-fragments)
         self.max_gap = SpinBox(label="max gap (frames)", min=0, max=100, value=TrackingSettings.max_gap,
                                tooltip="frames a worm may be missing (hidden under another, missed) and keep its identity")
         self.still_frames = SpinBox(label="still frames: dead", min=1, max=10000, value=TrackingSettings.still_frames,
@@ -114,7 +115,11 @@ class SegmentWidget(QWidget):
                                             "by movement, from the first frame of that stop")
         self.carry_boxes = CheckBox(text="carry each frame's worm boxes to the next", value=TrackingSettings.carry_boxes,
                                     tooltip="keeps crossing worms whole; untick to segment every frame on its own")
-        self.tracking = Container(label="tracking", widgets=[self.max_gap, self.still_frames, self.carry_boxes],
+        self.join_fragments = CheckBox(text="join pieces of one worm", value=TrackingSettings.join_fragments,
+                                       tooltip="two detections that are pieces of one worm of the frame before become one "
+                                               "worm (a worm folded sharply, or lying along another)")
+        self.tracking = Container(label="tracking", widgets=[self.max_gap, self.still_frames, self.carry_boxes,
+                                                             self.join_fragments],
                                   visible=False)
         self.worm = SpinBox(label="show affinity of worm", min=0, max=10000, value=0, tooltip="or click a worm in the instances layer")
         self.row = Label(value="")
@@ -298,7 +303,7 @@ class SegmentWidget(QWidget):
         if not self.track.value:
             return None
         return TrackingSettings(max_gap=self.max_gap.value, still_frames=self.still_frames.value,
-                                carry_boxes=self.carry_boxes.value)
+                                carry_boxes=self.carry_boxes.value, join_fragments=self.join_fragments.value)
 
     # -- running -----------------------------------------------------------------------------
     def run(self, *_):

@@ -604,7 +604,7 @@ def test_tracking_uses_the_settings_the_widget_shows(make_napari_viewer, qtbot, 
     from semiconv.segment import tabulate
     from semiconv.tracking_settings import TrackingSettings
 
-    chosen = {"max_gap": 0, "still_frames": 1, "carry_boxes": False}
+    chosen = {"max_gap": 0, "still_frames": 1, "carry_boxes": False, "join_fragments": False}
     viewer, widget, _ = _segment_moving_c01(make_napari_viewer, qtbot, sample_root, frames=3, settings=chosen)
     assert notes["error"] == [] and not widget.tracking.native.isHidden()
     inst = viewer.layers["well over time [bbbc010-brightfield] instances"]

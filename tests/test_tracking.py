@@ -106,6 +106,59 @@ def test_dead_from_the_first_frame_of_a_final_stop_only():
     assert calls(scene(frames)) == [False] * 8
 
 
+def folded_worm_scene():
+    """Frame t-1: a worm folded sharply (V, apex at row 100), a straight worm crossing its left arm
+    and a third worm lying apart. Frame t: the V has crawled 3 px and is found as two overlapping
+    pieces (one per arm), the others are found whole. Returns (previous masks, masks)."""
+    def v(shift):
+        return tube_mask(np.array([[50, 20 + shift], [100, 45 + shift], [50, 70 + shift]]), 5, (130, 180))
+    crossing = tube_mask(np.array([[100, 10], [35, 53]]), 5, (130, 180))
+    apart = tube_mask(np.array([[20, 130], [120, 150]]), 5, (130, 180))
+    left = v(3) & (np.arange(180) <= 51)[None, :]
+    right = v(3) & (np.arange(180) >= 45)[None, :]
+    return np.array([v(0), crossing, apart]), np.array([crossing, left, apart, right])
+
+
+def test_pieces_of_one_worm_of_the_frame_before_are_joined():
+    from semiconv.tracking import fragment_groups
+
+    previous, masks = folded_worm_scene()
+    assert (masks[1] & masks[3]).any() and (masks[0] & masks[1]).any()  # the pieces overlap; a worm crosses one
+    assert fragment_groups(masks, previous) == [[0], [1, 3], [2]]
+    assert fragment_groups(masks, previous, TrackingSettings(join_fragments=False)) == [[0], [1], [2], [3]]
+    assert fragment_groups(masks, None) == [[0], [1], [2], [3]]  # a first frame
+    # two worms the frame before found as one (twice a worm's area) stay two when found apart again
+    merged = np.array([previous[0] | previous[1], previous[2], previous[2]])
+    pair = np.array([previous[0], previous[1]])
+    assert fragment_groups(pair, merged) == [[0], [1]]
+    # two worms touching end to end stay two: their union is far more than one worm
+    end_to_end = np.array([tube_mask(np.array([[60, 10], [60, 90]]), 5, (130, 180)),
+                           tube_mask(np.array([[60, 88], [60, 170]]), 5, (130, 180))])
+    assert fragment_groups(end_to_end, end_to_end) == [[0], [1]]
+
+
+def test_joined_pieces_become_one_worm_of_the_prediction():
+    from semiconv.postprocess import Prediction
+    from semiconv.tracking import fragments_joined, joined_in_sequence, tracked_frame
+
+    previous, masks = folded_worm_scene()
+    scores = np.array([0.99, 0.95, 0.9, 0.8], np.float32)
+    boxes = np.array([[0, 0, 10, 10], [15, 20, 70, 110], [0, 0, 5, 5], [55, 20, 110, 110]], np.float32)
+    seeds = np.arange(8, dtype=np.float32).reshape(4, 2)
+    pred = Prediction(masks, scores, boxes, np.zeros(masks.shape[1:], np.uint16), seeds)
+    joined = fragments_joined(pred, previous)
+    assert len(joined) == 3 and np.array_equal(joined.scores, scores[:3])
+    assert np.array_equal(joined.masks[1], masks[1] | masks[3]) and np.array_equal(joined.seeds[1], seeds[1])
+    assert np.array_equal(joined.boxes[1], [15, 20, 110, 110])
+    assert np.array_equal(joined.masks[[0, 2]], masks[[0, 2]])
+    assert set(np.unique(joined.labels)) == {0, 1, 2, 3} and (joined.labels[masks[3] & ~masks[0]] == 2).all()
+    assert fragments_joined(pred, previous, TrackingSettings(join_fragments=False)) is pred
+    same, carried = tracked_frame(pred, previous, TrackingSettings(carry_margin_px=0))
+    assert len(same) == 3 and len(carried) == 3
+    first = Prediction(previous, scores[:3], boxes[:3], np.zeros(masks.shape[1:], np.uint16), seeds[:3])
+    assert [len(p) for p in joined_in_sequence([first, pred])] == [3, 3]
+
+
 def test_frames_of_different_sizes_are_refused():
     with pytest.raises(InputError, match="different sizes"):
         link_frames([np.zeros((1, 10, 10), bool), np.zeros((1, 12, 10), bool)])

@@ -168,6 +168,7 @@ def segment(
     max_gap: int = typer.Option(TrackingSettings.max_gap, "--max-gap", help="With --track: frames a worm may be missing (hidden, missed) and keep its identity."),
     still_frames: int = typer.Option(TrackingSettings.still_frames, "--still-frames", help="With --track: a worm still for this many frame steps up to the last frame is called dead by movement."),
     carry_boxes: bool = typer.Option(TrackingSettings.carry_boxes, "--carry-boxes/--no-carry-boxes", help="With --track: segment each frame also with the previous frame's worm boxes (keeps crossing worms whole; --no-carry-boxes segments every frame on its own)."),
+    join_fragments: bool = typer.Option(TrackingSettings.join_fragments, "--join-fragments/--no-join-fragments", help="With --track: two detections that are pieces of one worm of the frame before (a worm folded sharply, or lying along another) become one worm, so that the pieces do not carry two tracks."),
     precision: str = typer.Option("fp32", "--precision", help="fp32, bf16 (autocast; CPUs with AVX-512 BF16 or AMX, CUDA GPUs with bf16) or auto (bf16 where native). bf16 kept fold-0 avAP within 0.0002 of fp32 (docs/benchmarks.md)."),
     tta: bool = typer.Option(False, "--tta", help="Test-time augmentation: the network also on three mirrored copies, the detections fused (about 4x the time; on fold 0 more crossing worms found whole and finer borders: docs/benchmarks.md)."),
     rois: bool = typer.Option(False, "--rois", help="Also write <stem>_rois.zip: an ImageJ/Fiji ROI set, one ROI per worm named by its label, overlaps kept (Fiji's ROI Manager opens it)."),
@@ -187,7 +188,8 @@ def segment(
 
     try:
         _set_threads(threads)
-        tracking = TrackingSettings(max_gap=max_gap, still_frames=still_frames, carry_boxes=carry_boxes) if track else None
+        tracking = (TrackingSettings(max_gap=max_gap, still_frames=still_frames, carry_boxes=carry_boxes,
+                                       join_fragments=join_fragments) if track else None)
         if fluorescence == ["auto"]:
             partners = [fluorescence_partner(p) if p.exists() else None for p in images]
         elif fluorescence:

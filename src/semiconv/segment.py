@@ -19,7 +19,7 @@ from .packed_masks import hold_in_stack
 from .planes import grey_planes, split_planes
 from .result_files import output_paths, prediction_rows, write_outputs
 from .scale import rescale_for_next_plane, scale_notes, segment_plane
-from .tracking import TrackingSettings, carried_boxes, link_frames, track_rows, tracked_labels
+from .tracking import TrackingSettings, link_frames, track_rows, tracked_frame, tracked_labels
 
 #: A long stack gives its freed temporary memory back every this many planes (malloc_trim: 20-40 ms).
 TRIM_EVERY_PLANES = 10
@@ -70,7 +70,7 @@ def segment_file(model: SemiConvModel, path: Path, out_dir: Path, overwrite: boo
     segmented at the model's training scale; the factor chosen and worms far from the model's
     scale are reported as ScaleNote warnings); `track`: link a stack's worms across frames
     (semiconv.tracking; each frame is segmented with the previous frame's worm boxes carried into
-    it): the label image then holds track ids and <stem>_tracks.csv is written;
+    it, and pieces of one worm of the frame before joined): the label image then holds track ids and <stem>_tracks.csv is written;
     `rois`: also <stem>_rois.zip, one ImageJ/Fiji ROI per worm (semiconv.rois).
     Returns (files written, table rows, seconds)."""
     path = Path(path)
@@ -88,7 +88,7 @@ def segment_file(model: SemiConvModel, path: Path, out_dir: Path, overwrite: boo
     existing = [t for t in targets if t.exists()]
     if existing and not overwrite:
         raise InputError(f"{existing[0]}: exists already (use --overwrite to replace)")
-    preds, carried = [], None
+    preds, carried, previous = [], None, None
     for t, plane in enumerate(planes):
         where = f" plane {t}" if len(planes) > 1 else ""
         try:
@@ -98,7 +98,9 @@ def segment_file(model: SemiConvModel, path: Path, out_dir: Path, overwrite: boo
                                                   carried_boxes=carried)
         except (InputError, ValueError) as exc:
             raise InputError(f"{path}{where}: {exc}") from exc
-        carried = carried_boxes(pred.masks, track) if track else None
+        if track:  # pieces of one worm joined, this frame's boxes carried into the next
+            pred, carried = tracked_frame(pred, previous, track)
+            previous = pred.masks
         # a long stack keeps only what its outputs need, its masks as bits, until they are written
         pred.foreground = None
         if len(planes) > 1:

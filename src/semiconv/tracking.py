@@ -13,7 +13,10 @@ whole mask where it crosses another, a crossing pair's masks overlap each other 
 crossing, while each overlaps its own mask of the next frame along its whole body: identities do not
 swap at crossings. A worm missing for up to `max_gap` frames (hidden, out of focus, missed) is joined
 across the gap with the same cost (laptrack's gap closing). No splitting or merging: a worm is one
-track.
+track. Where the detector finds one worm as two pieces (a worm folded sharply, or lying along
+another), each piece would carry a track and the two would trade the worm's identity: pieces of one
+worm of the frame before are joined into one worm before linking, and before the frame's boxes are
+carried on (`fragment_groups`, `tracked_frame`).
 
 Movement is measured on the worm mask's centroid (the per-worm table's centroid columns,
 semiconv.measure): speed, and a frame step is still when the centroid moves less than `still_px`
@@ -27,6 +30,8 @@ until the end of the recording is called dead from the first frame of that stop.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -35,6 +40,9 @@ from scipy import sparse
 from .data.instances import boxes_from_masks, stack_to_labels
 from .errors import InputError
 from .tracking_settings import TrackingSettings
+
+if TYPE_CHECKING:
+    from .postprocess import Prediction
 
 
 def grown_masks(masks: np.ndarray, grow_px: int) -> sparse.csr_matrix:
@@ -85,6 +93,99 @@ def carried_boxes(masks: np.ndarray, settings: TrackingSettings = TrackingSettin
     boxes = boxes_from_masks(masks)
     boxes = boxes[(boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])]
     return boxes + np.float32(settings.carry_margin_px) * np.array([-1, -1, 1, 1], np.float32)
+
+
+def fragment_groups(masks: np.ndarray, previous: np.ndarray | None,
+                    settings: TrackingSettings = TrackingSettings()) -> list[list[int]]:
+    """This frame's worms (N x H x W bool) in groups that are one worm each: pieces of one worm of the
+    frame before (`previous`, M x H x W bool) are grouped, every other worm is a group of its own.
+
+    A detector may find one worm as two overlapping pieces (a worm folded sharply, a worm lying along
+    another); tracked, each piece then carries a track of its own and the pieces trade the worm's
+    identity. Two masks are pieces of one worm when they overlap by >= settings.fragment_overlap of the
+    smaller one's area, >= settings.fragment_on_previous of the smaller one lies on the worm of the
+    frame before that their union overlaps best (IoU, that worm grown by tolerance_px), that worm is
+    worm-sized (at most fragment_area_ratio times the frame before's median area: not two worms found
+    as one) and the union is at most fragment_area_ratio times its area (not two worms). Pairs are
+    joined greedily, best-overlapping union first, until none is left. Groups in index order."""
+    masks = np.asarray(masks, dtype=bool)
+    groups = [[i] for i in range(len(masks))]
+    if not settings.join_fragments or previous is None or len(previous) == 0 or len(masks) < 2:
+        return groups
+    rows = grown_masks(masks, 0)
+    before = None
+    while len(groups) > 1:
+        area = np.asarray(rows.sum(1), dtype=np.float64).ravel()
+        overlap = np.triu((rows @ rows.T.tocsr()).toarray().astype(np.float64), 1)
+        pairs = [(i, j) for i, j in zip(*np.nonzero(overlap), strict=True)
+                 if overlap[i, j] >= settings.fragment_overlap * min(area[i], area[j])]
+        if not pairs:
+            break
+        if before is None:  # the frame before's worms, only once two masks overlap enough
+            previous = np.asarray(previous, dtype=bool)
+            grown = grown_masks(previous, settings.tolerance_px)
+            before_area = np.asarray(grown.sum(1), dtype=np.float64).ravel()
+            before = grown.T.tocsr()  # pixels x M: products with it need no conversion
+            worm_area = previous.reshape(len(previous), -1).sum(1).astype(np.float64)
+            worm_sized = worm_area <= settings.fragment_area_ratio * np.median(worm_area)
+        on_before = (rows @ before).toarray().astype(np.float64)
+        best = None
+        for i, j in pairs:
+            small = i if area[i] <= area[j] else j
+            union_area = area[i] + area[j] - overlap[i, j]
+            union = (rows[i] + rows[j]).sign()
+            union_on = (union @ before).toarray().astype(np.float64).ravel()
+            iou = union_on / (union_area + before_area - union_on)
+            p = int(iou.argmax())
+            if (not worm_sized[p] or union_area > settings.fragment_area_ratio * worm_area[p]
+                    or on_before[small, p] < settings.fragment_on_previous * area[small]):
+                continue
+            if best is None or iou[p] > best[0]:
+                best = (iou[p], int(i), int(j), union)
+        if best is None:
+            break
+        _, i, j, union = best
+        groups[i] += groups.pop(j)
+        rows = sparse.vstack([union if k == i else rows[k] for k in range(rows.shape[0]) if k != j]).tocsr()
+    return [sorted(g) for g in groups]
+
+
+def fragments_joined(pred: Prediction, previous: np.ndarray | None,
+                     settings: TrackingSettings = TrackingSettings()) -> Prediction:
+    """`pred` (one frame of a time-lapse) with the pieces of one worm of the frame before (`previous`
+    masks, M x H x W bool) joined into one worm (`fragment_groups`): its mask is the pieces' union,
+    its box theirs, score, seed and seed embedding the best-scoring piece's; worms highest score
+    first, labels made again. `pred` itself when nothing is joined."""
+    groups = fragment_groups(pred.masks, previous, settings)
+    if len(groups) == len(pred.masks):
+        return pred
+    kept = np.array([max(g, key=lambda i: pred.scores[i]) for g in groups])
+    order = np.argsort(-pred.scores[kept], kind="stable")
+    groups, kept = [groups[k] for k in order], kept[order]
+    masks = np.stack([pred.masks[g].any(0) for g in groups])
+    boxes = np.stack([np.concatenate([pred.boxes[g, :2].min(0), pred.boxes[g, 2:].max(0)]) for g in groups])
+    scores = pred.scores[kept]
+    return replace(pred, masks=masks, scores=scores, boxes=boxes.astype(pred.boxes.dtype),
+                   labels=stack_to_labels(masks, scores), seeds=pred.seeds[kept],
+                   seed_embeddings=None if pred.seed_embeddings is None else pred.seed_embeddings[kept])
+
+
+def tracked_frame(pred: Prediction, previous: np.ndarray | None,
+                  settings: TrackingSettings = TrackingSettings()) -> tuple[Prediction, np.ndarray | None]:
+    """One frame of a tracked time-lapse once segmented: `pred` with the pieces of one worm of the frame
+    before joined (`fragments_joined`; `previous`: that frame's masks, None for a first frame), and
+    the boxes to carry into the next frame's segmentation (`carried_boxes`; None when not carried)."""
+    pred = fragments_joined(pred, previous, settings)
+    return pred, carried_boxes(pred.masks, settings)
+
+
+def joined_in_sequence(preds: Sequence[Prediction], settings: TrackingSettings = TrackingSettings()) -> list[Prediction]:
+    """A tracked time-lapse's frames (`Prediction`s in frame order) with `fragments_joined` applied
+    frame by frame, as segmentation with tracking does (e.g. after new thresholds)."""
+    out: list[Prediction] = []
+    for pred in preds:
+        out.append(fragments_joined(pred, out[-1].masks if out else None, settings))
+    return out
 
 
 def check_frames(stacks: Sequence[np.ndarray]) -> tuple[int, int]:

@@ -15,7 +15,11 @@ class TrackingSettings:
     still_px: speed (pixels per frame) below which a frame step is still; still_frames: still
     frame steps up to the last frame that call a worm dead by movement; carry_boxes: each frame's
     worm boxes, grown by carry_margin_px pixels, are given to the next frame's segmentation
-    (semiconv.tracking.carried_boxes)."""
+    (semiconv.tracking.carried_boxes); join_fragments: two worms of a frame that are pieces of one
+    worm of the frame before are joined into one (semiconv.tracking.fragment_pairs: they overlap by
+    >= fragment_overlap of the smaller one's area, >= fragment_on_previous of the smaller one lies on
+    that worm, which is worm-sized, and their union is at most fragment_area_ratio times its area;
+    worm-sized: at most fragment_area_ratio times the frame before's median worm area)."""
 
     max_gap: int = 5
     min_iou: float = 0.1
@@ -24,9 +28,15 @@ class TrackingSettings:
     still_frames: int = 3
     carry_boxes: bool = True
     carry_margin_px: int = 8
+    join_fragments: bool = True
+    fragment_overlap: float = 0.05
+    fragment_on_previous: float = 0.3
+    fragment_area_ratio: float = 1.3
 
     def __post_init__(self):
         if self.max_gap < 0 or self.still_frames < 1 or self.tolerance_px < 0 or self.carry_margin_px < 0:
             raise InputError("tracking: max_gap, tolerance_px and carry_margin_px must be >= 0, still_frames >= 1")
+        if not (0 <= self.fragment_overlap <= 1 and 0 <= self.fragment_on_previous <= 1 and self.fragment_area_ratio >= 1):
+            raise InputError("tracking: fragment_overlap and fragment_on_previous must be in [0, 1], fragment_area_ratio >= 1")
         if not 0 < self.min_iou < 1:
             raise InputError(f"tracking: min_iou must be between 0 and 1, not {self.min_iou}")
