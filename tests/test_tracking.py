@@ -127,6 +127,8 @@ def test_pieces_of_one_worm_of_the_frame_before_are_joined():
     assert fragment_groups(masks, previous) == [[0], [1, 3], [2]]
     assert fragment_groups(masks, previous, TrackingSettings(join_fragments=False)) == [[0], [1], [2], [3]]
     assert fragment_groups(masks, None) == [[0], [1], [2], [3]]  # a first frame
+    with pytest.raises(InputError, match="fragment_area_ratio"):
+        TrackingSettings(fragment_area_ratio=0.9)
     # two worms the frame before found as one (twice a worm's area) stay two when found apart again
     merged = np.array([previous[0] | previous[1], previous[2], previous[2]])
     pair = np.array([previous[0], previous[1]])

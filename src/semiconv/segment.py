@@ -70,7 +70,8 @@ def segment_file(model: SemiConvModel, path: Path, out_dir: Path, overwrite: boo
     segmented at the model's training scale; the factor chosen and worms far from the model's
     scale are reported as ScaleNote warnings); `track`: link a stack's worms across frames
     (semiconv.tracking; each frame is segmented with the previous frame's worm boxes carried into
-    it, and pieces of one worm of the frame before joined): the label image then holds track ids and <stem>_tracks.csv is written;
+    it, and pieces of one worm of the frame before joined): the label image then holds track ids
+    and <stem>_tracks.csv is written;
     `rois`: also <stem>_rois.zip, one ImageJ/Fiji ROI per worm (semiconv.rois).
     Returns (files written, table rows, seconds)."""
     path = Path(path)

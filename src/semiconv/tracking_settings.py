@@ -16,7 +16,7 @@ class TrackingSettings:
     frame steps up to the last frame that call a worm dead by movement; carry_boxes: each frame's
     worm boxes, grown by carry_margin_px pixels, are given to the next frame's segmentation
     (semiconv.tracking.carried_boxes); join_fragments: two worms of a frame that are pieces of one
-    worm of the frame before are joined into one (semiconv.tracking.fragment_pairs: they overlap by
+    worm of the frame before are joined into one (semiconv.tracking.fragment_groups: they overlap by
     >= fragment_overlap of the smaller one's area, >= fragment_on_previous of the smaller one lies on
     that worm, which is worm-sized, and their union is at most fragment_area_ratio times its area;
     worm-sized: at most fragment_area_ratio times the frame before's median worm area)."""
