@@ -621,6 +621,30 @@ def test_tracking_uses_the_settings_the_widget_shows(make_napari_viewer, qtbot, 
     assert widget.tracking.native.isHidden() and widget.tracking_settings() is None
 
 
+def test_new_thresholds_on_a_tracked_stack_keep_it_tracked(make_napari_viewer, qtbot, notes, sample_root):
+    """A tracked 3-frame stack redrawn at a new score threshold (no network pass) stays tracked: its
+    frames are what the core gives at that threshold with pieces of one worm joined, linked again,
+    and the labels are the new track ids."""
+    from semiconv.tracking import joined_in_sequence, link_frames, tracked_labels
+
+    viewer, widget, _ = _segment_moving_c01(make_napari_viewer, qtbot, sample_root, frames=3)
+    inst = viewer.layers["well over time [bbbc010-brightfield] instances"]
+    result = widget.results[inst.name]
+    model, before = result["model"], result["preds"]
+    expected = joined_in_sequence([model.rethreshold(p, 0.97, None) for p in before], result["tracking"])
+    assert sum(map(len, expected)) < sum(map(len, before))  # the new threshold drops worms
+    widget.score.value = 0.97
+    qtbot.waitUntil(lambda: widget._rethresholding is None and "no network pass" in widget.status.value, timeout=60_000)
+    assert notes["error"] == []
+    redrawn = widget.results[inst.name]
+    assert [len(p) for p in redrawn["preds"]] == [len(p) for p in expected]
+    ids = link_frames([p.masks for p in expected], result["tracking"])
+    assert all((a == b).all() for a, b in zip(ids, redrawn["track_ids"], strict=True))
+    labels = tracked_labels([p.masks for p in expected], [p.scores for p in expected], ids)
+    shown = viewer.layers[inst.name]
+    assert shown.metadata["tracked"] and np.array_equal(np.asarray(shown.data), labels)
+
+
 def test_a_threshold_change_redraws_without_a_network_pass(make_napari_viewer, qtbot, notes, monkeypatch):
     """Sample C01, bundled model: moving the score threshold redraws from the kept outputs (the
     network is not called), giving what a new Segment at that threshold gives; an edited result
