@@ -10,8 +10,8 @@ as `semiconv segment --track` does, each frame with the previous frame's worm bo
 it and the pieces of one worm of the frame before joined (semiconv.tracking.tracked_frame).
 Identities: (a) per_frame: the labels of the frames segmented on their own (what `semiconv segment`
 gave before tracking); (b) linked_alone: those frames linked by semiconv.tracking.link_frames;
-(c) tracked: the carried segmentation linked (the product). Reported per well and pooled: usual_label (share of the frames where a worm is found
-in which it carries its most frequent identity), found, IDF1, MOTA, identity switches
+(c) tracked: the carried segmentation linked (the product). Reported per well and pooled:
+usual_label (share of the frames where a worm is found in which it carries its most frequent identity), found, IDF1, MOTA, identity switches
 (motmetrics; semiconv.track_metrics), the crossings in the sequence, the time of the carried
 segmentation against the plain one (carried_boxes_time_ratio), of segmentation vs linking
 (link_frames + the centre lines of semiconv.tracking.track_rows), and the dead-by-movement call
