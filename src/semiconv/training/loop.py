@@ -30,6 +30,7 @@ from ..model_folders import load_state_checked, save_model_folder
 from ..network import BACKBONE_STAGES, build_model, freeze_backbone_stages
 from ..precision import use_bf16
 from ..scale import typical_worm_length, typical_worm_width
+from .clock import TrainingClock
 from .samples import Sample, batch_stream
 
 
@@ -88,7 +89,7 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=self.fused)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, learning_rate_factor(cfg, self.time_fraction))
         self.step_count, self.best, self.best_metrics = 0, -1.0, None
-        self.seconds_before, self.started = 0.0, time.perf_counter()  # training seconds of earlier runs (resume)
+        self.clock = TrainingClock()  # training seconds, earlier runs (resume) included, pauses left out
         self.meta = {"train": cfg.to_dict(), **(extra_meta or {})}
         self.checkpoint_path = out / "checkpoints" / "last.pt"
         self.log_path = out / "log.jsonl"
@@ -121,8 +122,9 @@ class Trainer:
                     p.grad = None
 
     def train_seconds(self) -> float:
-        """Training time so far, earlier runs of a resumed training included."""
-        return self.seconds_before + time.perf_counter() - self.started
+        """Training time so far (to the last step), earlier runs of a resumed training included, the
+        time the process spent stopped (SIGSTOP) left out."""
+        return self.clock.seconds()
 
     def time_fraction(self) -> float:
         """Fraction of the time budget (cfg.max_minutes) used; 0 without a budget."""
@@ -147,7 +149,7 @@ class Trainer:
             self.scheduler.load_state_dict(ckpt["scheduler"])
             self.step_count, self.best, self.best_metrics = ckpt["step"], ckpt["best"], ckpt.get("best_metrics")
             torch.set_rng_state(ckpt["torch_rng"])
-            self.seconds_before = ckpt.get("train_seconds", 0.0)
+            self.clock.seconds_before = ckpt.get("train_seconds", 0.0)
         except (KeyError, RuntimeError, ValueError) as exc:
             raise CheckpointError(f"{self.checkpoint_path}: cannot resume ({exc})") from exc
 
@@ -233,41 +235,47 @@ def train(
     output_folder(out / "checkpoints")
     run = Trainer(train_samples, val_samples, model_config, train_config, out, device, init_state, extra_meta, fresh_modules,
                   keep_validated)
-    cfg = run.cfg
-    if resume:
-        run.resume()
-    # freed memory stays in the process while the loop runs (no page faults each step), given back after it
-    with freed_memory_kept(cfg.keep_freed_memory) as kept:
-        run.log({"arithmetic": {"device": str(device), "bf16_autocast": run.bf16, "channels_last": cfg.channels_last,
-                                "kept_freed_memory": kept, "threads": torch.get_num_threads(),
-                                "from_step": run.step_count}})
-        start = run.started = time.perf_counter()
-        run.network.train()
-        stopped = done = False
-        final_step = cfg.final_step
-        batches = batch_stream(train_samples, cfg.batch_size, cfg.crop_size, cfg.augment, run.model_config.input_mode == "binary",
-                               seed=cfg.seed, first=run.step_count, workers=cfg.workers)
-        while run.step_count < final_step and run.time_fraction() < 1:
-            if should_stop and should_stop():
-                stopped = True
-                break
-            values = run.step(*next(batches))
-            step = run.step_count
-            done = step >= final_step or run.time_fraction() >= 1
-            val_metrics = None
-            if step % 10 == 0 or step == 1 or done:
-                run.log({"step": step, "lr": run.scheduler.get_last_lr()[0], "time": time.perf_counter() - start, **values})
-            if (cfg.val_every > 0 and step % cfg.val_every == 0) or done:
-                val_metrics = run.validate()
-            if step % cfg.checkpoint_every == 0 or done:
-                run.save_checkpoint(done)
-            if progress:
-                progress(step, final_step, values, val_metrics)
-        batches.close()  # ends the DataLoader workers, if any
-    if done:
-        run.log({"finished": {"step": run.step_count, "train_seconds": round(run.train_seconds(), 1)}})
-    if stopped:
-        run.save_checkpoint(done)
-        if not (out / "weights.pt").exists():
-            run.validate()
+    try:
+        cfg = run.cfg
+        if resume:
+            run.resume()
+        # freed memory stays in the process while the loop runs (no page faults each step), given back after it
+        with freed_memory_kept(cfg.keep_freed_memory) as kept:
+            run.log({"arithmetic": {"device": str(device), "bf16_autocast": run.bf16, "channels_last": cfg.channels_last,
+                                    "kept_freed_memory": kept, "threads": torch.get_num_threads(),
+                                    "from_step": run.step_count}})
+            start = time.perf_counter()
+            run.clock.restart()
+            run.network.train()
+            stopped = done = False
+            final_step = cfg.final_step
+            batches = batch_stream(train_samples, cfg.batch_size, cfg.crop_size, cfg.augment, run.model_config.input_mode == "binary",
+                                   seed=cfg.seed, first=run.step_count, workers=cfg.workers)
+            while run.step_count < final_step and run.time_fraction() < 1:
+                if should_stop and should_stop():
+                    stopped = True
+                    break
+                values = run.step(*next(batches))
+                run.clock.tick()
+                step = run.step_count
+                done = step >= final_step or run.time_fraction() >= 1
+                val_metrics = None
+                if step % 10 == 0 or step == 1 or done:
+                    run.log({"step": step, "lr": run.scheduler.get_last_lr()[0], "time": time.perf_counter() - start, **values})
+                if (cfg.val_every > 0 and step % cfg.val_every == 0) or done:
+                    val_metrics = run.validate()
+                if step % cfg.checkpoint_every == 0 or done:
+                    run.save_checkpoint(done)
+                if progress:
+                    progress(step, final_step, values, val_metrics)
+            batches.close()  # ends the DataLoader workers, if any
+            run.clock.tick()  # the last step's validation and checkpoint
+        if done:
+            run.log({"finished": {"step": run.step_count, "train_seconds": round(run.train_seconds(), 1)}})
+        if stopped:
+            run.save_checkpoint(done)
+            if not (out / "weights.pt").exists():
+                run.validate()
+    finally:
+        run.clock.close()
     return TrainResult(run.step_count, run.best_metrics, time.perf_counter() - start, stopped)
