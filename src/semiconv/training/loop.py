@@ -122,8 +122,8 @@ class Trainer:
                     p.grad = None
 
     def train_seconds(self) -> float:
-        """Training time so far (to the last step), earlier runs of a resumed training included, the
-        time the process spent stopped (SIGSTOP) left out."""
+        """Training time so far, earlier runs of a resumed training included, the time the process
+        spent stopped (SIGSTOP) left out."""
         return self.clock.seconds()
 
     def time_fraction(self) -> float:
