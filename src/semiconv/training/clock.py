@@ -10,12 +10,13 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 
 class TrainingClock:
     """Seconds of training: `seconds_before` (earlier runs of a resumed training) plus the time
-    between ticks, pauses left out. Pauses are seen only where the clock is made in the main
+    between ticks, pauses left out. Pauses are seen inside `pauses_left_out()` entered in the main
     thread (Python runs signal handlers there); elsewhere it is plain wall time."""
 
     def __init__(self, seconds_before: float = 0.0, now: Callable[[], float] = time.perf_counter):
@@ -25,13 +26,25 @@ class TrainingClock:
         self._counted = 0.0
         self._typical: float | None = None
         self._continued = False
-        self._installed = hasattr(signal, "SIGCONT") and threading.current_thread() is threading.main_thread()
-        self._previous_handler = signal.signal(signal.SIGCONT, self._on_continue) if self._installed else None
 
-    def _on_continue(self, signum, frame) -> None:
-        self.continued()
-        if callable(self._previous_handler):
-            self._previous_handler(signum, frame)
+    @contextmanager
+    def pauses_left_out(self) -> Iterator[None]:
+        """While inside, a SIGCONT marks the interval it falls in as paused; SIGCONT's handler is
+        given back on leaving. Outside the main thread (no signal handlers there) it does nothing."""
+        if not hasattr(signal, "SIGCONT") or threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def on_continue(signum, frame):
+            self.continued()
+            if callable(previous):
+                previous(signum, frame)
+
+        previous = signal.signal(signal.SIGCONT, on_continue)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGCONT, previous if previous is not None else signal.SIG_DFL)
 
     def continued(self) -> None:
         """The process was stopped and has been continued since the last tick."""
@@ -59,9 +72,3 @@ class TrainingClock:
     def seconds(self) -> float:
         """Training seconds so far, to now."""
         return self.seconds_before + self._counted + self._since_last_tick(self._now())
-
-    def close(self) -> None:
-        """Give SIGCONT back to the handler it had before."""
-        if self._installed:
-            signal.signal(signal.SIGCONT, self._previous_handler if self._previous_handler is not None else signal.SIG_DFL)
-            self._installed = False

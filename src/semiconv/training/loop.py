@@ -235,47 +235,43 @@ def train(
     output_folder(out / "checkpoints")
     run = Trainer(train_samples, val_samples, model_config, train_config, out, device, init_state, extra_meta, fresh_modules,
                   keep_validated)
-    try:
-        cfg = run.cfg
-        if resume:
-            run.resume()
-        # freed memory stays in the process while the loop runs (no page faults each step), given back after it
-        with freed_memory_kept(cfg.keep_freed_memory) as kept:
-            run.log({"arithmetic": {"device": str(device), "bf16_autocast": run.bf16, "channels_last": cfg.channels_last,
-                                    "kept_freed_memory": kept, "threads": torch.get_num_threads(),
-                                    "from_step": run.step_count}})
-            start = time.perf_counter()
-            run.clock.restart()
-            run.network.train()
-            stopped = done = False
-            final_step = cfg.final_step
-            batches = batch_stream(train_samples, cfg.batch_size, cfg.crop_size, cfg.augment, run.model_config.input_mode == "binary",
-                                   seed=cfg.seed, first=run.step_count, workers=cfg.workers)
-            while run.step_count < final_step and run.time_fraction() < 1:
-                if should_stop and should_stop():
-                    stopped = True
-                    break
-                values = run.step(*next(batches))
-                run.clock.tick()
-                step = run.step_count
-                done = step >= final_step or run.time_fraction() >= 1
-                val_metrics = None
-                if step % 10 == 0 or step == 1 or done:
-                    run.log({"step": step, "lr": run.scheduler.get_last_lr()[0], "time": time.perf_counter() - start, **values})
-                if (cfg.val_every > 0 and step % cfg.val_every == 0) or done:
-                    val_metrics = run.validate()
-                if step % cfg.checkpoint_every == 0 or done:
-                    run.save_checkpoint(done)
-                if progress:
-                    progress(step, final_step, values, val_metrics)
-            batches.close()  # ends the DataLoader workers, if any
-            run.clock.tick()  # the last step's validation and checkpoint
-        if done:
-            run.log({"finished": {"step": run.step_count, "train_seconds": round(run.train_seconds(), 1)}})
-        if stopped:
-            run.save_checkpoint(done)
-            if not (out / "weights.pt").exists():
-                run.validate()
-    finally:
-        run.clock.close()
+    cfg = run.cfg
+    if resume:
+        run.resume()
+    # freed memory stays in the process while the loop runs (no page faults each step), given back after it
+    with freed_memory_kept(cfg.keep_freed_memory) as kept, run.clock.pauses_left_out():
+        run.log({"arithmetic": {"device": str(device), "bf16_autocast": run.bf16, "channels_last": cfg.channels_last,
+                                "kept_freed_memory": kept, "threads": torch.get_num_threads(),
+                                "from_step": run.step_count}})
+        start = time.perf_counter()
+        run.clock.restart()
+        run.network.train()
+        stopped = done = False
+        final_step = cfg.final_step
+        batches = batch_stream(train_samples, cfg.batch_size, cfg.crop_size, cfg.augment, run.model_config.input_mode == "binary",
+                               seed=cfg.seed, first=run.step_count, workers=cfg.workers)
+        while run.step_count < final_step and run.time_fraction() < 1:
+            if should_stop and should_stop():
+                stopped = True
+                break
+            values = run.step(*next(batches))
+            run.clock.tick()
+            step = run.step_count
+            done = step >= final_step or run.time_fraction() >= 1
+            val_metrics = None
+            if step % 10 == 0 or step == 1 or done:
+                run.log({"step": step, "lr": run.scheduler.get_last_lr()[0], "time": time.perf_counter() - start, **values})
+            if (cfg.val_every > 0 and step % cfg.val_every == 0) or done:
+                val_metrics = run.validate()
+            if step % cfg.checkpoint_every == 0 or done:
+                run.save_checkpoint(done)
+            if progress:
+                progress(step, final_step, values, val_metrics)
+        batches.close()  # ends the DataLoader workers, if any
+    if done:
+        run.log({"finished": {"step": run.step_count, "train_seconds": round(run.train_seconds(), 1)}})
+    if stopped:
+        run.save_checkpoint(done)
+        if not (out / "weights.pt").exists():
+            run.validate()
     return TrainResult(run.step_count, run.best_metrics, time.perf_counter() - start, stopped)
