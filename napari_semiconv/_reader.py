@@ -59,8 +59,8 @@ def read_result_folder(path) -> list[tuple]:
 def read_file(path) -> list[tuple]:
     """Read one image; a `*_instances.tif` (N x H x W) becomes labels layers."""
     p = Path(path)
-    array = read_array(p)
     stem = p.stem
+    array = read_array(p, allow_no_planes=stem.endswith("_instances"))  # 0 x H x W: an image without worms
     if stem.endswith("_instances") and array.ndim == 3:
         return instance_layers(array > 0, stem[: -len("_instances")], visible_stack=True)
     if stem.endswith("_labels") and np.issubdtype(array.dtype, np.integer):

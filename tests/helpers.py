@@ -105,6 +105,27 @@ def imagej_filled_rois(roi_zip, width: int, height: int, workdir):
     return names, filled[: len(names)]
 
 
+IMAGEJ_OPEN_MACRO = """
+open(getArgument());
+print("opened\t" + getWidth() + "\t" + getHeight() + "\t" + nSlices + "\t" + bitDepth());
+"""
+
+
+def imagej_opened(path, workdir) -> tuple[int, int, int, int]:
+    """Open an image file in ImageJ 1.x (headless, under Xvfb): (width, height, slices, bit depth)
+    as ImageJ sees it (an RGB image: 1 slice of 24 bits)."""
+    import subprocess
+    from pathlib import Path
+
+    macro = Path(workdir) / "open.ijm"
+    macro.write_text(IMAGEJ_OPEN_MACRO)
+    result = subprocess.run(["xvfb-run", "-a", "java", "-jar", str(imagej_jar()), "-batch", str(macro), str(path)],
+                            capture_output=True, text=True, timeout=300)
+    lines = [line.split("\t")[1:] for line in result.stdout.splitlines() if line.startswith("opened\t")]
+    assert lines, result.stdout + result.stderr
+    return tuple(int(v) for v in lines[0])
+
+
 def filled_by_roifile(roi, height, width):
     """Pixels whose centres lie inside a ROI (even-odd over a composite ROI's outlines)."""
     from matplotlib.path import Path as MplPath

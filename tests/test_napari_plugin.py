@@ -1,6 +1,8 @@
 import numpy as np
 import pytest
 
+from semiconv.errors import InputError
+
 pytest.importorskip("napari")
 
 
@@ -29,6 +31,37 @@ def test_reader_and_writers_roundtrip(tmp_path):
     out = write_labels(str(tmp_path / "w_labels.tif"), labels, {})
     back = get_reader(out[0])(out[0])[0]
     assert back[2] == "labels" and np.array_equal(back[0], labels)
+
+
+def test_a_result_without_worms_is_written_and_read_back(tmp_path):
+    """A frame (or image) with no worms: its 0 x H x W instance file is written without warnings
+    and read back by the core and by the reader, in a time-lapse between frames with worms."""
+    import warnings
+
+    from napari_semiconv._reader import get_reader
+    from semiconv.editing import EditedPlane, read_result, write_edited_result
+    from semiconv.io import read_instance_stack
+
+    worm = np.zeros((1, 20, 30), bool)
+    worm[0, 4:8, 3:27] = True
+    with_worm = EditedPlane(worm, np.array([1]), np.array([0.9]), np.zeros(1, bool), [], None)
+    empty = EditedPlane(np.zeros((0, 20, 30), bool), np.zeros(0, np.int64), np.zeros(0), np.zeros(0, bool), [], None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        write_edited_result(tmp_path / "lapse", "well", [with_worm, empty, with_worm])
+        write_edited_result(tmp_path / "still", "blank", [empty])
+    assert read_instance_stack(tmp_path / "lapse" / "well_t001_instances.tif").shape == (0, 20, 30)
+    planes, rows = read_result(tmp_path / "lapse", "well")
+    assert [len(p.masks) for p in planes] == [1, 0, 1] and len(rows) == 2
+    assert np.array_equal(planes[2].masks, worm)
+    layers = get_reader(str(tmp_path / "still"))(str(tmp_path / "still"))
+    assert layers[0][0].shape == (20, 30) and not layers[0][0].any()
+    single = get_reader(str(tmp_path / "still" / "blank_instances.tif"))(str(tmp_path / "still" / "blank_instances.tif"))
+    assert single[0][2] == "labels" and not single[0][0].any()
+    tifffile = pytest.importorskip("tifffile")
+    tifffile.imwrite(tmp_path / "empty_image.tif", np.zeros((0, 20, 30), np.uint8))
+    with pytest.raises(InputError, match="holds no image data"):
+        get_reader(str(tmp_path / "empty_image.tif"))(str(tmp_path / "empty_image.tif"))
 
 
 @pytest.mark.gui

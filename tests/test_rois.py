@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from helpers import filled_by_roifile, imagej_filled_rois, imagej_jar
+from helpers import filled_by_roifile, imagej_filled_rois, imagej_jar, imagej_opened
 
 from semiconv.rois import write_roi_set
 
@@ -57,3 +57,17 @@ def test_imagej_opens_the_roi_set_with_the_same_masks(tmp_path):
     assert names == ["worm 0001", "worm 0002", "worm 0003", "worm 0017"]
     for mine, imagej in zip(masks, filled, strict=True):
         assert iou(mine, imagej) == 1.0
+
+
+@pytest.mark.skipif(imagej_jar() is None, reason="ImageJ (Debian's imagej package) and Xvfb are not installed")
+def test_imagej_opens_three_worms_and_three_frames_as_stacks(tmp_path):
+    """3 (or 4) planes must stay grey planes: tifffile's default would store them as one RGB image."""
+    from semiconv.editing import EditedPlane, write_edited_result
+
+    masks = np.zeros((3, 20, 30), bool)
+    masks[0, 2:5, 2:28], masks[1, 1:19, 4:7], masks[2, 12:15, 2:28] = True, True, True
+    plane = EditedPlane(masks, np.array([1, 2, 3]), np.array([0.9, 0.8, 0.7]), np.zeros(3, bool), [], None)
+    write_edited_result(tmp_path / "image", "well", [plane])
+    write_edited_result(tmp_path / "lapse", "well", [plane, plane, plane])
+    assert imagej_opened(tmp_path / "image" / "well_instances.tif", tmp_path) == (30, 20, 3, 8)
+    assert imagej_opened(tmp_path / "lapse" / "well_labels.tif", tmp_path) == (30, 20, 3, 16)

@@ -210,7 +210,7 @@ def read_result(folder: Path, stem: str) -> tuple[list[EditedPlane], list[dict]]
     """An exported (or `semiconv segment`) result back: each plane's worms (ids = the table's
     labels, scores, seeds, edited) from its instance stack(s) and per-worm CSV, and the rows.
     InputError when the files are missing or disagree."""
-    from .io import read_array
+    from .io import read_instance_stack
     from .result_files import read_rows
 
     folder = Path(folder)
@@ -221,8 +221,7 @@ def read_result(folder: Path, stem: str) -> tuple[list[EditedPlane], list[dict]]
     rows = read_rows(table)
     planes = []
     for t, path in enumerate(stacks):
-        masks = np.asarray(read_array(path)) > 0
-        masks = masks.reshape((-1,) + masks.shape[-2:])
+        masks = read_instance_stack(path)
         own = [r for r in rows if int(r.get("plane", 0)) == t]
         if len(own) != len(masks):
             raise InputError(f"{path.name}: {len(masks)} worms but {len(own)} rows of {table.name} for plane {t}")

@@ -18,10 +18,12 @@ from .errors import InputError
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp")
 
 
-def read_array(path: str | os.PathLike) -> np.ndarray:
+def read_array(path: str | os.PathLike, allow_no_planes: bool = False) -> np.ndarray:
     """Read a TIFF (any dimensionality) or a PNG/JPEG into a numpy array.
 
-    Raises InputError for a missing, empty or undecodable file.
+    Raises InputError for a missing, empty or undecodable file, and for one that holds no
+    pixels (unless `allow_no_planes`: a 0 x H x W stack, e.g. the instances of an image
+    without worms).
     """
     path = Path(path)
     if not path.exists():
@@ -49,9 +51,18 @@ def read_array(path: str | os.PathLike) -> np.ndarray:
     except Exception as exc:  # decoder errors come in many types
         raise InputError(f"{path}: cannot be read as an image ({type(exc).__name__}: {exc})") from exc
     array = np.asarray(array)
-    if array.size == 0:
+    if array.size == 0 and not (allow_no_planes and array.ndim >= 3 and array.shape[0] == 0 and min(array.shape[1:]) > 0):
         raise InputError(f"{path}: holds no image data")
     return array
+
+
+def read_instance_stack(path: str | os.PathLike) -> np.ndarray:
+    """Read a `<stem>_instances.tif` (N x H x W, one plane per worm; H x W read as one worm;
+    N may be 0: an image without worms) as N x H x W bool."""
+    array = read_array(path, allow_no_planes=True)
+    if array.ndim not in (2, 3):
+        raise InputError(f"{path}: an instance stack is N x H x W, this file is {' x '.join(map(str, array.shape))}")
+    return (array > 0).reshape((-1,) + array.shape[-2:])
 
 
 def read_mask(path: str | os.PathLike) -> np.ndarray:
@@ -104,12 +115,18 @@ def atomic_path(target: str | os.PathLike, overwrite: bool = False):
         raise
 
 
-def write_tiff(path: str | os.PathLike, array: np.ndarray, overwrite: bool = False) -> Path:
-    """Write `array` as a (compressed) TIFF atomically; return the path."""
+def write_tiff(path: str | os.PathLike, array: np.ndarray, overwrite: bool = False, rgb: bool = False) -> Path:
+    """Write `array` as a (compressed) TIFF atomically; return the path. Grey planes unless `rgb`
+    (H x W x 3|4): a stack of 3 or 4 planes (worms, frames) stays a stack, not one colour image."""
+    import warnings
+
     import tifffile
 
-    with atomic_path(path, overwrite=overwrite) as tmp:
-        tifffile.imwrite(str(tmp), np.asarray(array), compression="zlib")
+    with atomic_path(path, overwrite=overwrite) as tmp, warnings.catch_warnings():
+        # a 0 x H x W stack (no worms) is written as tifffile writes it, which it and
+        # read_instance_stack read back; its "nonconformant" warning is expected here
+        warnings.filterwarnings("ignore", message=".*zero-size array", category=UserWarning)
+        tifffile.imwrite(str(tmp), np.asarray(array), compression="zlib", photometric="rgb" if rgb else "minisblack")
     return Path(path)
 
 
