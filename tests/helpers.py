@@ -107,13 +107,14 @@ def imagej_filled_rois(roi_zip, width: int, height: int, workdir):
 
 IMAGEJ_OPEN_MACRO = """
 open(getArgument());
-print("opened\t" + getWidth() + "\t" + getHeight() + "\t" + nSlices + "\t" + bitDepth());
+Stack.getDimensions(width, height, channels, slices, frames);
+print("opened\t" + width + "\t" + height + "\t" + slices + "\t" + frames + "\t" + bitDepth());
 """
 
 
-def imagej_opened(path, workdir) -> tuple[int, int, int, int]:
-    """Open an image file in ImageJ 1.x (headless, under Xvfb): (width, height, slices, bit depth)
-    as ImageJ sees it (an RGB image: 1 slice of 24 bits)."""
+def imagej_opened(path, workdir) -> tuple[int, int, int, int, int]:
+    """Open an image file in ImageJ 1.x (headless, under Xvfb): (width, height, slices, frames,
+    bit depth) as ImageJ sees it (an RGB image: 1 slice of 24 bits)."""
     import subprocess
     from pathlib import Path
 

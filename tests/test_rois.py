@@ -61,7 +61,8 @@ def test_imagej_opens_the_roi_set_with_the_same_masks(tmp_path):
 
 @pytest.mark.skipif(imagej_jar() is None, reason="ImageJ (Debian's imagej package) and Xvfb are not installed")
 def test_imagej_opens_three_worms_and_three_frames_as_stacks(tmp_path):
-    """3 (or 4) planes must stay grey planes: tifffile's default would store them as one RGB image."""
+    """3 (or 4) planes must stay grey planes (tifffile's default would store them as one RGB
+    image), and a time-lapse's labels are time frames."""
     from semiconv.editing import EditedPlane, write_edited_result
 
     masks = np.zeros((3, 20, 30), bool)
@@ -69,5 +70,6 @@ def test_imagej_opens_three_worms_and_three_frames_as_stacks(tmp_path):
     plane = EditedPlane(masks, np.array([1, 2, 3]), np.array([0.9, 0.8, 0.7]), np.zeros(3, bool), [], None)
     write_edited_result(tmp_path / "image", "well", [plane])
     write_edited_result(tmp_path / "lapse", "well", [plane, plane, plane])
-    assert imagej_opened(tmp_path / "image" / "well_instances.tif", tmp_path) == (30, 20, 3, 8)
-    assert imagej_opened(tmp_path / "lapse" / "well_labels.tif", tmp_path) == (30, 20, 3, 16)
+    assert imagej_opened(tmp_path / "image" / "well_instances.tif", tmp_path) == (30, 20, 3, 1, 8)
+    assert imagej_opened(tmp_path / "lapse" / "well_labels.tif", tmp_path) == (30, 20, 1, 3, 16)  # time frames
+    assert imagej_opened(tmp_path / "lapse" / "well_t001_instances.tif", tmp_path) == (30, 20, 3, 1, 8)

@@ -115,9 +115,12 @@ def atomic_path(target: str | os.PathLike, overwrite: bool = False):
         raise
 
 
-def write_tiff(path: str | os.PathLike, array: np.ndarray, overwrite: bool = False, rgb: bool = False) -> Path:
+def write_tiff(path: str | os.PathLike, array: np.ndarray, overwrite: bool = False, rgb: bool = False,
+               axes: str | None = None) -> Path:
     """Write `array` as a (compressed) TIFF atomically; return the path. Grey planes unless `rgb`
-    (H x W x 3|4): a stack of 3 or 4 planes (worms, frames) stays a stack, not one colour image."""
+    (H x W x 3|4): a stack of 3 or 4 planes (worms, frames) stays a stack, not one colour image.
+    `axes` (e.g. "TYX", one letter per dimension) writes an ImageJ hyperstack, so that ImageJ
+    and Fiji see time frames rather than slices."""
     import warnings
 
     import tifffile
@@ -126,7 +129,9 @@ def write_tiff(path: str | os.PathLike, array: np.ndarray, overwrite: bool = Fal
         # a 0 x H x W stack (no worms) is written as tifffile writes it, which it and
         # read_instance_stack read back; its "nonconformant" warning is expected here
         warnings.filterwarnings("ignore", message=".*zero-size array", category=UserWarning)
-        tifffile.imwrite(str(tmp), np.asarray(array), compression="zlib", photometric="rgb" if rgb else "minisblack")
+        hyperstack = {"imagej": True, "metadata": {"axes": axes}} if axes else {}
+        tifffile.imwrite(str(tmp), np.asarray(array), compression="zlib", photometric="rgb" if rgb else "minisblack",
+                         **hyperstack)
     return Path(path)
 
 

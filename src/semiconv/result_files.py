@@ -147,14 +147,15 @@ def plane_ids(rows: list[dict], planes: int) -> list[np.ndarray]:
 def write_outputs(paths: list[Path], stacks: list[np.ndarray], labels: np.ndarray, rows: list[dict],
                   overwrite: bool = False, tracks: list[dict] | None = None) -> list[Path]:
     """Write the files of `output_paths`: the instance stack(s) (N x H x W each, as uint8), the
-    label image (uint16), the ROI set (if among `paths`; semiconv.rois), the tracks CSV (rows
+    label image (uint16; T x H x W as ImageJ time frames), the ROI set (if among `paths`; semiconv.rois), the tracks CSV (rows
     ordered by track, with `tracks`) and the per-worm CSV; the per-worm CSV last, so its presence
     marks a complete output."""
     by_kind = {kind: [p for p in paths if Path(p).name.endswith(kind)]
                for kind in ("_instances.tif", "_labels.tif", "_rois.zip", "_tracks.csv", "_worms.csv")}
     for target, masks in zip(by_kind["_instances.tif"], stacks, strict=True):
         write_tiff(target, np.asarray(masks).astype(np.uint8), overwrite=overwrite)
-    write_tiff(by_kind["_labels.tif"][0], np.asarray(labels).astype(np.uint16), overwrite=overwrite)
+    labels = np.asarray(labels).astype(np.uint16)
+    write_tiff(by_kind["_labels.tif"][0], labels, overwrite=overwrite, axes="TYX" if labels.ndim == 3 else None)
     if by_kind["_rois.zip"]:
         from .rois import write_roi_set
 
