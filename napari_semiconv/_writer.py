@@ -18,13 +18,23 @@ def _target(path: str) -> Path:
     return p if p.suffix.lower() in (".tif", ".tiff") else p.with_suffix(".tif")
 
 
+def is_time_lapse(data: np.ndarray, meta: dict) -> bool:
+    """A 3-D Labels layer whose first axis is time: named so (t, time, frame), or a time-lapse's
+    result (role "instances": a single image's result is 2-D)."""
+    names = tuple(meta.get("axis_labels") or ())
+    first = str(names[0]).lower() if len(names) == data.ndim else ""
+    role = (meta.get("metadata") or {}).get("role")
+    return data.ndim == 3 and (first in ("t", "time", "frame") or role == "instances")
+
+
 def write_labels(path: str, data, meta: dict) -> list[str]:
-    """Write a Labels layer as uint16 TIFF (any leading axes kept)."""
+    """Write a Labels layer as uint16 TIFF (any leading axes kept; a time-lapse's T x H x W as
+    ImageJ time frames)."""
     data = np.asarray(data)
     if data.max(initial=0) > np.iinfo(np.uint16).max:
         raise ValueError("more than 65535 labels do not fit a uint16 label image")
     target = _target(path)
-    write_tiff(target, data.astype(np.uint16), overwrite=True)
+    write_tiff(target, data.astype(np.uint16), overwrite=True, axes="TYX" if is_time_lapse(data, meta) else None)
     return [str(target)]
 
 

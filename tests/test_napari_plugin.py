@@ -33,6 +33,25 @@ def test_reader_and_writers_roundtrip(tmp_path):
     assert back[2] == "labels" and np.array_equal(back[0], labels)
 
 
+def test_a_time_lapse_labels_layer_is_written_as_time_frames(tmp_path):
+    """napari's labels writer: a time-lapse result (or a layer whose first axis is named time) is an
+    ImageJ hyperstack of frames; any other 3-D layer stays plain slices."""
+    import tifffile
+
+    from napari_semiconv._writer import write_labels
+
+    data = np.zeros((3, 20, 30), np.uint16)
+    data[:, 4:8, 3:27] = 1
+    cases = {"result": {"metadata": {"role": "instances"}}, "named": {"axis_labels": ("t", "y", "x")},
+             "volume": {"axis_labels": ("z", "y", "x")}, "bare": {}}
+    frames = {}
+    for name, meta in cases.items():
+        out = write_labels(str(tmp_path / f"{name}.tif"), data, meta)[0]
+        with tifffile.TiffFile(out) as tif:
+            frames[name] = (tif.imagej_metadata or {}).get("frames")
+        assert np.array_equal(tifffile.imread(out), data)
+    assert frames == {"result": 3, "named": 3, "volume": None, "bare": None}
+
 def test_a_result_without_worms_is_written_and_read_back(tmp_path):
     """A frame (or image) with no worms: its 0 x H x W instance file is written without warnings
     and read back by the core and by the reader, in a time-lapse between frames with worms."""
