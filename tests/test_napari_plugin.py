@@ -52,10 +52,13 @@ def test_a_time_lapse_labels_layer_is_written_as_time_frames(tmp_path):
         assert np.array_equal(tifffile.imread(out), data)
     assert frames == {"result": 3, "named": 3, "volume": None, "bare": None}
 
+
 def test_a_result_without_worms_is_written_and_read_back(tmp_path):
     """A frame (or image) with no worms: its 0 x H x W instance file is written without warnings
     and read back by the core and by the reader, in a time-lapse between frames with worms."""
     import warnings
+
+    import tifffile
 
     from napari_semiconv._reader import get_reader
     from semiconv.editing import EditedPlane, read_result, write_edited_result
@@ -77,7 +80,6 @@ def test_a_result_without_worms_is_written_and_read_back(tmp_path):
     assert layers[0][0].shape == (20, 30) and not layers[0][0].any()
     single = get_reader(str(tmp_path / "still" / "blank_instances.tif"))(str(tmp_path / "still" / "blank_instances.tif"))
     assert single[0][2] == "labels" and not single[0][0].any()
-    tifffile = pytest.importorskip("tifffile")
     tifffile.imwrite(tmp_path / "empty_image.tif", np.zeros((0, 20, 30), np.uint8))
     with pytest.raises(InputError, match="holds no image data"):
         get_reader(str(tmp_path / "empty_image.tif"))(str(tmp_path / "empty_image.tif"))

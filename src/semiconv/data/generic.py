@@ -117,5 +117,5 @@ def save_annotated(root: str | Path, name: str, image: np.ndarray, masks: np.nda
 
     root = Path(root)
     image = np.asarray(image)
-    write_tiff(root / "images" / f"{name}.tif", image, overwrite=overwrite, rgb=image.ndim == 3 and image.shape[-1] in (3, 4))
+    write_tiff(root / "images" / f"{name}.tif", image, overwrite=overwrite, rgb=looks_rgb(image))
     write_tiff(root / "annotations" / f"{name}.tif", np.asarray(masks, dtype=np.uint8), overwrite=overwrite)
