@@ -1,7 +1,7 @@
 """Where a long training run stands, on wells it never trained on and on its own training wells.
 
     python benchmarks/milestone.py RUN --data data/bbbc010-train.npz --fold 0 [--fit] [--shifted]
-        [--threads 2] [--tta]
+        [--threads 2] [--tta] [--out record.json]
 
 RUN is a `semiconv train --fold K` folder. Its model (weights.pt: the best so far by held-out
 avAP, with the thresholds the training loop chose on the held-out fold) is scored on the
@@ -11,7 +11,7 @@ rough / not found, and how many touch another worm; false positives: fragment / 
 off-worm); with --fit the same on its 40 training wells, with --shifted on the shifted copy of
 the held-out wells (benchmarks/finetune_domain_shift.py's "moderate" shift). Appends one
 record to RUN/milestones.jsonl (only in a training run's folder, never a bundled model's) and prints it with the run's held-out learning curve (every
-validation in RUN/log.jsonl).
+validation in RUN/log.jsonl); --out also writes the record as JSON to that file.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ def main() -> None:
     parser.add_argument("--shifted", action="store_true", help="also score the shifted copy of the held-out wells")
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--tta", action="store_true", help="segment with test-time augmentation (semiconv.tta) at the model's tta_thresholds")
+    parser.add_argument("--out", type=Path, help="also write the record as JSON here")
     args = parser.parse_args()
 
     import torch
@@ -80,6 +81,8 @@ def main() -> None:
             fh.write(json.dumps(record, default=float) + "\n")
     else:
         print(f"not recorded: {args.run} is not a training run's folder (no log.jsonl)", file=sys.stderr)
+    if args.out:
+        args.out.write_text(json.dumps(record, default=float, indent=1))
 
     print(f"step {record['step']}, fold {args.fold}, thresholds {record['thresholds']}")
     print("| wells | " + " | ".join(KEYS) + " |")
