@@ -2,7 +2,7 @@
 measured on one fold's held-out wells with one command.
 
     python benchmarks/release/check_candidate.py MODEL --data data/bbbc010-train.npz --out DIR
-        [--fold 0] [--threads 2] [--skip-speed]
+        [--fold 0] [--seeds 0] [--threads 2] [--skip-speed]
 
 MODEL: a model folder (a float16 bundle from bundle_model.py, or a `semiconv train` folder or one of
 its validated steps) that never trained on fold FOLD's wells. Each measurement runs as its own
@@ -11,6 +11,7 @@ process, the benchmark script as it is run alone, and leaves its JSON in DIR:
     milestone.json   benchmarks/milestone.py MODEL --fold FOLD --fit --shifted
     tracking8.json   benchmarks/tracking.py --model MODEL --wells <the fold's wells> --frames 8
     tracking30.json  the same with --frames 30
+    (both with --seeds SEEDS: each well's sequence made with each seed; IDF1 is the mean over them)
     speed.json       benchmarks/speed.py --model MODEL (not with --skip-speed)
 
 A measurement whose file is already in DIR is not run again, so a check cut short resumes where it
@@ -49,7 +50,7 @@ TARGETS = (
 )
 
 
-def commands(model: Path, data: str, fold: int, threads: int, out: Path) -> dict[str, list[str]]:
+def commands(model: Path, data: str, fold: int, seeds: list[int], threads: int, out: Path) -> dict[str, list[str]]:
     """Each measurement's command line, by the name of its JSON file in `out`; "{tmp}" stands for the
     file it writes before it is renamed into place."""
     from semiconv.data.folds import held_out_wells
@@ -57,7 +58,7 @@ def commands(model: Path, data: str, fold: int, threads: int, out: Path) -> dict
     wells = held_out_wells(fold)
     py = sys.executable
     tracking = [py, str(BENCHMARKS / "tracking.py"), "--data", data, "--model", str(model), "--wells", *wells,
-                "--threads", str(threads), "--out", "{tmp}"]
+                "--seeds", *map(str, seeds), "--threads", str(threads), "--out", "{tmp}"]
     return {
         "milestone": [py, str(BENCHMARKS / "milestone.py"), str(model), "--data", data, "--fold", str(fold),
                       "--fit", "--shifted", "--threads", str(threads), "--out", "{tmp}"],
@@ -102,6 +103,7 @@ def main() -> None:
     parser.add_argument("--data", required=True, help="BBBC010-layout folder or packed .npz")
     parser.add_argument("--out", type=Path, required=True, help="folder for each measurement's JSON and log")
     parser.add_argument("--fold", type=int, default=0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="sequence seeds of tracking.py (0: the figures of docs/benchmarks.md)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--skip-speed", action="store_true", help="leave out benchmarks/speed.py")
     args = parser.parse_args()
@@ -110,7 +112,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
 
     results: dict[str, dict] = {}
-    for name, command in commands(args.model, args.data, args.fold, args.threads, args.out).items():
+    for name, command in commands(args.model, args.data, args.fold, args.seeds, args.threads, args.out).items():
         if name == "speed" and args.skip_speed:
             continue
         results[name] = measure(name, command, args.out)
@@ -124,7 +126,7 @@ def main() -> None:
         value = figure(results, file, path)
         met = None if value is None else (value >= bound if kind == "min" else value <= bound)
         rows.append({"target": name, "figure": value, "bound": bound, "kind": kind, "met": met})
-    report = {"model": str(args.model), "fold": args.fold, "step": milestone.get("step"),
+    report = {"model": str(args.model), "fold": args.fold, "seeds": args.seeds, "step": milestone.get("step"),
               "thresholds": milestone.get("thresholds"), "targets": rows,
               "all_met": all(r["met"] for r in rows if r["met"] is not None)}
     (args.out / "targets.json").write_text(json.dumps(report, indent=1))
