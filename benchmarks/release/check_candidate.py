@@ -116,6 +116,10 @@ def main() -> None:
         if name == "speed" and args.skip_speed:
             continue
         results[name] = measure(name, command, args.out)
+        if name.startswith("tracking"):  # a file left by a check of another model or other seeds is not this check's
+            made = (results[name]["summary"].get("model"), sorted({seq["seed"] for seq in results[name]["sequences"]}))
+            if made != (str(args.model), sorted(args.seeds)):
+                sys.exit(f"{args.out / name}.json was made for model {made[0]} with seeds {made[1]}: use another --out")
     milestone = results["milestone"]
     milestone["shifted_drop"] = milestone["held_out"]["avAP"] - milestone["held_out_shifted"]["avAP"]
     weights = args.model / "weights.pt"
