@@ -58,7 +58,7 @@ def main() -> None:
     model = load_model(args.run, device="cpu", tta=args.tta)
     meta = json.loads((args.run / "config.json").read_text())
     thresholds = model.thresholds()
-    record = {"date": time.strftime("%Y-%m-%d %H:%M"), "step": meta.get("step"), "fold": args.fold, "tta": args.tta,
+    record = {"date": time.strftime("%Y-%m-%d %H:%M"), "model": str(args.run), "step": meta.get("step"), "fold": args.fold, "tta": args.tta,
               "thresholds": {"score": thresholds.score, "mask": thresholds.mask, "foreground": thresholds.foreground,
                              "containment": thresholds.containment}}
     sets = {"held_out": held_wells}

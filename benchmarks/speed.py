@@ -83,7 +83,7 @@ def main():
 
     theirs = time_calls(run_stock, args.repeats)
     result = {
-        "device": args.device, "threads": args.threads, "image": list(image.shape), "worms_found": len(pred),
+        "model": args.model, "device": args.device, "threads": args.threads, "image": list(image.shape), "worms_found": len(pred),
         "ours_s_per_image": round(ours, 3), "stock_maskrcnn_resnet50_fpn_s_per_image": round(theirs, 3),
         "ratio_ours_over_stock": round(ours / theirs, 3),
         "ours_images_per_s": round(1 / ours, 2),

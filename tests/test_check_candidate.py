@@ -21,11 +21,11 @@ def test_targets_are_judged_from_finished_measurements_without_running_them_agai
     (model / "weights.pt").write_bytes(b"\0" * 12_000_000)
     out = tmp_path / "check"
     out.mkdir()
-    milestone = {"step": 3000, "thresholds": {"score": 0.8},
+    milestone = {"model": str(model), "step": 3000, "thresholds": {"score": 0.8},
                  "held_out": {"avAP": 0.81, "score@0.5": 0.95, "overlap_recall@0.8": 0.72},
                  "held_out_shifted": {"avAP": 0.69},  # a drop of 0.12: over the 0.10 allowed
                  "training_wells": {"avAP": 0.86}}
-    speed = {"ours_s_per_image": 0.6, "ratio_ours_over_stock": 0.16}
+    speed = {"model": str(model), "ours_s_per_image": 0.6, "ratio_ours_over_stock": 0.16}
     files = {"milestone": milestone, "tracking8": _tracking(model, 1.0, 0.97), "tracking30": _tracking(model, 0.96, 0.88), "speed": speed}
     for name, content in files.items():
         (out / f"{name}.json").write_text(json.dumps(content))
@@ -46,6 +46,11 @@ def test_targets_are_judged_from_finished_measurements_without_running_them_agai
     r = subprocess.run([sys.executable, str(SCRIPT), str(model), "--data", "unused.npz", "--out", str(out), "--seeds", "0", "1"],
                        capture_output=True, text=True, cwd=ROOT)  # the tracking files were made with seed 0 only
     assert r.returncode != 0 and "with seeds [0]: use another --out" in r.stderr
+
+    (out / "milestone.json").write_text(json.dumps({**milestone, "model": "another"}))  # left by a check of another model
+    r = subprocess.run([sys.executable, str(SCRIPT), str(model), "--data", "unused.npz", "--out", str(out)],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode != 0 and "milestone.json was made for model another: use another --out" in r.stderr
 
 
 def test_a_folder_without_a_model_is_refused_in_one_line(tmp_path):

@@ -15,7 +15,8 @@ process, the benchmark script as it is run alone, and leaves its JSON in DIR:
     speed.json       benchmarks/speed.py --model MODEL (not with --skip-speed)
 
 A measurement whose file is already in DIR is not run again, so a check cut short resumes where it
-stopped (each file appears only once its script has finished). Then every target is printed with its
+stopped (each file appears only once its script has finished); a file made for another model (or,
+for tracking, other seeds) is refused. Then every target is printed with its
 figure and whether it is met, and written to DIR/targets.json. Run it with the machine otherwise
 idle: the speed figures are only fair then (a training run beside it: `kill -STOP` its process first).
 """
@@ -50,7 +51,7 @@ TARGETS = (
 )
 
 
-def commands(model: Path, data: str, fold: int, seeds: list[int], threads: int, out: Path) -> dict[str, list[str]]:
+def commands(model: Path, data: str, fold: int, seeds: list[int], threads: int) -> dict[str, list[str]]:
     """Each measurement's command line, by the name of its JSON file in `out`; "{tmp}" stands for the
     file it writes before it is renamed into place."""
     from semiconv.data.folds import held_out_wells
@@ -88,6 +89,13 @@ def measure(name: str, command: list[str], out: Path) -> dict:
     return json.loads(target.read_text())
 
 
+def made_with(result: dict) -> tuple[str | None, list[int] | None]:
+    """The model a measurement's JSON was made for, and the sequence seeds for tracking.py's (else None)."""
+    if "summary" in result:  # tracking.py
+        return result["summary"].get("model"), sorted({seq["seed"] for seq in result["sequences"]})
+    return result.get("model"), None
+
+
 def figure(results: dict, file: str, path: tuple[str, ...]) -> float | None:
     value = results.get(file)
     for key in path:
@@ -112,14 +120,14 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
 
     results: dict[str, dict] = {}
-    for name, command in commands(args.model, args.data, args.fold, args.seeds, args.threads, args.out).items():
+    for name, command in commands(args.model, args.data, args.fold, args.seeds, args.threads).items():
         if name == "speed" and args.skip_speed:
             continue
         results[name] = measure(name, command, args.out)
-        if name.startswith("tracking"):  # a file left by a check of another model or other seeds is not this check's
-            made = (results[name]["summary"].get("model"), sorted({seq["seed"] for seq in results[name]["sequences"]}))
-            if made != (str(args.model), sorted(args.seeds)):
-                sys.exit(f"{args.out / name}.json was made for model {made[0]} with seeds {made[1]}: use another --out")
+        model, seeds = made_with(results[name])  # a file left by a check of another model or other seeds is not this check's
+        if model != str(args.model) or seeds not in (None, sorted(args.seeds)):
+            with_seeds = "" if seeds is None else f" with seeds {seeds}"
+            sys.exit(f"{args.out / name}.json was made for model {model}{with_seeds}: use another --out")
     milestone = results["milestone"]
     milestone["shifted_drop"] = milestone["held_out"]["avAP"] - milestone["held_out_shifted"]["avAP"]
     weights = args.model / "weights.pt"
