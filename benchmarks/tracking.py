@@ -10,7 +10,10 @@ as `semiconv segment --track` does, each frame with the previous frame's worm bo
 it and the pieces of one worm of the frame before joined (semiconv.tracking.tracked_frame).
 Identities: (a) per_frame: the labels of the frames segmented on their own (what `semiconv segment`
 gave before tracking); (b) linked_alone: those frames linked by semiconv.tracking.link_frames;
-(c) tracked: the carried segmentation linked (the product). Reported per well and pooled:
+(c) tracked: the carried segmentation linked (the product); (d) tracked_true_identities: the same
+detections with the identities a perfect linker would give them (semiconv.track_metrics.true_identities:
+the bound of any linking, so that (d) - (c) is what the linking loses and 1 - (d) the detector's
+share). Reported per well and pooled:
 usual_label (share of the frames where a worm is found in which it carries its most frequent identity), found, IDF1, MOTA, identity switches
 (motmetrics; semiconv.track_metrics), the crossings in the sequence, the time of the carried
 segmentation against the plain one (carried_boxes_time_ratio), of segmentation vs linking
@@ -33,7 +36,7 @@ from semiconv.data.moving import MotionConfig, moving_worms
 from semiconv.data.packed import open_wells
 from semiconv.inference import load_model
 from semiconv.result_files import prediction_rows
-from semiconv.track_metrics import frame_iou, frame_matches, tracking_scores
+from semiconv.track_metrics import frame_iou, frame_matches, tracking_scores, true_identities
 from semiconv.tracking import TrackingSettings, link_frames, track_rows, tracked_frame
 
 
@@ -112,6 +115,8 @@ def main() -> None:
                      "per_frame": tracking_scores(true_stacks, true_ids, alone_stacks, per_frame),
                      "linked_alone": tracking_scores(true_stacks, true_ids, alone_stacks, link_frames(alone_stacks, settings)),
                      "tracked": tracking_scores(true_stacks, true_ids, stacks, ids),
+                     "tracked_true_identities": tracking_scores(true_stacks, true_ids, stacks,
+                                                                true_identities(true_stacks, true_ids, stacks)),
                      **others, "dead_by_movement_accuracy": round(ok / n, 3) if n else None}
             results.append(entry)
             pooled["segment_s"] += segment_s
@@ -121,7 +126,7 @@ def main() -> None:
             pooled["dead_n"] += n
             print(json.dumps(entry), flush=True)
     summary = {}
-    for kind in ["per_frame", "linked_alone", "tracked"] + [f"tracked_gap{k}" for k in args.max_gap[1:]]:
+    for kind in ["per_frame", "linked_alone", "tracked", "tracked_true_identities"] + [f"tracked_gap{k}" for k in args.max_gap[1:]]:
         matched = sum(r[kind]["matched"] for r in results)
         summary[kind] = {
             "usual_label": round(sum(r[kind]["usual_label"] * r[kind]["matched"] for r in results) / matched, 3),

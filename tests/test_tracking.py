@@ -11,7 +11,7 @@ from semiconv.data.annotate import tube_mask
 from semiconv.data.moving import MotionConfig, moving_worms
 from semiconv.errors import InputError
 from semiconv.result_files import worm_rows
-from semiconv.track_metrics import tracking_scores
+from semiconv.track_metrics import tracking_scores, true_identities
 from semiconv.tracking import TrackingSettings, link_frames, track_rows, tracked_labels
 
 SHAPE = (120, 160)
@@ -263,6 +263,24 @@ def test_linking_true_masks_of_moving_worms_keeps_every_identity(moving_c01):
     assert tracked["usual_label"] == 1.0 and tracked["id_switches"] == 0
     assert tracked["idf1"] > 0.97 and tracked["found"] == pytest.approx(1 - 1 / (n * len(orders)))
     assert per_frame["usual_label"] < 0.8 and per_frame["id_switches"] > 0
+
+
+def test_true_identities_bound_what_linking_reaches():
+    true_stacks, true_ids = crossing_scene()
+    stacks, _ = crossing_scene(missing=(3, 1))
+    spurious = np.zeros((1, *SHAPE), bool)
+    spurious[0, 5:15, 5:40] = True  # a detection on no worm, in frame 2
+    stacks[2] = np.concatenate([stacks[2], spurious])
+    ideal = true_identities(true_stacks, true_ids, stacks)
+    for t, (frame_ids, frame_stack) in enumerate(zip(ideal, stacks, strict=True)):
+        for k, mask in enumerate(frame_stack[: len(true_stacks[t]) - (t == 3)]):
+            worm = int(np.argmax([(m & mask).sum() for m in true_stacks[t]]))
+            assert frame_ids[k] == true_ids[t][worm]
+    assert ideal[2][-1] > 3 and sum((ids == ideal[2][-1]).sum() for ids in ideal) == 1
+    bound = tracking_scores(true_stacks, true_ids, stacks, ideal)
+    broken = tracking_scores(true_stacks, true_ids, stacks, link_frames(stacks, TrackingSettings(max_gap=0)))
+    assert bound["id_switches"] == 0 and bound["usual_label"] == 1.0
+    assert broken["idf1"] < bound["idf1"] < 1.0  # the gap costs linking; the false detection costs both
 
 
 def test_segment_track_writes_one_identity_per_worm(moving_c01, tmp_path):

@@ -8,6 +8,10 @@ Each frame's true worms are matched one to one to the predicted worms at mask Io
 * found: the share of (worm, frame) pairs matched;
 * IDF1, MOTA, identity switches: the CLEAR-MOT and identity metrics of motmetrics (Milan et al.
   2016; Ristani et al. 2016) on the same IoU distances (1 - IoU, matches at IoU >= 0.5).
+
+`true_identities` gives the detections the identities a perfect linker would: scored with
+`tracking_scores`, they bound what any linking of those detections reaches, so that the errors of
+a tracked sequence split into the detector's (under the bound) and the linking's (the rest).
 """
 
 from __future__ import annotations
@@ -34,6 +38,23 @@ def frame_matches(iou: np.ndarray, threshold: float = MATCH_IOU) -> list[tuple[i
         return []
     rows, cols = linear_sum_assignment(-iou)
     return [(int(r), int(c)) for r, c in zip(rows, cols, strict=True) if iou[r, c] >= threshold]
+
+
+def true_identities(true_stacks: Sequence[np.ndarray], true_ids: Sequence[np.ndarray],
+                    pred_stacks: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Identities of the detections (pred_stacks[t]: frame t's N x H x W masks) as a perfect linker
+    would give them: a detection matched to a true worm (IoU >= 0.5, `frame_matches`) takes that
+    worm's identity (true_ids[t]), every other detection an identity of its own, used once."""
+    unused = 1 + max((int(np.max(ids)) for ids in true_ids if len(ids)), default=0)
+    out = []
+    for masks, ids, p_masks in zip(true_stacks, true_ids, pred_stacks, strict=True):
+        given = np.zeros(len(p_masks), dtype=np.int64)
+        for r, c in frame_matches(frame_iou(masks, p_masks)):
+            given[c] = ids[r]
+        for c in np.flatnonzero(given == 0):
+            given[c], unused = unused, unused + 1
+        out.append(given)
+    return out
 
 
 def tracking_scores(true_stacks: Sequence[np.ndarray], true_ids: Sequence[np.ndarray],
