@@ -9,8 +9,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "benchmarks" / "release" / "check_candidate.py"
 
 
-def _tracking(model: Path, usual: float, idf1: float) -> dict:
+def _tracking(model: Path, usual: float, idf1: float, perfect_idf1: float) -> dict:
     return {"summary": {"tracked": {"usual_label": usual, "idf1_mean": idf1}, "link_share_of_segmentation": 0.01,
+                        "tracked_true_identities": {"usual_label": 1.0, "idf1_mean": perfect_idf1},
                         "model": str(model)}, "sequences": [{"well": "A11", "seed": 0}]}
 
 
@@ -26,7 +27,7 @@ def test_targets_are_judged_from_finished_measurements_without_running_them_agai
                  "held_out_shifted": {"avAP": 0.69},  # a drop of 0.12: over the 0.10 allowed
                  "training_wells": {"avAP": 0.86}}
     speed = {"model": str(model), "ours_s_per_image": 0.6, "ratio_ours_over_stock": 0.16}
-    files = {"milestone": milestone, "tracking8": _tracking(model, 1.0, 0.97), "tracking30": _tracking(model, 0.96, 0.88), "speed": speed}
+    files = {"milestone": milestone, "tracking8": _tracking(model, 1.0, 0.97, 0.98), "tracking30": _tracking(model, 0.96, 0.88, 0.91), "speed": speed}
     for name, content in files.items():
         (out / f"{name}.json").write_text(json.dumps(content))
     r = subprocess.run([sys.executable, str(SCRIPT), str(model), "--data", "unused.npz", "--out", str(out)],
@@ -42,6 +43,8 @@ def test_targets_are_judged_from_finished_measurements_without_running_them_agai
     assert abs(figures["avAP drop on the shifted copy (#21)"] - 0.12) < 1e-9
     assert report["all_met"] is False and report["step"] == 3000
     assert "some targets not met" in r.stdout
+    assert "| 30 frames: IDF1 (#24) | 0.880 (perfect identities: 0.910) | >= 0.9 | no |" in r.stdout
+    assert {row["target"]: row.get("perfect_identities") for row in report["targets"]}["8 frames: IDF1 (#24)"] == 0.98
 
     r = subprocess.run([sys.executable, str(SCRIPT), str(model), "--data", "unused.npz", "--out", str(out), "--seeds", "0", "1"],
                        capture_output=True, text=True, cwd=ROOT)  # the tracking files were made with seed 0 only
