@@ -17,8 +17,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cross_validate import KEYS  # noqa: E402
 
 
 def average_states(states: list[dict]) -> dict:
@@ -26,9 +30,10 @@ def average_states(states: list[dict]) -> dict:
     float32); other tensors (integer buffers) are taken from the first."""
     import torch
 
-    keys = set(states[0])
+    from semiconv.model_folders import mismatched_weights
+
     for state in states[1:]:
-        if set(state) != keys:
+        if any(mismatched_weights(states[0], state)):
             raise ValueError("the folders' weights have different tensors: not steps of one model")
     out = {}
     for key, first in states[0].items():
@@ -53,7 +58,7 @@ def main() -> None:
     from semiconv.calibration import choose_thresholds
     from semiconv.data.folds import fold_split
     from semiconv.data.packed import open_wells
-    from semiconv.model_folders import read_model_folder, save_model_folder
+    from semiconv.model_folders import load_state_checked, read_model_folder, save_model_folder
     from semiconv.network.build import build_model
     from semiconv.training.samples import samples_from_bbbc010
 
@@ -64,17 +69,16 @@ def main() -> None:
     read = [read_model_folder(folder) for folder in args.folders]
     config = read[-1][0]
     network = build_model(config)
-    network.load_state_dict(average_states([state for _, state, _ in read]))
+    load_state_checked(network, average_states([state for _, state, _ in read]), "the averaged weights")
     source = open_wells(args.data)
     _, held_wells = fold_split(args.fold, source.wells)
     start = time.perf_counter()
     _, metrics = choose_thresholds(network, config, samples_from_bbbc010(source, held_wells, config), torch.device("cpu"))
     steps = [meta.get("step") for _, _, meta in read]
     meta = {"averaged_from": [str(f) for f in args.folders], "steps": steps, "fold": args.fold,
-            "data": {**read[-1][2].get("data", {})}, "validation": metrics}
+            "data": read[-1][2].get("data", {}), "validation": metrics}
     save_model_folder(args.out, network, config.with_thresholds(metrics), meta)
-    keys = ("avAP", "AP", "AP50", "AP75", "score@0.5", "score@0.9", "overlap_recall@0.5", "overlap_recall@0.8")
-    print(json.dumps({"steps": steps, **{k: round(metrics[k], 3) for k in keys},
+    print(json.dumps({"steps": steps, **{k: round(metrics[k], 3) for k in KEYS},
                       "thresholds": [metrics[k] for k in ("score_threshold", "mask_threshold", "foreground_threshold",
                                                           "mask_containment_threshold")],
                       "seconds": round(time.perf_counter() - start, 1), "out": str(args.out)}))
