@@ -3,15 +3,18 @@
     python benchmarks/milestone.py RUN --data data/bbbc010-train.npz --fold 0 [--fit] [--shifted]
         [--threads 2] [--tta] [--out record.json]
 
-RUN is a `semiconv train --fold K` folder. Its model (weights.pt: the best so far by held-out
-avAP, with the thresholds the training loop chose on the held-out fold) is scored on the
+RUN is a `semiconv train --fold K` folder (its model, weights.pt: the best so far by held-out
+avAP) or one of its validated/step-NNNNNN/ folders (`--keep-validated`: the model at that
+validation), each with the thresholds the training loop chose on the held-out fold, scored on the
 fold's 10 held-out wells: COCO AP / AP50 / AP75, TP/(TP+FP+FN) at 0.5 and 0.9, avAP, recall of
 worms touching another (crossing) at IoU 0.5 and 0.8, and the error census (missed: merged /
 rough / not found, and how many touch another worm; false positives: fragment / merge /
 off-worm); with --fit the same on its 40 training wells, with --shifted on the shifted copy of
 the held-out wells (benchmarks/finetune_domain_shift.py's "moderate" shift). Appends one
-record to RUN/milestones.jsonl (only in a training run's folder, never a bundled model's) and prints it with the run's held-out learning curve (every
-validation in RUN/log.jsonl); --out also writes the record as JSON to that file.
+record to the run's milestones.jsonl (only for a training run's model, never a bundled model's)
+and prints it with the run's held-out learning curve (every validation in its log.jsonl) and
+its milestones so far (held-out, fit and shifted avAP by step); --out also writes the record as
+JSON to that file.
 """
 
 from __future__ import annotations
@@ -26,11 +29,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cross_validate import CENSUS, KEYS, predictions, scored  # noqa: E402
 
 
-def learning_curve(run: Path) -> list[dict]:
+def learning_curve(run: Path | None) -> list[dict]:
     """Every held-out validation the training loop logged: step, avAP, score@0.5, AP."""
-    lines = (run / "log.jsonl").read_text().splitlines() if (run / "log.jsonl").exists() else []
+    lines = (run / "log.jsonl").read_text().splitlines() if run is not None else []
     records = [json.loads(line)["validation"] for line in lines if '"validation"' in line]
     return [{k: r.get(k) for k in ("step", "avAP", "score@0.5", "AP", "overlap_recall@0.8")} for r in records]
+
+
+def milestone_curve(run: Path | None) -> list[dict]:
+    """The run's milestones so far, by step: held-out, fit (training wells) and shifted avAP (3 decimals)."""
+    path = run / "milestones.jsonl" if run is not None else None
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path and path.exists() else []
+    rows = [{"step": r.get("step"), **{name: round(r[name]["avAP"], 3) for name in ("held_out", "training_wells", "held_out_shifted")
+                                       if name in r}} for r in records]
+    return sorted(rows, key=lambda row: row["step"] or 0)
 
 
 def main() -> None:
@@ -50,6 +62,7 @@ def main() -> None:
     from semiconv.data.folds import fold_split
     from semiconv.data.packed import open_wells
     from semiconv.inference import load_model
+    from semiconv.training.loop import training_run_of
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -76,11 +89,12 @@ def main() -> None:
             preds = predictions(model, [image for image, _ in moved], thresholds)
             record["held_out_shifted"] = scored(preds, [m for _, m in moved], thresholds.score)
     record["seconds"] = round(time.perf_counter() - start, 1)
-    if (args.run / "log.jsonl").exists():  # a training run's folder, not a bundled model's (the package's files)
-        with open(args.run / "milestones.jsonl", "a") as fh:
+    run = training_run_of(args.run)  # None for a bundled model's folder (the package's files)
+    if run is not None:
+        with open(run / "milestones.jsonl", "a") as fh:
             fh.write(json.dumps(record, default=float) + "\n")
     else:
-        print(f"not recorded: {args.run} is not a training run's folder (no log.jsonl)", file=sys.stderr)
+        print(f"not recorded: {args.run} is not a training run's model (no log.jsonl in it or its run)", file=sys.stderr)
     if args.out:
         args.out.write_text(json.dumps(record, default=float, indent=1))
 
@@ -92,7 +106,8 @@ def main() -> None:
             print(f"| {name} | " + " | ".join(f"{record[name][k]:.3f}" for k in KEYS) + " |")
     census = record["held_out"]["census"]
     print("held-out census: " + ", ".join(f"{c} {census[c]:.3g}" for c in CENSUS))
-    print("learning curve (held-out, training loop): " + json.dumps(learning_curve(args.run)))
+    print("learning curve (held-out, training loop): " + json.dumps(learning_curve(run)))
+    print("milestones (avAP: held-out, training wells, shifted): " + json.dumps(milestone_curve(run), default=float))
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ that contradict each other are refused by name; training never changes the calle
 
 import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -258,6 +259,43 @@ def test_keep_validated_keeps_the_model_of_every_validation_with_its_own_thresho
     assert state.keys() == same.keys() and all(torch.equal(state[k], same[k]) for k in state)
     r = train_cli("--data", plate, "--out", tmp_path / "plain", "--config", config, "--fold", "0")
     assert r.exit_code == 0 and not (tmp_path / "plain" / "validated").exists()  # only when asked
+
+
+def test_a_milestone_of_a_validated_step_is_recorded_in_its_run(plate, tmp_path):
+    """benchmarks/milestone.py on a run's validated/step-NNNNNN/ folder appends to the run's
+    milestones.jsonl and prints the run's curves; a copy of the folder outside a run is not recorded."""
+    import shutil
+    import subprocess
+    import sys
+
+    from semiconv.training.loop import training_run_of
+
+    config = tiny_config_file(tmp_path / "cfg.json", steps=2)
+    out = tmp_path / "run"
+    assert train_cli("--data", plate, "--out", out, "--config", config, "--fold", "0", "--keep-validated").exit_code == 0
+    step1, step2 = out / "validated" / "step-000001", out / "validated" / "step-000002"
+    shutil.copytree(step1, tmp_path / "bundle")
+    assert training_run_of(out) == out and training_run_of(step2) == out
+    assert training_run_of(tmp_path / "bundle") is None
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "milestone.py"
+
+    def milestone(folder):
+        return subprocess.run([sys.executable, str(script), str(folder), "--data", str(plate), "--fold", "0", "--fit"],
+                              capture_output=True, text=True)
+
+    for folder in (step2, step1):
+        r = milestone(folder)
+        assert r.returncode == 0, r.stderr
+    records = [json.loads(line) for line in (out / "milestones.jsonl").read_text().splitlines()]
+    assert [(rec["step"], rec["model"]) for rec in records] == [(2, str(step2)), (1, str(step1))]
+    curve = json.loads(r.stdout.split("milestones (avAP: held-out, training wells, shifted): ")[1].splitlines()[0])
+    assert [row["step"] for row in curve] == [1, 2]  # ordered by step
+    assert curve[0] == {"step": 1, "held_out": round(records[1]["held_out"]["avAP"], 3),
+                        "training_wells": round(records[1]["training_wells"]["avAP"], 3)}
+    logged = json.loads(r.stdout.split("learning curve (held-out, training loop): ")[1].splitlines()[0])
+    assert [v["step"] for v in logged] == [1, 2]
+    r = milestone(tmp_path / "bundle")
+    assert r.returncode == 0 and "not recorded" in r.stderr and len((out / "milestones.jsonl").read_text().splitlines()) == 2
 
 
 def test_a_config_with_crawled_frames_trains_on_them_too(plate, tmp_path):

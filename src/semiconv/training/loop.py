@@ -207,6 +207,18 @@ class Trainer:
         return values
 
 
+def training_run_of(model_folder: str | Path) -> Path | None:
+    """The training run folder `model_folder` belongs to: itself (it has log.jsonl), the run
+    that kept it as validated/step-NNNNNN/, or None (a bundled or averaged model folder)."""
+    folder = Path(model_folder)
+    if (folder / "log.jsonl").exists():
+        return folder
+    run = folder.parent.parent
+    if folder.parent.name == "validated" and folder.name.startswith("step-") and (run / "log.jsonl").exists():
+        return run
+    return None
+
+
 def train(
     train_samples: list[Sample],
     val_samples: list[Sample],
