@@ -107,7 +107,7 @@ def main() -> None:
     census = record["held_out"]["census"]
     print("held-out census: " + ", ".join(f"{c} {census[c]:.3g}" for c in CENSUS))
     print("learning curve (held-out, training loop): " + json.dumps(learning_curve(run)))
-    print("milestones (avAP: held-out, training wells, shifted): " + json.dumps(milestone_curve(run), default=float))
+    print("milestones (avAP: held-out, training wells, shifted): " + json.dumps(milestone_curve(run)))
 
 
 if __name__ == "__main__":

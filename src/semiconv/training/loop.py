@@ -33,6 +33,9 @@ from ..scale import typical_worm_length, typical_worm_width
 from .clock import TrainingClock
 from .samples import Sample, batch_stream
 
+LOG_FILE = "log.jsonl"  # a training run's log: one JSON line per logged step / validation
+VALIDATED_DIR = "validated"  # with keep_validated: validated/step-NNNNNN/, the model at each validation
+
 
 @dataclass
 class TrainResult:
@@ -92,7 +95,7 @@ class Trainer:
         self.clock = TrainingClock()  # training seconds, earlier runs (resume) included, pauses left out
         self.meta = {"train": cfg.to_dict(), **(extra_meta or {})}
         self.checkpoint_path = out / "checkpoints" / "last.pt"
-        self.log_path = out / "log.jsonl"
+        self.log_path = out / LOG_FILE
 
     def _build_network(self, init_state: dict | None, fresh_modules: tuple[str, ...]) -> torch.nn.Module:
         """The network, from `init_state` where given; `fresh_modules` (and a foreground head the
@@ -184,7 +187,7 @@ class Trainer:
 
     def validated_folder(self, step: int) -> Path:
         """The model folder a validation at `step` saves with `keep_validated`."""
-        return self.out / "validated" / f"step-{step:06d}"
+        return self.out / VALIDATED_DIR / f"step-{step:06d}"
 
     def step(self, images: list[torch.Tensor], targets: list[dict]) -> dict:
         """One optimiser step on a batch; returns the losses (floats, 'loss' their sum)."""
@@ -211,10 +214,10 @@ def training_run_of(model_folder: str | Path) -> Path | None:
     """The training run folder `model_folder` belongs to: itself (it has log.jsonl), the run
     that kept it as validated/step-NNNNNN/, or None (a bundled or averaged model folder)."""
     folder = Path(model_folder)
-    if (folder / "log.jsonl").exists():
+    if (folder / LOG_FILE).exists():
         return folder
     run = folder.parent.parent
-    if folder.parent.name == "validated" and folder.name.startswith("step-") and (run / "log.jsonl").exists():
+    if folder.parent.name == VALIDATED_DIR and folder.name.startswith("step-") and (run / LOG_FILE).exists():
         return run
     return None
 
