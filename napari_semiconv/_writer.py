@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from semiconv.data.instances import labels_to_stack
-from semiconv.io import write_tiff
+from semiconv.io import write_label_image, write_tiff
 
 
 def _target(path: str) -> Path:
@@ -31,10 +31,8 @@ def write_labels(path: str, data, meta: dict) -> list[str]:
     """Write a Labels layer as uint16 TIFF (any leading axes kept; a time-lapse's T x H x W as
     ImageJ time frames)."""
     data = np.asarray(data)
-    if data.max(initial=0) > np.iinfo(np.uint16).max:
-        raise ValueError("more than 65535 labels do not fit a uint16 label image")
     target = _target(path)
-    write_tiff(target, data.astype(np.uint16), overwrite=True, axes="TYX" if is_time_lapse(data, meta) else None)
+    write_label_image(target, data, time_lapse=is_time_lapse(data, meta), overwrite=True)
     return [str(target)]
 
 

@@ -4,7 +4,7 @@ import tifffile
 
 from semiconv.data.generic import list_annotated_folder, load_pair, read_annotations, save_annotated
 from semiconv.errors import InputError
-from semiconv.io import read_array, read_mask, write_tiff
+from semiconv.io import read_array, read_mask, write_label_image, write_tiff
 
 
 def test_missing_and_empty_and_corrupt(tmp_path):
@@ -90,3 +90,23 @@ def test_outputs_asked_into_a_file_are_refused_by_name(tmp_path):
         write_tiff(tmp_path / "afile" / "x.tif", np.zeros((2, 2), np.uint8))
     assert (tmp_path / "afile").read_text() == "keep me"
     assert output_folder(tmp_path / "new" / "deeper").is_dir()
+
+
+def test_a_label_image_is_uint16_with_time_frames_only_for_a_time_lapse(tmp_path):
+    """One rule for label images: uint16; a time-lapse's T x H x W as ImageJ frames, a single image
+    2-D; labels that do not fit uint16 are refused and nothing is written."""
+    labels = np.zeros((3, 12, 16), np.int64)
+    labels[:, 2:6, 3:9] = 300
+    frames = {}
+    for name, time_lapse in (("movie", True), ("slices", False)):
+        out = write_label_image(tmp_path / f"{name}.tif", labels, time_lapse=time_lapse)
+        with tifffile.TiffFile(out) as tif:
+            frames[name] = (tif.imagej_metadata or {}).get("frames")
+            back = tif.asarray()
+        assert back.dtype == np.uint16 and np.array_equal(back, labels)
+    assert frames == {"movie": 3, "slices": None}
+    for bad in (70000, -1):
+        labels[0, 0, 0] = bad
+        with pytest.raises(ValueError, match="0-65535"):
+            write_label_image(tmp_path / "bad.tif", labels, time_lapse=True)
+    assert not (tmp_path / "bad.tif").exists()

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .io import write_text, write_tiff
+from .io import write_label_image, write_text, write_tiff
 from .measure import measure_worms
 
 #: The per-worm table's columns, in order; a table holds those it has values for.
@@ -154,8 +154,8 @@ def write_outputs(paths: list[Path], stacks: list[np.ndarray], labels: np.ndarra
                for kind in ("_instances.tif", "_labels.tif", "_rois.zip", "_tracks.csv", "_worms.csv")}
     for target, masks in zip(by_kind["_instances.tif"], stacks, strict=True):
         write_tiff(target, np.asarray(masks).astype(np.uint8), overwrite=overwrite)
-    labels = np.asarray(labels).astype(np.uint16)
-    write_tiff(by_kind["_labels.tif"][0], labels, overwrite=overwrite, axes="TYX" if labels.ndim == 3 else None)
+    # a single image's label image is 2-D: a 3-D one is a time-lapse's
+    write_label_image(by_kind["_labels.tif"][0], labels, time_lapse=np.ndim(labels) == 3, overwrite=overwrite)
     if by_kind["_rois.zip"]:
         from .rois import write_roi_set
 
