@@ -1,12 +1,16 @@
 """CPU/GPU inference speed on one 520 x 696 BBBC010 image, against torchvision's stock
 maskrcnn_resnet50_fpn (random weights, default transform) on the same image in the same run.
 
-    python benchmarks/speed.py [--model bbbc010-brightfield] [--threads 2] [--repeats 5] [--device cpu]
+    python benchmarks/speed.py [--model bbbc010-brightfield [OTHER ...]] [--threads 2] [--repeats 5] [--device cpu]
 
 Prints JSON: seconds per image (median) for our full predict (all outputs: masks, labels,
 Psi, displacement) in fp32 and, where the CPU computes bf16 natively, under bf16 autocast
 (`load_model(..., precision="bf16")`), and for the stock model, their ratios, and peak resident memory of a
-separate process doing one prediction with our model.
+separate process doing one prediction with our model. The calls are timed in rounds, one call
+of each contender per round, so that a host whose speed drifts (shared CPUs) moves all of them
+alike; each ratio is the median of the per-round ratios, with its range over the rounds. Further
+models after the first are timed in the same rounds and reported under "others" (their time over
+stock and over the first model's).
 """
 
 from __future__ import annotations
@@ -30,14 +34,24 @@ def sample_image() -> np.ndarray:
     return Bbbc010Folder(sample_data_dir() / "bbbc010").load("C01").brightfield
 
 
-def time_calls(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+def time_rounds(calls: dict, repeats: int) -> dict[str, list[float]]:
+    """Seconds per call of each named zero-argument callable, `repeats` rounds of one call each
+    (after one warm-up round), interleaved: {name: [seconds per round]}."""
+    for fn in calls.values():
         fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    times = {name: [] for name in calls}
+    for _ in range(repeats):
+        for name, fn in calls.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def ratio(times: dict[str, list[float]], top: str, bottom: str) -> tuple[float, list[float]]:
+    """Median over rounds of top's time over bottom's, and the [lowest, highest] such ratio."""
+    per_round = [a / b for a, b in zip(times[top], times[bottom], strict=True)]
+    return round(statistics.median(per_round), 3), [round(min(per_round), 3), round(max(per_round), 3)]
 
 
 def peak_memory_mb(model: str, threads: int, device: str) -> float:
@@ -53,7 +67,8 @@ def peak_memory_mb(model: str, threads: int, device: str) -> float:
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--model", default="bbbc010-brightfield")
+    parser.add_argument("--model", nargs="+", default=["bbbc010-brightfield"],
+                        help="model name(s) or folder(s); the first is the one reported in full")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--device", default="cpu")
@@ -65,13 +80,13 @@ def main():
     from semiconv.inference import resolve_precision
 
     image = sample_image()
-    model = semiconv.load_model(args.model, device=args.device)
-    ours = time_calls(lambda: model.predict(image), args.repeats)
-    pred = model.predict(image)
-    bf16 = None
-    if resolve_precision("auto", model.device) == "bf16":  # the same model under bf16 autocast, same run
-        fast = semiconv.load_model(args.model, device=args.device, precision="bf16")
-        bf16 = time_calls(lambda: fast.predict(image), args.repeats)
+    models = {name: semiconv.load_model(name, device=args.device) for name in args.model}
+    main_name = args.model[0]
+    first = f"model:{main_name}"
+    calls = {f"model:{name}": (lambda m=m: m.predict(image)) for name, m in models.items()}
+    if resolve_precision("auto", models[main_name].device) == "bf16":  # the first model under bf16 autocast
+        fast = semiconv.load_model(main_name, device=args.device, precision="bf16")
+        calls["bf16"] = lambda: fast.predict(image)
     stock = maskrcnn_resnet50_fpn(weights=None, weights_backbone=None).eval().to(args.device)
     rgb = torch.from_numpy((image / image.max()).astype(np.float32))[None].repeat(3, 1, 1).to(args.device)
 
@@ -81,18 +96,29 @@ def main():
             if args.device.startswith("cuda"):
                 torch.cuda.synchronize()
 
-    theirs = time_calls(run_stock, args.repeats)
+    calls["stock"] = run_stock
+    times = time_rounds(calls, args.repeats)
+    median = {name: statistics.median(t) for name, t in times.items()}
+    ours, (over_stock, over_stock_range) = median[first], ratio(times, first, "stock")
     result = {
-        "model": args.model, "device": args.device, "threads": args.threads, "image": list(image.shape), "worms_found": len(pred),
-        "ours_s_per_image": round(ours, 3), "stock_maskrcnn_resnet50_fpn_s_per_image": round(theirs, 3),
-        "ratio_ours_over_stock": round(ours / theirs, 3),
+        "model": main_name, "device": args.device, "threads": args.threads, "image": list(image.shape),
+        "worms_found": len(models[main_name].predict(image)), "rounds": args.repeats,
+        "ours_s_per_image": round(ours, 3), "stock_maskrcnn_resnet50_fpn_s_per_image": round(median["stock"], 3),
+        "ratio_ours_over_stock": over_stock, "ratio_ours_over_stock_range": over_stock_range,
         "ours_images_per_s": round(1 / ours, 2),
     }
-    if bf16 is not None:
-        result.update(ours_bf16_s_per_image=round(bf16, 3), ratio_bf16_over_fp32=round(bf16 / ours, 3),
-                      ratio_bf16_over_stock=round(bf16 / theirs, 3))
+    if "bf16" in times:
+        result.update(ours_bf16_s_per_image=round(median["bf16"], 3),
+                      ratio_bf16_over_fp32=ratio(times, "bf16", first)[0],
+                      ratio_bf16_over_stock=ratio(times, "bf16", "stock")[0])
+    others = [{"model": name, "s_per_image": round(median[f"model:{name}"], 3),
+               "ratio_over_stock": ratio(times, f"model:{name}", "stock")[0],
+               "ratio_over_first": ratio(times, f"model:{name}", first)[0],
+               "ratio_over_first_range": ratio(times, f"model:{name}", first)[1]} for name in args.model[1:]]
+    if others:
+        result["others"] = others
     if args.device == "cpu":
-        result["peak_rss_mb_one_prediction_process"] = round(peak_memory_mb(args.model, args.threads, args.device), 1)
+        result["peak_rss_mb_one_prediction_process"] = round(peak_memory_mb(main_name, args.threads, args.device), 1)
     result["this_process_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     print(json.dumps(result, indent=2))
 

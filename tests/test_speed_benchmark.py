@@ -1,0 +1,23 @@
+"""benchmarks/speed.py's timing logic: contenders timed in interleaved rounds, ratios per round."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+
+from speed import ratio, time_rounds  # noqa: E402
+
+
+def test_contenders_are_timed_in_interleaved_rounds_after_a_warm_up():
+    order = []
+    calls = {name: (lambda n=name: order.append(n)) for name in ("model:a", "bf16", "stock")}
+    times = time_rounds(calls, repeats=3)
+    assert order == ["model:a", "bf16", "stock"] * 4  # one warm-up round, then three timed ones
+    assert {name: len(t) for name, t in times.items()} == {"model:a": 3, "bf16": 3, "stock": 3}
+    assert all(t >= 0 for ts in times.values() for t in ts)
+
+
+def test_a_ratio_is_the_median_of_per_round_ratios_with_its_range():
+    # the host slows down 2x in round two: per-round ratios stay 0.2, 0.2, 0.25
+    times = {"ours": [1.0, 2.0, 1.0], "stock": [5.0, 10.0, 4.0]}
+    assert ratio(times, "ours", "stock") == (0.2, [0.2, 0.25])
