@@ -22,6 +22,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -54,12 +55,26 @@ def ratio(times: dict[str, list[float]], top: str, bottom: str) -> tuple[float, 
     return round(statistics.median(per_round), 3), [round(min(per_round), 3), round(max(per_round), 3)]
 
 
+def own_peak_mb() -> float:
+    """This process's peak resident memory, MiB: Linux's VmHWM (its own address space only;
+    ru_maxrss would carry the parent's resident size into a child across exec), else ru_maxrss."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def peak_memory_mb(model: str, threads: int, device: str) -> float:
+    """Peak resident MiB of a fresh process that loads `model` and segments the sample image once."""
     code = (
-        "import resource, torch, sys; sys.path.insert(0, 'benchmarks'); torch.set_num_threads(%d);"
-        "from speed import sample_image; import semiconv;"
+        "import sys, torch; sys.path.insert(0, %r); torch.set_num_threads(%d);"
+        "from speed import own_peak_mb, sample_image; import semiconv;"
         "m = semiconv.load_model(%r, device=%r); m.predict(sample_image());"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)" % (threads, model, device)
+        "print(own_peak_mb())" % (str(Path(__file__).resolve().parent), threads, model, device)
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
@@ -119,7 +134,7 @@ def main():
         result["others"] = others
     if args.device == "cpu":
         result["peak_rss_mb_one_prediction_process"] = round(peak_memory_mb(main_name, args.threads, args.device), 1)
-    result["this_process_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    result["this_process_peak_rss_mb"] = round(own_peak_mb(), 1)
     print(json.dumps(result, indent=2))
 
 
