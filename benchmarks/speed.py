@@ -126,10 +126,12 @@ def main():
         result.update(ours_bf16_s_per_image=round(median["bf16"], 3),
                       ratio_bf16_over_fp32=ratio(times, "bf16", first)[0],
                       ratio_bf16_over_stock=ratio(times, "bf16", "stock")[0])
-    others = [{"model": name, "s_per_image": round(median[f"model:{name}"], 3),
-               "ratio_over_stock": ratio(times, f"model:{name}", "stock")[0],
-               "ratio_over_first": ratio(times, f"model:{name}", first)[0],
-               "ratio_over_first_range": ratio(times, f"model:{name}", first)[1]} for name in args.model[1:]]
+    others = []
+    for name in args.model[1:]:
+        over_first, over_first_range = ratio(times, f"model:{name}", first)
+        others.append({"model": name, "s_per_image": round(median[f"model:{name}"], 3),
+                       "ratio_over_stock": ratio(times, f"model:{name}", "stock")[0],
+                       "ratio_over_first": over_first, "ratio_over_first_range": over_first_range})
     if others:
         result["others"] = others
     if args.device == "cpu":
