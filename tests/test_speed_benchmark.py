@@ -3,7 +3,8 @@
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
 
 from speed import ratio, time_rounds  # noqa: E402
 
@@ -23,7 +24,7 @@ def test_a_ratio_is_the_median_of_per_round_ratios_with_its_range():
     assert ratio(times, "ours", "stock") == (0.2, [0.2, 0.25])
 
 
-def test_a_child_process_peak_memory_leaves_out_its_parent(tmp_path):
+def test_a_child_process_peak_memory_leaves_out_its_parent():
     """A fresh process's own peak: a parent holding 1.5 GiB does not lift its child's figure
     (about 0.5 GiB: Python, numpy, torch; ru_maxrss would report at least the parent's 1.5 GiB,
     as Linux carries it across exec)."""
@@ -32,7 +33,6 @@ def test_a_child_process_peak_memory_leaves_out_its_parent(tmp_path):
     import numpy as np
 
     held = np.ones(1536 * 2**20 // 8)  # touched: resident in this process
-    code = f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parent.parent / 'benchmarks')!r});" \
-           "from speed import own_peak_mb; print(own_peak_mb())"
+    code = f"import sys; sys.path.insert(0, {str(BENCHMARKS)!r}); from speed import own_peak_mb; print(own_peak_mb())"
     child = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
     assert held.sum() > 0 and 0 < child < 1024

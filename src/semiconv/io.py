@@ -138,8 +138,8 @@ def write_tiff(path: str | os.PathLike, array: np.ndarray, overwrite: bool = Fal
 def write_label_image(path: str | os.PathLike, labels: np.ndarray, time_lapse: bool = False,
                       overwrite: bool = False) -> Path:
     """Write a label image (H x W; T x H x W when `time_lapse`, written as ImageJ time frames;
-    other leading axes kept as slices) as uint16 TIFF atomically; return the path. Labels above
-    65535 are refused: they do not fit."""
+    other leading axes kept as slices) as uint16 TIFF atomically; return the path. Labels outside
+    0-65535 are refused: they do not fit."""
     labels = np.asarray(labels)
     if labels.size and (labels.min() < 0 or labels.max() > np.iinfo(np.uint16).max):
         raise ValueError("labels outside 0-65535 do not fit a uint16 label image")
