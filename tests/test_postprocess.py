@@ -209,3 +209,26 @@ def test_a_carried_worm_outranks_a_fresh_detection_that_pairs_two_crossing_worms
     carried = detections(RawOutputs((100, 100), [tile(np.array([False, True, True]))]), thresholds, 1.0)
     assert len(carried.masks) == 2 and np.array_equal(carried.masks, np.stack([a, b]) > 0.5)
     assert np.allclose(carried.scores, [0.9, 0.9]) and carried.carried.all()
+
+
+def test_a_mask_under_the_minimum_area_is_not_a_worm():
+    """A detection whose mask has fewer pixels than min_area (a 2 x 2 speck, as a model can find on a
+    blank frame) is dropped before NMS; the worm beside it stays. 0 keeps both; the model's
+    `min_mask_area_px` is what Thresholds.of takes."""
+    from semiconv.config import ModelConfig
+    from semiconv.network_outputs import RawOutputs, TileOutputs
+    from semiconv.postprocess import detections
+
+    worm, speck = np.zeros((60, 60), np.float32), np.zeros((60, 60), np.float32)
+    worm[28:33, 5:55] = 1
+    speck[10:12, 10:12] = 1
+    tile = TileOutputs((0, 0), (0, 0, 60, 60), np.array([0.6, 0.9], np.float32), np.zeros((2, 4), np.float32),
+                       np.stack([speck, worm]), np.zeros((2, 2), np.float32), np.zeros((2, 2), np.float32))
+    raw = RawOutputs((60, 60), [tile])
+    thresholds = Thresholds.of(ModelConfig(min_mask_area_px=50), score=0.5, mask=0.5, foreground=0.5)
+    assert thresholds.min_area == 50
+    kept = detections(raw, thresholds, 1.0)
+    assert len(kept.masks) == 1 and np.array_equal(kept.masks[0], worm > 0.5)
+    assert len(detections(raw, Thresholds.of(ModelConfig(), score=0.5, mask=0.5, foreground=0.5), 1.0).masks) == 2
+    with pytest.raises(ValueError, match="min_mask_area_px"):
+        ModelConfig(min_mask_area_px=-1).validate()

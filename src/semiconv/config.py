@@ -96,6 +96,9 @@ class ModelConfig:
     # after NMS, a mask with more than this fraction of its area under higher-scoring masks is
     # dropped (a fragment of a worm already found); 1 = off. Chosen on validation.
     mask_containment_threshold: float = 1.0
+    # a detection whose mask has fewer pixels than this (at the model's scale, after the mask and
+    # foreground thresholds) is not a worm and is dropped before NMS; 0 = off
+    min_mask_area_px: int = 0
     # the same four thresholds (CHOSEN_THRESHOLDS names) chosen for test-time augmentation
     # (semiconv.tta: mirrored passes fused; scores are then averaged over the passes); {} = none chosen
     tta_thresholds: dict = field(default_factory=dict)
@@ -119,6 +122,8 @@ class ModelConfig:
             raise ValueError(f"foreground_arch must be 'shallow' or 'unet', not {self.foreground_arch!r}")
         if set(self.tta_thresholds) - set(CHOSEN_THRESHOLDS):
             raise ValueError(f"tta_thresholds takes only {', '.join(CHOSEN_THRESHOLDS)}")
+        if self.min_mask_area_px < 0:
+            raise ValueError("min_mask_area_px must be >= 0 (0: off)")
         if self.mask_rois_per_image < 0:
             raise ValueError("mask_rois_per_image must be >= 0 (0: every positive RoI)")
         if self.foreground_images_per_batch < 0:

@@ -70,14 +70,16 @@ class Thresholds:
     """Every number post-processing uses. score: lowest detection score kept; mask: mask probability;
     foreground: foreground probability (masks are cut by it; models with a foreground head);
     nms: mask IoU above which the lower-scoring mask goes; containment: fraction of a mask's area
-    under higher-scoring masks above which it goes (1 = off); growth (pixels) and largest_piece:
-    the clean-up of masks at or above the score threshold."""
+    under higher-scoring masks above which it goes (1 = off); min_area: fewest mask pixels a
+    detection needs (0 = off); growth (pixels) and largest_piece: the clean-up of masks at or above
+    the score threshold."""
 
     score: float
     mask: float
     foreground: float
     nms: float
     containment: float
+    min_area: int = 0
     growth: int = 0
     largest_piece: bool = False
 
@@ -86,7 +88,7 @@ class Thresholds:
         """The model's own thresholds; overrides given as None keep the model's value."""
         own = cls(score=config.score_threshold, mask=config.mask_threshold, foreground=config.foreground_threshold,
                   nms=config.mask_nms_threshold, containment=config.mask_containment_threshold,
-                  growth=config.foreground_growth, largest_piece=config.keep_largest_piece)
+                  min_area=config.min_mask_area_px, growth=config.foreground_growth, largest_piece=config.keep_largest_piece)
         return replace(own, **{k: v for k, v in overrides.items() if v is not None})
 
     @property
@@ -246,9 +248,12 @@ def nms_order(masks: np.ndarray, scores: np.ndarray, nms: float, containment: fl
 
 
 def after_nms(raw: RawOutputs, thresholds: Thresholds, coord_scale: float) -> Candidates:
-    """Candidates at the score threshold that survive mask NMS, highest rank first (`Candidates.rank`;
-    containment not yet applied: calibration reuses this for every containment value)."""
+    """Candidates at the score threshold with masks of at least thresholds.min_area pixels that
+    survive mask NMS, highest rank first (`Candidates.rank`; containment not yet applied:
+    calibration reuses this for every containment value)."""
     found = candidates(raw, thresholds.score, thresholds.mask, thresholds.foreground, coord_scale)
+    if thresholds.min_area > 0:
+        found = found.take(np.flatnonzero(np.count_nonzero(found.masks, axis=(1, 2)) >= thresholds.min_area))
     return found.take(nms_order(found.masks, found.rank, thresholds.nms, 1.0))
 
 
