@@ -213,7 +213,7 @@ def test_a_carried_worm_outranks_a_fresh_detection_that_pairs_two_crossing_worms
 
 def test_a_mask_under_the_minimum_area_is_not_a_worm():
     """A detection whose mask has fewer pixels than min_area (a 2 x 2 speck, as a model can find on a
-    blank frame) is dropped before NMS; the worm beside it stays. 0 keeps both; the model's
+    blank frame) is never kept by mask NMS; the worm beside it stays. 0 keeps both; the model's
     `min_mask_area_px` is what Thresholds.of takes."""
     from semiconv.config import ModelConfig
     from semiconv.network_outputs import RawOutputs, TileOutputs

@@ -97,7 +97,7 @@ class ModelConfig:
     # dropped (a fragment of a worm already found); 1 = off. Chosen on validation.
     mask_containment_threshold: float = 1.0
     # a detection whose mask has fewer pixels than this (at the model's scale, after the mask and
-    # foreground thresholds) is not a worm and is dropped before NMS; 0 = off
+    # foreground thresholds) is not a worm: mask NMS never keeps it; 0 = off
     min_mask_area_px: int = 0
     # the same four thresholds (CHOSEN_THRESHOLDS names) chosen for test-time augmentation
     # (semiconv.tta: mirrored passes fused; scores are then averaged over the passes); {} = none chosen

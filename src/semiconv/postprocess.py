@@ -3,7 +3,7 @@
 Plain functions of (`network_outputs.RawOutputs`, `Thresholds`):
     candidates        binary masks of detections at or above a score (mask probability cut by the
                       foreground), tiles merged (a detection belongs to the tile owning its box centre)
-    mask_nms          greedy NMS on mask IoU
+    mask_nms          greedy NMS on mask IoU; masks under the minimum area (thresholds.min_area) never kept
     suppress_contained  drop masks lying mostly under higher-scoring ones (fragments)
     detections        candidates, mask_nms (`after_nms`), suppress_contained (`without_contained`):
                       the detections kept
@@ -202,9 +202,11 @@ def _intersection(masks: np.ndarray, boxes: np.ndarray, i: int, j: int) -> int:
     return int(np.count_nonzero(masks[i, y0:y1, x0:x1] & masks[j, y0:y1, x0:x1]))
 
 
-def mask_nms(masks: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
-    """Indices kept by greedy NMS on mask IoU (highest score first). masks: N x H x W bool."""
+def mask_nms(masks: np.ndarray, scores: np.ndarray, threshold: float, min_area: int = 1) -> np.ndarray:
+    """Indices kept by greedy NMS on mask IoU (highest score first); a mask of fewer than
+    max(min_area, 1) pixels is never kept (an empty one least of all). masks: N x H x W bool."""
     boxes, areas = _boxes_and_areas(masks)
+    min_area = max(min_area, 1)
 
     def iou_above(i: int, j: int) -> bool:
         inter = _intersection(masks, boxes, i, j)
@@ -212,7 +214,7 @@ def mask_nms(masks: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndar
 
     kept: list[int] = []
     for i in np.argsort(-scores, kind="stable"):
-        if areas[i] and not any(iou_above(i, j) for j in kept):
+        if areas[i] >= min_area and not any(iou_above(i, j) for j in kept):
             kept.append(int(i))
     return np.asarray(kept, dtype=np.int64)
 
@@ -238,11 +240,12 @@ def suppress_contained(masks: np.ndarray, scores: np.ndarray, threshold: float) 
     return np.asarray(kept, dtype=np.int64)
 
 
-def nms_order(masks: np.ndarray, scores: np.ndarray, nms: float, containment: float) -> np.ndarray:
-    """Indices that survive mask NMS and then containment suppression, highest score first."""
+def nms_order(masks: np.ndarray, scores: np.ndarray, nms: float, containment: float, min_area: int = 1) -> np.ndarray:
+    """Indices that survive mask NMS (masks of at least `min_area` pixels) and then containment
+    suppression, highest score first."""
     if not len(masks):
         return np.zeros(0, np.int64)
-    kept = mask_nms(masks, scores, nms)
+    kept = mask_nms(masks, scores, nms, min_area)
     kept = kept[suppress_contained(masks[kept], scores[kept], containment)]
     return kept[np.argsort(-scores[kept], kind="stable")]
 
@@ -252,9 +255,7 @@ def after_nms(raw: RawOutputs, thresholds: Thresholds, coord_scale: float) -> Ca
     survive mask NMS, highest rank first (`Candidates.rank`; containment not yet applied:
     calibration reuses this for every containment value)."""
     found = candidates(raw, thresholds.score, thresholds.mask, thresholds.foreground, coord_scale)
-    if thresholds.min_area > 0:
-        found = found.take(np.flatnonzero(np.count_nonzero(found.masks, axis=(1, 2)) >= thresholds.min_area))
-    return found.take(nms_order(found.masks, found.rank, thresholds.nms, 1.0))
+    return found.take(nms_order(found.masks, found.rank, thresholds.nms, 1.0, thresholds.min_area))
 
 
 def without_contained(found: Candidates, thresholds: Thresholds) -> Candidates:
