@@ -5,8 +5,9 @@
 
 Scores the model on cross-validation fold `--fold`'s 10 wells (as benchmarks/cross_validate.py
 does: every detection for COCO AP, cleaned from the model's score threshold) once in fp32 and
-once under torch.autocast("cpu", bfloat16); prints avAP, AP, TP/(TP+FP+FN)@0.5 and the wall time
-of each (time only indicative: speed belongs to benchmarks/speed.py on a quiet machine).
+once in bf16 (`load_model(..., precision="bf16")`: the model's own bf16 autocast; an autocast
+around `predict` would be switched off inside it); prints avAP, AP, TP/(TP+FP+FN)@0.5 and the
+wall time of each (time only indicative: speed belongs to benchmarks/speed.py on a quiet machine).
 """
 
 from __future__ import annotations
@@ -35,16 +36,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    model = load_model(args.model, device="cpu")
+    models = {name: load_model(args.model, device="cpu", precision=name) for name in ("fp32", "bf16")}
     wells = load_packed(args.data, wells=list(FOLDS[args.fold]))
     images, truths = [w.brightfield for w in wells], [w.masks for w in wells]
-    thresholds = model.thresholds()
+    thresholds = models["fp32"].thresholds()
     results = {}
-    for name, context in (("fp32", torch.autocast("cpu", enabled=False)),
-                          ("bf16", torch.autocast("cpu", dtype=torch.bfloat16))):
+    for name, model in models.items():
         start = time.perf_counter()
-        with context:
-            preds = predictions(model, images, thresholds)
+        preds = predictions(model, images, thresholds)
         metrics = scored(preds, truths, thresholds.score)
         results[name] = {k: round(float(metrics[k]), 4) for k in ("avAP", "AP", "score@0.5")}
         results[name]["seconds"] = round(time.perf_counter() - start, 1)
