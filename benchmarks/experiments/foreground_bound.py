@@ -52,7 +52,8 @@ def main():
                 region = cut(fg, true)
                 if region is not None:
                     masks &= region[None]
-                keep = nms_order(masks, scores, model.config.mask_nms_threshold, model.config.mask_containment_threshold)
+                keep = nms_order(masks, scores, model.config.mask_nms_threshold, model.config.mask_containment_threshold,
+                                 model.config.min_mask_area_px)
                 preds.append((masks[keep], scores[keep]))
                 regions.append(region)
 

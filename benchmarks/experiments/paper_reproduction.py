@@ -227,7 +227,7 @@ def refinement_effect(model_name: str, data: str) -> dict:
         unrefined = paste_masks_aligned(torch.sigmoid(out["mask_logits_unrefined"]), out["boxes"], (H, W)).numpy()
         for key, probs in (("s (unrefined)", unrefined), ("s + log K (refined)", out["masks"][:, 0].numpy())):
             masks = probs >= 0.5
-            keep = mask_nms(masks, scores, model.config.mask_nms_threshold)
+            keep = mask_nms(masks, scores, model.config.mask_nms_threshold, model.config.min_mask_area_px)
             preds[key].append((masks[keep], scores[keep]))
         truths.append(well.masks)
     return {key: best_score_threshold(p, truths)[1] for key, p in preds.items()}
